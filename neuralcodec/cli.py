@@ -1,0 +1,367 @@
+"""The ``aec`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import click
+
+from .errors import AecError
+
+AEC_SUFFIX = ".aec"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"aec: error: {message}", err=True)
+
+
+def _progress(items: list, label: str) -> Iterator:
+    """A progress bar on an interactive terminal; plain iteration otherwise."""
+    if len(items) > 1 and sys.stderr.isatty():
+        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+            yield from bar
+    else:
+        yield from items
+
+
+def _plan(inputs: tuple[str, ...], out: str | None, out_suffix: str,
+          second_is_output: Callable[[str], bool]) -> list[tuple[Path, Path]]:
+    """Pair inputs with outputs: ``IN OUT``, ``IN -o OUT`` or ``IN... -o DIR``."""
+    if not inputs:
+        raise click.UsageError("no input file given")
+    if out is None and len(inputs) == 2 and second_is_output(inputs[1]):
+        inputs, out = inputs[:1], inputs[1]
+    paths = [Path(p) for p in inputs]
+    if len(paths) == 1:
+        src = paths[0]
+        dst = Path(out) if out else src.with_suffix(out_suffix)
+        if out and Path(out).is_dir():
+            dst = Path(out) / (src.stem + out_suffix)
+        pairs = [(src, dst)]
+    else:
+        folder = Path(out) if out else None
+        if folder is not None:
+            if folder.exists() and not folder.is_dir():
+                raise AecError(f"-o {folder}: with several inputs, -o must be a folder")
+            folder.mkdir(parents=True, exist_ok=True)
+        pairs = [(p, (folder or p.parent) / (p.stem + out_suffix)) for p in paths]
+    for src, dst in pairs:
+        if src.resolve() == dst.resolve():
+            raise AecError(f"{src}: output would overwrite the input")
+    return pairs
+
+
+def _run_batch(pairs: list[tuple[Path, Path]], label: str, job: Callable[[Path, Path], str],
+               quiet: bool) -> None:
+    failures = 0
+    for src, dst in _progress(pairs, label):
+        try:
+            line = job(src, dst)
+            if not quiet and len(pairs) == 1:
+                click.echo(line)
+        except AecError as exc:
+            failures += 1
+            message = str(exc)
+            _fail(message if message.startswith(str(src)) else f"{src}: {message}")
+    if failures:
+        if len(pairs) > 1:
+            _fail(f"{failures} of {len(pairs)} files failed")
+        sys.exit(1)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    from .image_io import atomic_write
+
+    atomic_write(path, lambda f: f.write(data))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise AecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AecError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise AecError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise AecError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    help="Where the transforms run (the entropy parameters always run on the CPU).",
+)
+max_pixels_option = click.option(
+    "--max-pixels", type=click.IntRange(min=1), default=None,
+    help="Refuse images larger than this many pixels [default: 100000000].",
+)
+
+
+def _codec(model: str | None, device: str, max_pixels: int | None):
+    from .codec import DEFAULT_MAX_PIXELS, Codec
+
+    return Codec(model, device, max_pixels or DEFAULT_MAX_PIXELS)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aec", prog_name="aec")
+def main() -> None:
+    """aec: compress images with a learned codec into .aec files and back."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (one input) or folder (several inputs).")
+@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=None,
+              help="Quality 0..100, higher is better [default: 75].")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target bits per pixel: the highest quality whose file fits.")
+@click.option("--model", default=None, help="Model name (see 'aec models').")
+@device_option
+@max_pixels_option
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def encode(inputs, output, quality, bpp, model, device, max_pixels, quiet) -> None:
+    """Compress images into .aec files.
+
+    \b
+      aec encode photo.png photo.aec -q 60
+      aec encode *.png -o compressed/ --bpp 0.5
+    """
+    from .codec import DEFAULT_QUALITY
+
+    if quality is not None and bpp is not None:
+        raise click.UsageError("give either --quality or --bpp, not both")
+    codec = _codec(model, device, max_pixels)
+    pairs = _plan(inputs, output, AEC_SUFFIX, lambda p: Path(p).suffix.lower() == AEC_SUFFIX)
+
+    def job(src: Path, dst: Path) -> str:
+        t0 = time.perf_counter()
+        if bpp is not None:
+            data, q = codec.encode_to_bpp(src, bpp)
+        else:
+            q = DEFAULT_QUALITY if quality is None else quality
+            data = codec.encode(src, q)
+        seconds = time.perf_counter() - t0
+        _write_bytes(dst, data)
+        from .codec import describe
+
+        info = describe(data)
+        return (f"{src} -> {dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, "
+                f"quality {q:g}, {seconds:.2f} s")
+
+    _run_batch(pairs, "encoding", job, quiet)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
+@click.option("--format", "fmt", default="png", show_default=True,
+              help="Output suffix when the output name is derived (png, webp, tif, ...).")
+@device_option
+@max_pixels_option
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def decode(inputs, output, fmt, device, max_pixels, quiet) -> None:
+    """Restore images from .aec files. The output format follows the suffix (PNG by default).
+
+    \b
+      aec decode photo.aec photo.png
+      aec decode compressed/*.aec -o restored/
+    """
+    from .image_io import output_format, save_image
+
+    suffix = "." + fmt.lower().lstrip(".")
+    output_format(f"x{suffix}")  # reject an unknown --format before any work
+    codec = _codec(None, device, max_pixels)
+    pairs = _plan(inputs, output, suffix, lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
+
+    def job(src: Path, dst: Path) -> str:
+        output_format(dst)
+        t0 = time.perf_counter()
+        image = codec.decode(_read_bytes(src))
+        seconds = time.perf_counter() - t0
+        save_image(image, dst)
+        return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
+
+    _run_batch(pairs, "decoding", job, quiet)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(files, as_json) -> None:
+    """Show the header and chunk sizes of .aec files (no decoding)."""
+    from .codec import describe
+
+    failures = 0
+    for name in files:
+        try:
+            facts = describe(_read_bytes(Path(name)))
+        except AecError as exc:
+            failures += 1
+            _fail(f"{name}: {exc}" if not str(exc).startswith(name) else str(exc))
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": name, **facts}))
+            continue
+        click.echo(f"{name}:")
+        for key, value in facts.items():
+            if key == "chunks":
+                value = ", ".join(f"{k} {v} B" for k, v in value.items())
+            elif key == "bpp":
+                value = f"{value:.4f}"
+            click.echo(f"  {key:15s} {value}")
+    if failures:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json) -> None:
+    """List installed models (the package's and those in $AEC_MODEL_PATH)."""
+    from .registry import DEFAULT_MODEL, available_models
+
+    rows = []
+    for m in available_models():
+        training = m.card.get("training", {})
+        rows.append({
+            "name": m.name,
+            "default": m.name == DEFAULT_MODEL,
+            "family": m.card.get("family", "?"),
+            "steps": training.get("steps"),
+            "fingerprint": m.fingerprint.hex(),
+            "weights": str(m.weights),
+            "summary": m.card.get("summary", ""),
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        _fail("no models installed")
+        sys.exit(1)
+    for r in rows:
+        star = " (default)" if r["default"] else ""
+        click.echo(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
+                   f"fingerprint {r['fingerprint']}")
+        if r["summary"]:
+            click.echo(f"    {r['summary']}")
+
+
+@main.command()
+@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=75, show_default=True)
+@device_option
+@click.option("--keep", type=click.Path(file_okay=False), default=None,
+              help="Also write the .aec and decoded PNG into this folder.")
+def demo(quality, device, keep) -> None:
+    """Encode and decode the bundled sample image and report size, PSNR and time."""
+    import numpy as np
+    from PIL import Image
+
+    from .codec import Codec
+    from .image_io import save_image
+
+    sample = Path(__file__).parent / "samples" / "kodim23.png"
+    original = Image.open(sample).convert("RGB")
+    t0 = time.perf_counter()
+    codec = Codec(None, device).load()
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = codec.encode(original, quality)
+    t_enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    restored = codec.decode(data)
+    t_dec = time.perf_counter() - t0
+    a = np.asarray(original, dtype=np.float64)
+    b = np.asarray(restored.convert("RGB"), dtype=np.float64)
+    psnr = 10 * np.log10(255**2 / np.mean((a - b) ** 2))
+    w, h = original.size
+    click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
+    click.echo(f"quality:   {quality:g}")
+    click.echo(f"size:      {len(data)} bytes ({8 * len(data) / (w * h):.4f} bpp; "
+               f"PNG is {sample.stat().st_size} bytes)")
+    click.echo(f"PSNR:      {psnr:.2f} dB (RGB)")
+    click.echo(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
+    if keep:
+        folder = Path(keep)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_bytes(folder / "kodim23.aec", data)
+        save_image(restored, folder / "kodim23.png")
+        click.echo(f"wrote:     {folder / 'kodim23.aec'}, {folder / 'kodim23.png'}")
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", default="runs/default", show_default=True, help="Run folder.")
+@click.option("--eval-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Evaluation images (e.g. Kodak), logged every --eval-every steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--patch", type=click.IntRange(min=64), default=128, show_default=True)
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--N", "n", type=click.IntRange(min=8), default=128, show_default=True)
+@click.option("--M", "m", type=click.IntRange(min=8), default=192, show_default=True)
+@device_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--export", "export_name", default=None,
+              help="After training, export weights under this model name.")
+@click.option("--export-dir", type=click.Path(file_okay=False), default=None,
+              help="Where --export writes (default: the package's weights folder).")
+def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, checkpoint_every,
+          n, m, device, seed, export_name, export_dir) -> None:
+    """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
+    from .model import ModelConfig
+    from .registry import WEIGHTS_DIR
+    from .train import TrainOptions, export
+    from .train import train as run_training
+
+    opts = TrainOptions(
+        data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
+        patch=patch, lr=lr, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        device=device, seed=seed, config={**ModelConfig().to_dict(), "N": n, "M": m},
+    )
+    try:
+        run_training(opts, log=lambda msg: click.echo(msg, err=True))
+    except ValueError as exc:
+        raise AecError(str(exc)) from None
+    if export_name:
+        path = export(out, export_name, export_dir or WEIGHTS_DIR)
+        click.echo(f"exported {path}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: turns AecError into one line on stderr and a non-zero exit code."""
+    try:
+        main.main(args=argv, prog_name="aec", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted")
+        return 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except AecError as exc:
+        _fail(str(exc))
+        return 1
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as exc:  # a bug: one line for users, the traceback on request
+        if os.environ.get("AEC_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set AEC_DEBUG=1 for details)")
+        return 2
+    return 0
+
+
+def console_main() -> None:
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(run())

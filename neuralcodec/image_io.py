@@ -1,0 +1,186 @@
+"""Image I/O: reading files, normalising pixel modes, and moving pixels to and from tensors."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .errors import AecError
+from .model import PAD_MULTIPLE
+
+# Modes coded natively; everything else is converted (with a notice) to one of these.
+NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+def warn(message: str) -> None:
+    print(f"aec: note: {message}", file=sys.stderr)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into an AecError."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy() if im.mode != "P" else im.convert(im.mode)
+    except FileNotFoundError:
+        raise AecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AecError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise AecError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise AecError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise AecError(f"{path}: cannot read image ({exc})") from None
+
+
+def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Image.Image:
+    """Return the image in one of NATIVE_MODES, telling the user about any conversion."""
+    if im.mode in NATIVE_MODES:
+        return im
+    if im.mode == "P":
+        has_alpha = "transparency" in im.info or im.palette.mode == "RGBA"
+        target = "RGBA" if has_alpha else "RGB"
+    elif im.mode in ("1",):
+        target = "L"
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        target = "L"
+        notice(f"{im.mode} image reduced to 8-bit grayscale")
+        arr = np.asarray(im, dtype=np.float64)
+        if im.mode != "F":
+            arr = arr / 257.0 if arr.max() > 255 else arr
+        else:
+            arr = arr * 255.0 if arr.max() <= 1.0 else arr
+        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
+    elif im.mode == "PA":
+        target = "RGBA"
+    elif im.mode == "La":
+        target = "LA"
+    elif im.mode == "RGBa":
+        target = "RGBA"
+    else:
+        target = "RGB"
+    notice(f"{im.mode} image converted to {target}")
+    return im.convert(target)
+
+
+def split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """(colour image in L or RGB, alpha band or None)."""
+    if im.mode == "RGBA":
+        return im.convert("RGB"), im.getchannel("A")
+    if im.mode == "LA":
+        return im.convert("L"), im.getchannel("A")
+    return im, None
+
+
+def image_to_tensor(im: Image.Image) -> torch.Tensor:
+    """L or RGB image -> (1, 3, H, W) float32 in [0, 1]; grayscale is replicated."""
+    arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_image(x: torch.Tensor, mode: str) -> Image.Image:
+    """(1, 3, H, W) tensor in [0, 1] -> image in ``mode`` (L or RGB)."""
+    arr = (x[0].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    im = Image.fromarray(np.ascontiguousarray(arr), "RGB")
+    return im.convert("L") if mode == "L" else im
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """Pad the bottom and right edges by replication up to a multiple of ``multiple``."""
+    h, w = x.shape[2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def encode_alpha(alpha: Image.Image) -> bytes:
+    """Alpha band stored losslessly (PNG-compressed 8-bit)."""
+    buf = io.BytesIO()
+    alpha.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def decode_alpha(data: bytes, size: tuple[int, int]) -> Image.Image:
+    from .errors import CorruptFileError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            alpha = im.convert("L")
+    except Exception as exc:  # any decoder failure of the embedded PNG means damage
+        raise CorruptFileError(f"alpha chunk is damaged ({exc})") from None
+    if alpha.size != size:
+        raise CorruptFileError("alpha chunk does not match the image size")
+    return alpha
+
+
+def merge_alpha(im: Image.Image, alpha: Image.Image | None) -> Image.Image:
+    if alpha is None:
+        return im
+    out = im.convert("LA" if im.mode == "L" else "RGBA")
+    out.putalpha(alpha)
+    return out
+
+
+def output_format(path: str | Path) -> str:
+    """Pillow format name for an output path's suffix; PNG when there is none."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    Image.init()
+    fmt = Image.EXTENSION.get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise AecError(f"{path}: cannot write images with suffix '{suffix}'")
+    return fmt
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write through a temporary file in the same folder, renamed into place on success."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except FileNotFoundError:
+        raise AecError(f"{path}: folder {folder} does not exist") from None
+    except PermissionError:
+        raise AecError(f"{path}: permission denied") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_image(im: Image.Image, path: str | Path) -> None:
+    """Save atomically in the format the suffix names (PNG if none)."""
+    fmt = output_format(path)
+    if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
+        warn(f"{path}: JPEG has no alpha channel; alpha dropped")
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+
+    def write(f):
+        try:
+            im.save(f, format=fmt)
+        except (OSError, ValueError, KeyError) as exc:
+            raise AecError(f"{path}: cannot write {fmt} ({exc})") from None
+
+    atomic_write(path, write)

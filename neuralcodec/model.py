@@ -1,0 +1,231 @@
+"""The learned transform: a mean-scale hyperprior with a checkerboard context.
+
+Analysis ``g_a`` maps an image to latents ``y``; the hyper-analysis ``h_a`` summarises
+``y`` as ``z`` (coded with a factorized entropy bottleneck); ``h_s`` and the
+checkerboard context give each latent a Gaussian mean and scale; synthesis ``g_s``
+maps quantized latents back to pixels.
+
+One network covers the whole rate range: a continuous *rate level* ``l`` in
+``[0, levels - 1]`` selects per-channel gain vectors (Cui et al. 2021, "Asymmetric gained
+deep image compression"), interpolated geometrically between the trained levels, which
+scale the latents before quantization and back after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+with warnings.catch_warnings():
+    # compressai 1.2.8 calls the deprecated torch.jit.script at import time; users
+    # should not see that warning on every command.
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN
+    from compressai.models import CompressionModel
+
+# Latents are downsampled 16x by g_a and another 4x by h_a: inputs are padded to this.
+PAD_MULTIPLE = 64
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model's architecture (stored as JSON beside weights)."""
+
+    N: int = 128
+    M: int = 192
+    lambdas: tuple[float, ...] = field(
+        default_factory=lambda: (0.0018, 0.004, 0.009, 0.02, 0.045, 0.1)
+    )
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]))
+
+
+def conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1
+    )
+
+
+def checkerboard_anchor_mask(height: int, width: int, device=None) -> Tensor:
+    """Boolean (1, 1, H, W) mask of the anchor positions, decoded first ((i + j) even)."""
+    i = torch.arange(height, device=device).view(-1, 1)
+    j = torch.arange(width, device=device).view(1, -1)
+    return ((i + j) % 2 == 0).view(1, 1, height, width)
+
+
+def ste_round(x: Tensor) -> Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def rate_level(quality: float, levels: int) -> float:
+    """Map the user's quality 0..100 onto the continuous rate level 0..levels-1."""
+    q = min(max(float(quality), 0.0), 100.0)
+    return q / 100.0 * (levels - 1)
+
+
+class GainBank(nn.Module):
+    """Per-level positive channel gains, interpolated geometrically for fractional levels."""
+
+    def __init__(self, levels: int, channels: int, init_log: Tensor | None = None):
+        super().__init__()
+        init = torch.zeros(levels, channels)
+        if init_log is not None:
+            init += init_log.view(-1, 1)
+        self.log_gain = nn.Parameter(init)
+
+    def forward(self, level: Tensor) -> Tensor:
+        """``level``: (B,) floats in [0, levels-1] -> gains (B, C, 1, 1)."""
+        levels = self.log_gain.shape[0]
+        level = level.clamp(0, levels - 1).to(self.log_gain.dtype)
+        lo = level.floor().long().clamp(max=levels - 2)
+        frac = (level - lo.to(level.dtype)).view(-1, 1)
+        log_gain = (1 - frac) * self.log_gain[lo] + frac * self.log_gain[lo + 1]
+        return log_gain.exp()[:, :, None, None]
+
+
+class HyperpriorCheckerboard(CompressionModel):
+    """Mean-scale hyperprior (Minnen et al. 2018) with a two-pass checkerboard context
+    (He et al. 2021) and continuous rate control by gain vectors."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config or ModelConfig()
+        N, M, levels = self.config.N, self.config.M, self.config.levels
+
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(
+            conv(M, N, 3, 1), nn.LeakyReLU(inplace=True),
+            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, N), nn.LeakyReLU(inplace=True),
+            deconv(N, N), nn.LeakyReLU(inplace=True), conv(N, M, 3, 1),
+        )
+        # Sees only anchor latents, so a plain convolution is causal for the second pass.
+        self.context = conv(M, M, 5, 1)
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(2 * M, 320, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(320, 256, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(256, 2 * M, 1),
+        )
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+
+        # Start the gains near the high-rate optimum (quantizer step ~ lambda^-1/2) so
+        # the levels separate from the first step instead of having to discover it.
+        lam = torch.tensor(self.config.lambdas)
+        init = 0.5 * torch.log(lam)
+        init = init - init.mean()
+        self.gain_y = GainBank(levels, M, init)
+        self.gain_y_inv = GainBank(levels, M, -init)
+        self.gain_z = GainBank(levels, N)
+        self.gain_z_inv = GainBank(levels, N)
+
+    # -- pieces shared by training and the coding path ------------------------------
+
+    def analysis(self, x: Tensor, level: Tensor) -> Tensor:
+        return self.g_a(x) * self.gain_y(level)
+
+    def hyper_analysis(self, y: Tensor, level: Tensor) -> Tensor:
+        return self.h_a(y) * self.gain_z(level)
+
+    def hyper_synthesis(self, z_hat: Tensor, level: Tensor) -> Tensor:
+        return self.h_s(z_hat * self.gain_z_inv(level))
+
+    def gaussian_params(self, hyper: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(scales, means) from hyper features and context features (None = anchors)."""
+        if ctx is None:
+            ctx = torch.zeros_like(hyper)
+        scales, means = self.entropy_parameters(torch.cat([hyper, ctx], dim=1)).chunk(2, 1)
+        return scales, means
+
+    def synthesis(self, y_hat: Tensor, level: Tensor) -> Tensor:
+        return self.g_s(y_hat * self.gain_y_inv(level))
+
+    # -- training ------------------------------------------------------------------
+
+    def forward(self, x: Tensor, level: Tensor) -> dict:
+        """Training/evaluation pass with noise (training) or rounding (eval) proxies."""
+        y = self.analysis(x, level)
+        z = self.hyper_analysis(y, level)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        z_med = self.entropy_bottleneck._get_medians()
+        z_hat = ste_round(z - z_med) + z_med
+        hyper = self.hyper_synthesis(z_hat, level)
+
+        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3], y.device)
+        scales_a, means_a = self.gaussian_params(hyper, None)
+        y_hat_a = (ste_round(y - means_a) + means_a) * anchor
+        scales_n, means_n = self.gaussian_params(hyper, self.context(y_hat_a))
+        scales = torch.where(anchor, scales_a, scales_n)
+        means = torch.where(anchor, means_a, means_n)
+
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y_hat = ste_round(y - means) + means
+        x_hat = self.synthesis(y_hat, level)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def lambda_at(self, level: Tensor) -> Tensor:
+        """Rate-distortion trade-off for (fractional) levels: log-linear interpolation."""
+        log_lam = torch.log(torch.tensor(self.config.lambdas, device=level.device))
+        levels = len(self.config.lambdas)
+        level = level.clamp(0, levels - 1)
+        lo = level.floor().long().clamp(max=levels - 2)
+        frac = level - lo.to(level.dtype)
+        return torch.exp((1 - frac) * log_lam[lo] + frac * log_lam[lo + 1])
+
+
+def rd_loss(model: HyperpriorCheckerboard, x: Tensor, level: Tensor) -> dict:
+    """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch."""
+    out = model(x, level)
+    num_pixels = x.shape[2] * x.shape[3]
+    bpp = sum(
+        (-torch.log2(lik.clamp_min(1e-9))).flatten(1).sum(1) for lik in out["likelihoods"].values()
+    ) / num_pixels
+    mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
+    lam = model.lambda_at(level)
+    loss = (lam * 255**2 * mse + bpp).mean()
+    psnr = -10 * torch.log10(mse.clamp_min(1e-10))
+    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr.mean()}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = [
+    "PAD_MULTIPLE",
+    "ModelConfig",
+    "HyperpriorCheckerboard",
+    "checkerboard_anchor_mask",
+    "rate_level",
+    "rd_loss",
+    "count_parameters",
+]

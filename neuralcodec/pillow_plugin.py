@@ -1,0 +1,63 @@
+"""Pillow plugin: ``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)``.
+
+Opening reads only the header (size and mode are known at once); pixels are decoded on
+first access, like any other Pillow format.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from PIL import Image, ImageFile
+
+from . import container
+from .errors import AecError
+
+FORMAT = "AEC"
+
+
+def _accept(prefix: bytes) -> bool:
+    return container.is_aec(prefix)
+
+
+class AecImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "aec learned image codec"
+
+    def _open(self) -> None:
+        assert self.fp is not None
+        data = self.fp.read()
+        try:
+            header, _, _ = container.parse_header(data)
+        except AecError as exc:
+            raise SyntaxError(str(exc)) from None
+        self._size = (header.width, header.height)
+        self._mode = header.mode
+        self.info["quality"] = header.quality_value
+        self.info["aec_model"] = header.model
+        self._aec_data: bytes | None = data
+        self.tile = []
+
+    def load(self):
+        if self._aec_data is not None:
+            from . import decode  # deferred: keeps plain header reads light
+
+            decoded = decode(self._aec_data)
+            self._aec_data = None
+            self.im = decoded.im
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    from . import encode
+
+    quality = im.encoderinfo.get("quality", None)
+    model = im.encoderinfo.get("model", None)
+    kwargs = {} if quality is None else {"quality": float(quality)}
+    fp.write(encode(im, model=model, **kwargs))
+
+
+Image.register_open(FORMAT, AecImageFile, _accept)
+Image.register_save(FORMAT, _save)
+Image.register_extension(FORMAT, ".aec")
+Image.register_mime(FORMAT, "image/x-aec")

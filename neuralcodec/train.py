@@ -1,0 +1,204 @@
+"""Rate-distortion training of the hyperprior, with checkpoint/resume and export.
+
+Each step samples a continuous rate level per image, so the whole quality range is
+trained at once; the loss is lambda(level) * 255^2 * MSE + bpp. A second optimizer fits
+the entropy bottleneck's quantiles (CompressAI's auxiliary loss).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import CropSampler, list_images, load_rgb
+from .model import HyperpriorCheckerboard, ModelConfig, count_parameters, rd_loss
+from .registry import save_model
+
+CHECKPOINT = "checkpoint.pt"  # a local training state; never shipped (weights go out as safetensors)
+
+
+@dataclass
+class TrainOptions:
+    data: list[str]
+    out: str = "runs/default"
+    eval_dir: str | None = None
+    steps: int = 20000
+    batch_size: int = 8
+    patch: int = 128
+    lr: float = 3e-4
+    aux_lr: float = 1e-3
+    lr_drop_at: float = 0.85  # fraction of `steps` after which lr is divided by 10
+    clip: float = 1.0
+    eval_every: int = 1000
+    eval_images: int = 6
+    checkpoint_every: int = 200
+    log_every: int = 50
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+    config: dict = field(default_factory=lambda: ModelConfig().to_dict())
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def _optimizers(model: HyperpriorCheckerboard, opts: TrainOptions):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    return torch.optim.Adam(main, lr=opts.lr), torch.optim.Adam(aux, lr=opts.aux_lr)
+
+
+def _lr_at(step: int, opts: TrainOptions) -> float:
+    return opts.lr if step < opts.lr_drop_at * opts.steps else opts.lr / 10
+
+
+@torch.no_grad()
+def evaluate(model: HyperpriorCheckerboard, images: list[torch.Tensor], device) -> list[dict]:
+    """Likelihood-based RD (rounding, no entropy coder) at the lowest, middle and top level."""
+    from .image_io import pad_to_multiple  # local: keeps training free of coding imports
+
+    model.eval()
+    rows = []
+    top = model.config.levels - 1
+    for level in (0.0, top / 2, float(top)):
+        bpps, psnrs = [], []
+        for img in images:
+            x = img.float().unsqueeze(0).to(device) / 255.0
+            h, w = x.shape[2:]
+            out = model(pad_to_multiple(x), torch.tensor([level], device=device))
+            bits = sum((-torch.log2(lik)).sum() for lik in out["likelihoods"].values())
+            x_hat = out["x_hat"][:, :, :h, :w].clamp(0, 1)
+            mse = torch.mean((torch.round(x_hat * 255) - torch.round(x * 255)) ** 2)
+            bpps.append(float(bits) / (h * w))
+            psnrs.append(float(10 * torch.log10(255**2 / mse)))
+        rows.append({"level": level, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
+    model.train()
+    return rows
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(opts: TrainOptions, log=print) -> Path:
+    """Train (resuming from ``opts.out``/checkpoint.pt if present); returns the run folder."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = pick_device(opts.device)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+    torch.manual_seed(opts.seed)
+
+    config = ModelConfig.from_dict(opts.config)
+    model = HyperpriorCheckerboard(config).to(device)
+    optimizer, aux_optimizer = _optimizers(model, opts)
+    log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, device {device}")
+
+    sampler = CropSampler(opts.data, patch=opts.patch, seed=opts.seed, log=log)
+    log(f"training images: {len(sampler)}")
+    eval_images = []
+    if opts.eval_dir:
+        eval_images = [load_rgb(p, 4096) for p in list_images([opts.eval_dir])[: opts.eval_images]]
+
+    step = 0
+    level_rng = torch.Generator().manual_seed(opts.seed + 1)
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        step = state["step"]
+        sampler.set_state(state["sampler_rng"])
+        level_rng.set_state(state["level_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        log(f"resumed from {ckpt_path} at step {step}")
+
+    log_path = out / "log.jsonl"
+    model.train()
+    t0, last_step = time.time(), step
+    while step < opts.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, opts)
+        x = sampler.batch(opts.batch_size).to(device)
+        level = torch.rand(opts.batch_size, generator=level_rng) * (config.levels - 1)
+        result = rd_loss(model, x, level.to(device))
+        if not torch.isfinite(result["loss"]):
+            log(f"step {step}: non-finite loss, batch skipped")
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        result["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+        optimizer.step()
+        aux_loss = model.aux_loss()
+        aux_optimizer.zero_grad(set_to_none=True)
+        aux_loss.backward()
+        aux_optimizer.step()
+        step += 1
+
+        if step % opts.log_every == 0:
+            rate = (step - last_step) / (time.time() - t0)
+            t0, last_step = time.time(), step
+            row = {k: float(v) for k, v in result.items()}
+            row.update(step=step, aux=float(aux_loss), lr=_lr_at(step, opts), steps_per_s=rate)
+            log(
+                f"step {step}: loss {row['loss']:.3f} bpp {row['bpp']:.3f} "
+                f"psnr {row['psnr']:.2f} aux {row['aux']:.1f} ({rate:.2f} steps/s)"
+            )
+            with open(log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if eval_images and (step % opts.eval_every == 0 or step == opts.steps):
+            rows = evaluate(model, eval_images, device)
+            log(f"eval step {step}: " + "  ".join(
+                f"L{r['level']:.1f} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
+            with open(out / "eval.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "rd": rows}) + "\n")
+        if step % opts.checkpoint_every == 0 or step == opts.steps:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "aux_optimizer": aux_optimizer.state_dict(),
+                "step": step,
+                "sampler_rng": sampler.get_state(),
+                "level_rng": level_rng.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+                "options": asdict(opts),
+            })
+    return out
+
+
+def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None) -> Path:
+    """Turn a run's checkpoint into shippable weights (safetensors + JSON card)."""
+    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)
+    config = ModelConfig.from_dict(state["options"]["config"])
+    model = HyperpriorCheckerboard(config)
+    model.load_state_dict(state["model"])
+    info = {"training": {"steps": state["step"], "options": state["options"]}}
+    info.update(card or {})
+    return save_model(model, Path(directory), name, info)
+
+
+if __name__ == "__main__":  # python -m neuralcodec.train ... == aec train ...
+    import sys
+
+    from .cli import run
+
+    sys.exit(run(["train", *sys.argv[1:]]))
