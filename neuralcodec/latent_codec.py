@@ -133,7 +133,8 @@ class LatentCodec:
         n, m = self.model.config.N, self.model.config.M
         escapes = unpack_varints(streams.escapes)
         z_shape = torch.Size((1, n, max(1, (h + 3) // 4), max(1, (w + 3) // 4)))
-        z_sym = SymbolDecoder(streams.z, escapes).decode(self._z_table_index(z_shape), self.z_tables)
+        z_dec = SymbolDecoder(streams.z, escapes)
+        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables)
         z_sym_t = torch.from_numpy(z_sym.reshape(tuple(z_shape))).to(PARAM_DTYPE)
         hyper = self._hyper(z_sym_t + self.z_medians, lv)
         # h_s upsamples by 4; latents may be smaller when h, w are not multiples of 4.

@@ -13,9 +13,8 @@ scale the latents before quantization and back after it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import warnings
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn

@@ -129,7 +129,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") ->
     info = find_model(name)
     config = ModelConfig.from_dict(info.card["config"])
     model = HyperpriorCheckerboard(config)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(info.weights)).items()}
+    stored = load_file(str(info.weights))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
     model.load_state_dict(state)
     model.eval().to(device)
     return LoadedModel(info.name, info.fingerprint, model, info.card)

@@ -21,7 +21,8 @@ from .data import CropSampler, list_images, load_rgb
 from .model import HyperpriorCheckerboard, ModelConfig, count_parameters, rd_loss
 from .registry import save_model
 
-CHECKPOINT = "checkpoint.pt"  # a local training state; never shipped (weights go out as safetensors)
+# A local training state, never shipped: weights go out as safetensors.
+CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -156,8 +157,9 @@ def train(opts: TrainOptions, log=print) -> Path:
         if step % opts.log_every == 0:
             rate = (step - last_step) / (time.time() - t0)
             t0, last_step = time.time(), step
-            row = {k: float(v) for k, v in result.items()}
-            row.update(step=step, aux=float(aux_loss), lr=_lr_at(step, opts), steps_per_s=rate)
+            row = {k: float(v.detach()) for k, v in result.items()}
+            row.update(step=step, aux=float(aux_loss.detach()), lr=_lr_at(step, opts),
+                       steps_per_s=rate)
             log(
                 f"step {step}: loss {row['loss']:.3f} bpp {row['bpp']:.3f} "
                 f"psnr {row['psnr']:.2f} aux {row['aux']:.1f} ({rate:.2f} steps/s)"

@@ -1,0 +1,39 @@
+"""Decoded latents must not depend on torch's thread count (table indices are exact)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .conftest import photo_like
+
+
+def test_latents_identical_across_thread_counts(codec):
+    im = Image.fromarray(photo_like(200, 136, seed=11), "RGB")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        data = codec.encode(im, 70)
+        _, two = codec.decode_latents(data)
+        torch.set_num_threads(1)
+        _, one = codec.decode_latents(data)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one.y_symbols, two.y_symbols)
+    assert np.array_equal(one.z_symbols, two.z_symbols)
+    assert torch.equal(one.y_hat, two.y_hat)
+
+
+def test_decoded_latents_equal_encoder_latents(codec):
+    im = Image.fromarray(photo_like(100, 70, seed=12), "RGB")
+    prepared = codec.prepare(im)
+    engine = codec._engine(codec.model_name)
+    from neuralcodec.model import rate_level
+
+    level = rate_level(30, engine.loaded.model.config.levels)
+    y = engine.loaded.model.analysis(prepared.x, torch.tensor([level]))
+    _, encoded = engine.latent.compress(y, level)
+    _, decoded = codec.decode_latents(codec.encode(im, 30))
+    assert np.array_equal(encoded.y_symbols, decoded.y_symbols)
+    assert np.array_equal(encoded.z_symbols, decoded.z_symbols)

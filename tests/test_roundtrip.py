@@ -1,0 +1,111 @@
+"""Encode/decode roundtrips through the Python API: modes, sizes, quality behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import neuralcodec
+from neuralcodec.metrics import psnr
+
+from .conftest import photo_like
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (513, 769)])
+def test_odd_sizes_roundtrip(codec, size):
+    w, h = size
+    im = Image.fromarray(photo_like(w, h, seed=w), "RGB")
+    out = codec.decode(codec.encode(im, quality=75))
+    assert out.size == (w, h)
+    assert out.mode == "RGB"
+    if w * h > 100:
+        assert psnr(np.asarray(im), np.asarray(out)) > 22
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_native_modes_keep_mode_and_alpha_exactly(codec, mode):
+    rgb = photo_like(40, 24, seed=3)
+    im = Image.fromarray(rgb, "RGB").convert(mode)
+    if "A" in mode:
+        alpha = np.random.default_rng(1).integers(0, 256, (24, 40), dtype=np.uint8)
+        im.putalpha(Image.fromarray(alpha, "L"))
+    out = codec.decode(codec.encode(im, quality=80))
+    assert out.mode == mode
+    assert out.size == im.size
+    if "A" in mode:
+        assert np.array_equal(np.asarray(out.getchannel("A")), np.asarray(im.getchannel("A")))
+
+
+@pytest.mark.parametrize(
+    "make, expected_mode",
+    [
+        (lambda rgb: Image.fromarray(rgb, "RGB").convert("P"), "RGB"),
+        (lambda rgb: Image.fromarray(rgb, "RGB").convert("1"), "L"),
+        (lambda rgb: Image.fromarray(rgb, "RGB").convert("CMYK"), "RGB"),
+        (lambda rgb: Image.fromarray((rgb[..., 0].astype(np.uint16) * 257), "I;16"), "L"),
+    ],
+)
+def test_other_modes_are_converted_with_a_notice(codec, capsys, make, expected_mode):
+    im = make(photo_like(32, 32, seed=5))
+    out = codec.decode(codec.encode(im, quality=60))
+    assert out.mode == expected_mode
+    assert "converted" in capsys.readouterr().err or im.mode == "I;16"
+
+
+def test_sixteen_bit_keeps_the_high_byte(codec):
+    rgb = photo_like(64, 64, seed=9)
+    im16 = Image.fromarray(rgb[..., 1].astype(np.uint16) * 257, "I;16")
+    out = codec.decode(codec.encode(im16, quality=95))
+    assert psnr(rgb[..., 1], np.asarray(out)) > 22
+
+
+def test_quality_trades_size_for_fidelity(codec):
+    sample = Image.open(neuralcodec.codec.__file__.replace("codec.py", "samples/kodim23.png"))
+    crop = sample.convert("RGB").crop((200, 100, 456, 356))
+    results = []
+    for q in (0, 50, 100):
+        data = codec.encode(crop, quality=q)
+        out = codec.decode(data)
+        results.append((len(data), psnr(np.asarray(crop), np.asarray(out))))
+    sizes = [r[0] for r in results]
+    quality = [r[1] for r in results]
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert quality[0] < quality[1] < quality[2]
+
+
+def test_module_level_api_and_paths(tmp_path, rgb_image):
+    path = tmp_path / "in.png"
+    rgb_image.save(path)
+    data = neuralcodec.encode(path, quality=40)
+    assert data[:4] == b"\x89AEC"
+    out = neuralcodec.decode(data)
+    assert out.size == rgb_image.size
+
+
+def test_encoding_is_deterministic(codec, rgb_image):
+    assert codec.encode(rgb_image, 55) == codec.encode(rgb_image, 55)
+
+
+def test_bpp_search_meets_the_target(codec):
+    im = Image.fromarray(photo_like(128, 96, seed=2), "RGB")
+    top = 8 * len(codec.encode(im, 100)) / (128 * 96)
+    bottom = 8 * len(codec.encode(im, 0)) / (128 * 96)
+    target = (top + bottom) / 2
+    data, q = codec.encode_to_bpp(im, target)
+    got = 8 * len(data) / (128 * 96)
+    assert got <= target
+    assert 0 < q < 100
+    # The next step up in quality would overshoot: the search did not stop early.
+    assert 8 * len(codec.encode(im, min(100, q + 2))) / (128 * 96) > target * 0.97
+
+
+def test_quality_out_of_range_is_an_error(codec, rgb_image):
+    with pytest.raises(neuralcodec.AecError, match="quality"):
+        codec.encode(rgb_image, 101)
+
+
+def test_pixel_limit(rgb_image):
+    small = neuralcodec.Codec(device="cpu", max_pixels=100)
+    with pytest.raises(neuralcodec.AecError, match="limit"):
+        small.encode(rgb_image, 50)
