@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from neuralcodec import Codec  # noqa: E402
+from neuralcodec.container import quantize_quality  # noqa: E402
 from neuralcodec.model import rate_level  # noqa: E402
 
 
@@ -38,8 +39,10 @@ def _sync(device: torch.device) -> None:
 def stage_times(codec: Codec, image: Image.Image, quality: float) -> dict:
     """Seconds per stage for one image (the same steps Codec.encode/decode take)."""
     engine = codec._engine(codec.model_name)
+    latent = engine.latent(codec.format_version)
     model = engine.loaded.model
-    level = rate_level(quality, model.config.levels)
+    q = quantize_quality(quality)
+    level = rate_level(q / 100, model.config.levels)
     lv = torch.tensor([level], device=codec.device)
     t = {}
     with torch.no_grad():
@@ -50,11 +53,11 @@ def stage_times(codec: Codec, image: Image.Image, quality: float) -> dict:
         _sync(codec.device)
         t["analysis"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        streams, _ = engine.latent.compress(y, level)
+        streams, _ = latent.compress(y, q)
         t["latent_encode"] = time.perf_counter() - t0
         hw = (y.shape[2], y.shape[3])
         t0 = time.perf_counter()
-        decoded = engine.latent.decompress(streams, hw, level)
+        decoded = latent.decompress(streams, hw, q)
         t["latent_decode"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model.synthesis(decoded.y_hat.to(codec.device), lv)

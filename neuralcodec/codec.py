@@ -24,7 +24,8 @@ from .image_io import (
     tensor_to_image,
     warn,
 )
-from .latent_codec import DecodedLatents, LatentCodec, LatentStreams
+from .integer_net import IntegerParamPath
+from .latent_codec import DecodedLatents, FloatParamPath, LatentCodec, LatentStreams
 from .model import PAD_MULTIPLE, rate_level
 from .registry import DEFAULT_MODEL, LoadedModel, load_model
 
@@ -45,17 +46,32 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 @dataclass
 class _Engine:
     loaded: LoadedModel
-    latent: LatentCodec
+    latent_codecs: dict[int, LatentCodec]
+
+    def latent(self, version: int) -> LatentCodec:
+        """The latent codec of a format version (built on first use)."""
+        codec = self.latent_codecs.get(version)
+        if codec is None:
+            model = self.loaded.model
+            if version == 1:
+                path = FloatParamPath(model)
+            else:
+                path = IntegerParamPath(model, self.loaded.int_gain_z_inv,
+                                        self.loaded.weight_shifts)
+            codec = self.latent_codecs[version] = LatentCodec(model, path)
+        return codec
 
 
 @dataclass
 class Analysis:
-    """An image prepared for encoding; the analysis transform is cached per rate level
-    so that searching for a target size re-runs only the cheap latent coding."""
+    """An image prepared for encoding. The analysis transform's output is cached: the
+    rate level only scales it by gains, so a search for a target size re-runs only the
+    latent coding."""
 
     image: Image.Image
     x: torch.Tensor  # padded (1, 3, H, W)
     alpha: bytes | None
+    features: torch.Tensor | None = None  # g_a(x), before the gains
 
 
 class Codec:
@@ -71,10 +87,14 @@ class Codec:
         model: str | None = None,
         device: str | torch.device | None = "auto",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        format_version: int = container.VERSION,
     ):
+        if format_version not in container.READABLE_VERSIONS:
+            raise AecError(f"unknown format version {format_version}")
         self.model_name = model or DEFAULT_MODEL
         self.device = resolve_device(device)
         self.max_pixels = max_pixels
+        self.format_version = format_version
         self._engines: dict[str, _Engine] = {}
 
     # -- models ------------------------------------------------------------------------
@@ -83,7 +103,7 @@ class Codec:
         engine = self._engines.get(name)
         if engine is None:
             loaded = load_model(name, self.device)
-            engine = _Engine(loaded, LatentCodec(loaded.model))
+            engine = _Engine(loaded, {})
             self._engines[name] = engine
         return engine
 
@@ -115,8 +135,10 @@ class Codec:
         q = container.quantize_quality(quality)
         level = rate_level(q / container.QUALITY_SCALE, model.config.levels)
         lv = torch.tensor([level], device=self.device)
-        y = model.analysis(prepared.x.to(self.device), lv)
-        streams, _ = engine.latent.compress(y, level)
+        if prepared.features is None:
+            prepared.features = model.g_a(prepared.x.to(self.device))
+        y = prepared.features * model.gain_y(lv)
+        streams, _ = engine.latent(self.format_version).compress(y, q)
         return self._pack(engine, prepared, q, streams)
 
     def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY) -> bytes:
@@ -165,6 +187,7 @@ class Codec:
             height=h,
             mode=prepared.image.mode,
             quality=q,
+            version=self.format_version,
         )
         chunks = {CHUNK_HYPER: s.z, CHUNK_LATENT: s.y}
         if s.escapes:
@@ -197,8 +220,6 @@ class Codec:
                 f"file was made with other weights of model '{header.model}' "
                 f"(file {header.fingerprint.hex()}, installed {engine.loaded.fingerprint.hex()})"
             )
-        model = engine.loaded.model
-        level = rate_level(header.quality_value, model.config.levels)
         hp = -(-header.height // PAD_MULTIPLE) * PAD_MULTIPLE
         wp = -(-header.width // PAD_MULTIPLE) * PAD_MULTIPLE
         streams = LatentStreams(
@@ -206,7 +227,8 @@ class Codec:
             parsed.chunks[CHUNK_LATENT],
             parsed.chunks.get(CHUNK_ESCAPE, b""),
         )
-        return engine.latent.decompress(streams, (hp // 16, wp // 16), level)
+        latent = engine.latent(header.version)
+        return latent.decompress(streams, (hp // 16, wp // 16), header.quality)
 
     @torch.no_grad()
     def decode(self, data: bytes) -> Image.Image:

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from .errors import AecError, CorruptFileError
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
-VERSION = 1
+# Version 2: integer entropy-parameter path (exact everywhere). Version 1: the same
+# layout with a float64 parameter path; still read, no longer written by default.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MODES = ("L", "LA", "RGB", "RGBA")
 QUALITY_SCALE = 100  # quality is stored in hundredths: 0..10000
 MAX_DIMENSION = 1 << 20
@@ -73,8 +76,10 @@ def pack(header: Header, chunks: dict[bytes, bytes]) -> bytes:
             header.quality, len(chunks),
         )
     )
+    if header.version not in READABLE_VERSIONS:
+        raise ValueError(f"cannot write format version {header.version}")
     header_len = _FIXED.size + len(body) + 4
-    head = _FIXED.pack(MAGIC, VERSION, header_len) + body
+    head = _FIXED.pack(MAGIC, header.version, header_len) + body
     out = [head, struct.pack("<I", zlib.crc32(head))]
     for tag, payload in chunks.items():
         out.append(_CHUNK.pack(tag, len(payload), zlib.crc32(payload)))
@@ -93,9 +98,10 @@ def parse_header(data: bytes) -> tuple[Header, int, int]:
     if len(data) < _FIXED.size:
         raise CorruptFileError("file is truncated inside the header")
     _, version, header_len = _FIXED.unpack_from(data)
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
         raise AecError(
-            f"unsupported .aec format version {version} (this aec reads version {VERSION})"
+            f"unsupported .aec format version {version} (this aec reads versions {readable})"
         )
     min_len = _FIXED.size + 1 + 1 + _TAIL.size + 4
     if header_len < min_len or header_len > min_len + 254:

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import AecError
+from .integer_net import integer_gains, param_path_convs, weight_shift
 from .model import HyperpriorCheckerboard, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -19,10 +20,14 @@ DEFAULT_MODEL = "aec-hp-ckbd"
 # Extra folders searched for models, separated like PATH (for user-trained models).
 MODEL_PATH_ENV = "AEC_MODEL_PATH"
 
-# Large convolution kernels are stored in float16 to keep each file under 16 MiB; the
-# entropy models, GDN and gain parameters stay float32. Export rounds the weights first
-# and builds the coding tables from the rounded model, so tables and weights agree.
-_HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.", "context.", "entropy_parameters.")
+# The transforms' kernels are stored in float16 to keep each file under 16 MiB; the
+# parameter path's kernels as the integers its exact integer network uses (int16 plus a
+# power-of-two shift per layer, `<layer>.weight_shift`); entropy models, GDN, biases and
+# gains stay float32. Export rounds the weights first and builds the coding tables from
+# the rounded model, so tables and weights agree.
+_HALF_PREFIXES = ("g_a.", "g_s.", "h_a.")
+SHIFT_SUFFIX = ".weight_shift"
+INTEGER_GAINS = "integer.gain_z_inv"  # int64 (levels, N): exp() done once, here
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class LoadedModel:
     fingerprint: bytes
     model: HyperpriorCheckerboard
     card: dict
+    weight_shifts: dict[str, int]  # parameter-path layer -> shift of its integer weights
+    int_gain_z_inv: torch.Tensor
 
 
 def weights_fingerprint(path: Path) -> bytes:
@@ -59,12 +66,18 @@ def _stored_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
     return tensor.dtype
 
 
-def round_to_storage(model: HyperpriorCheckerboard) -> None:
-    """Round the parameters that are stored in float16, in place."""
+def round_to_storage(model: HyperpriorCheckerboard) -> dict[str, int]:
+    """Round parameters to what is stored (float16, or the integer grid of the parameter
+    path), in place; returns the parameter path's weight shifts."""
+    shifts = {}
     with torch.no_grad():
+        for name, m in param_path_convs(model).items():
+            shifts[name] = s = weight_shift(m.weight)
+            m.weight.copy_(torch.round(m.weight.double() * 2.0**s) * 2.0**-s)
         for name, p in model.named_parameters():
             if _stored_dtype(name, p) == torch.float16:
                 p.copy_(p.to(torch.float16).to(p.dtype))
+    return shifts
 
 
 def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: dict) -> Path:
@@ -74,11 +87,16 @@ def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: 
     """
     directory.mkdir(parents=True, exist_ok=True)
     model = model.cpu().float().eval()
-    round_to_storage(model)
+    shifts = round_to_storage(model)
     model.update(force=True)
     tensors = {
         k: v.detach().to(_stored_dtype(k, v)).contiguous() for k, v in model.state_dict().items()
     }
+    for layer, s in shifts.items():
+        w = tensors[f"{layer}.weight"].double() * 2.0**s
+        tensors[f"{layer}.weight"] = w.round().to(torch.int16)
+        tensors[layer + SHIFT_SUFFIX] = torch.tensor([s], dtype=torch.int32)
+    tensors[INTEGER_GAINS] = integer_gains(model.gain_z_inv.log_gain)
     path = directory / f"{name}.safetensors"
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata={"name": name, "family": "hyperprior-checkerboard"})
@@ -130,7 +148,22 @@ def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") ->
     config = ModelConfig.from_dict(info.card["config"])
     model = HyperpriorCheckerboard(config)
     stored = load_file(str(info.weights))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
-    model.load_state_dict(state)
+    shifts = {k[: -len(SHIFT_SUFFIX)]: int(v[0]) for k, v in stored.items()
+              if k.endswith(SHIFT_SUFFIX)}
+    gains = stored.get(INTEGER_GAINS)
+    state = {}
+    for k, v in stored.items():
+        if k.endswith(SHIFT_SUFFIX) or k == INTEGER_GAINS:
+            continue
+        layer = k[: -len(".weight")]
+        if k.endswith(".weight") and layer in shifts:
+            v = v.double() * 2.0 ** -shifts[layer]  # exact: |w_int| <= 2**14
+        state[k] = v.float() if v.is_floating_point() else v
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise AecError(f"model '{info.name}': weights do not match its config ({exc})") from None
+    if gains is None:
+        raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
     model.eval().to(device)
-    return LoadedModel(info.name, info.fingerprint, model, info.card)
+    return LoadedModel(info.name, info.fingerprint, model, info.card, shifts, gains)
