@@ -40,9 +40,11 @@ DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "kodak-rd"
 DEFAULT_AEC_QUALITIES = "0,15,30,45,60,75,90,100"
 DEFAULT_PILLOW_QUALITIES = "5,10,15,20,30,40,50,60,70,80,90,95"
 IMAGE_EXTENSIONS = {".png", ".ppm", ".bmp", ".tif", ".tiff"}  # lossless sources only
-ALL_CODECS = ("aec", "jpeg", "webp")
+# aec-v1: the same model through the float64 entropy-parameter path of format version 1,
+# the reference for the rate cost of the integer path (format version 2, "aec").
+ALL_CODECS = ("aec", "aec-v1", "jpeg", "webp")
 # (test, anchor) pairs; WebP vs JPEG is a sanity check against published numbers (~-37%).
-BD_PAIRS = (("aec", "jpeg"), ("aec", "webp"), ("webp", "jpeg"))
+BD_PAIRS = (("aec", "jpeg"), ("aec", "webp"), ("webp", "jpeg"), ("aec", "aec-v1"))
 
 
 @dataclass
@@ -82,14 +84,16 @@ def pillow_codec(fmt: str, **options: Any) -> tuple[Encode, Decode]:
     return encode, decode
 
 
-def aec_codec(model: str | None, device: str) -> tuple[Encode, Decode, str]:
+def aec_codec(
+    model: str | None, device: str, format_version: int | None = None
+) -> tuple[Encode, Decode, str]:
     """The aec codec with its model loaded. Imported lazily: it pulls in torch and the
     model weights, which the classical-codec part of the benchmark does not need."""
     from neuralcodec import Codec
 
-    codec = Codec(model=model, device=device)
-    if hasattr(codec, "load"):
-        codec.load()  # load weights now so they are not timed with the first image
+    options = {} if format_version is None else {"format_version": format_version}
+    codec = Codec(model=model, device=device, **options)
+    codec.load()  # load weights now so they are not timed with the first image
 
     def encode(image: Image.Image, quality: float) -> bytes:
         q = int(quality) if float(quality).is_integer() else quality
@@ -276,7 +280,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of PNG images")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--codecs", default=",".join(ALL_CODECS), help="subset of aec,jpeg,webp")
+    p.add_argument("--codecs", default="aec,jpeg,webp",
+                   help="subset of aec,aec-v1,jpeg,webp (default aec,jpeg,webp)")
     p.add_argument("--qualities", type=parse_qualities, default=DEFAULT_AEC_QUALITIES,
                    help=f"aec qualities (default {DEFAULT_AEC_QUALITIES})")  # fmt: skip
     p.add_argument("--pillow-qualities", type=parse_qualities, default=DEFAULT_PILLOW_QUALITIES,
@@ -319,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "aec" in args.codecs:
         enc, dec, model_name = aec_codec(args.model, args.device)
         codecs.append(("aec", args.qualities, enc, dec))
+    if "aec-v1" in args.codecs:
+        enc, dec, model_name = aec_codec(args.model, args.device, format_version=1)
+        codecs.append(("aec-v1", args.qualities, enc, dec))
     if "jpeg" in args.codecs:
         codecs.append(("jpeg", args.pillow_qualities, *pillow_codec("JPEG")))
     if "webp" in args.codecs:
@@ -329,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, path in enumerate(paths):
         with Image.open(path) as im:
             image = im.convert("RGB")
-        if i == 0 and "aec" in args.codecs and not args.no_warmup:
+        if i == 0 and codecs and codecs[0][0].startswith("aec") and not args.no_warmup:
             # One-time costs (allocator, kernel selection) should not land on image 1.
             enc, dec = codecs[0][2], codecs[0][3]
             dec(enc(image, args.qualities[len(args.qualities) // 2]))
