@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from .errors import AecError
+from .image_io import atomic_write, read_bytes
 
 AEC_SUFFIX = ".aec"
 
@@ -76,22 +77,7 @@ def _run_batch(pairs: list[tuple[Path, Path]], label: str, job: Callable[[Path, 
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    from .image_io import atomic_write
-
     atomic_write(path, lambda f: f.write(data))
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise AecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise AecError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise AecError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise AecError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 device_option = click.option(
@@ -184,7 +170,7 @@ def decode(inputs, output, fmt, device, max_pixels, quiet) -> None:
     def job(src: Path, dst: Path) -> str:
         output_format(dst)
         t0 = time.perf_counter()
-        image = codec.decode(_read_bytes(src))
+        image = codec.decode(read_bytes(src))
         seconds = time.perf_counter() - t0
         save_image(image, dst)
         return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
@@ -202,7 +188,7 @@ def info(files, as_json) -> None:
     failures = 0
     for name in files:
         try:
-            facts = describe(_read_bytes(Path(name)))
+            facts = describe(read_bytes(Path(name)))
         except AecError as exc:
             failures += 1
             _fail(f"{name}: {exc}" if not str(exc).startswith(name) else str(exc))

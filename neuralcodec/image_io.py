@@ -6,7 +6,8 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +26,42 @@ def warn(message: str) -> None:
     print(f"aec: note: {message}", file=sys.stderr)
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file, turning every failure into an AecError."""
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn the usual failures of opening a file into one-line AecErrors."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy() if im.mode != "P" else im.convert(im.mode)
+        yield
     except FileNotFoundError:
         raise AecError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise AecError(f"{path}: is a directory") from None
     except PermissionError:
         raise AecError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise AecError(f"{path}: not an image file Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise AecError(f"{path}: cannot read image ({exc})") from None
+
+
+def read_bytes(path: str | Path) -> bytes:
+    with reading(path):
+        try:
+            return Path(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except OSError as exc:
+            raise AecError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into an AecError."""
+    with reading(path):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                return im.copy()
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except UnidentifiedImageError:
+            raise AecError(f"{path}: not an image file Pillow can read") from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise AecError(f"{path}: cannot read image ({exc})") from None
 
 
 def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Image.Image:

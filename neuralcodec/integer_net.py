@@ -158,18 +158,22 @@ class IntegerParamPath:
         # Table i serves scales <= scale_table[i]: integer thresholds on the grid.
         scale_table = model.gaussian_conditional.scale_table.detach().cpu().double()
         self.thresholds = torch.ceil(scale_table * 2**FRAC_BITS).contiguous()
+        # Calibration: set to a dict to record each layer's largest |activation|.
+        self.peaks: dict[str, float] | None = None
 
-    @staticmethod
-    def _run(layers: list[IntegerLayer], a: Tensor) -> Tensor:
-        for layer in layers:
+    def _run(self, layers: list[IntegerLayer], a: Tensor, name: str = "") -> Tensor:
+        for i, layer in enumerate(layers):
             a = layer(a)
+            if self.peaks is not None:
+                key = f"{name}[{i}]"
+                self.peaks[key] = max(self.peaks.get(key, 0.0), float(a.abs().max()))
         return a
 
     def hyper(self, z_symbols: Tensor, quality: int) -> Tensor:
         z = (z_symbols * 2**FRAC_BITS + self.z_medians).clamp_(-ACT_LIMIT, ACT_LIMIT)
         g = interpolate_gain(self.gain_z_inv, quality).view(1, -1, 1, 1)
         z = torch.floor(z * g * 2.0**-GAIN_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
-        return self._run(self.h_s, z)
+        return self._run(self.h_s, z, "h_s")
 
     def params(self, hyper: Tensor, y_hat_anchor: Tensor | None) -> tuple[Tensor, Tensor]:
         """(table index as int64, mean as real float64) for every latent position."""
@@ -177,8 +181,8 @@ class IntegerParamPath:
             ctx = torch.zeros_like(hyper)
         else:
             a = (y_hat_anchor * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
-            ctx = self._run(self.context, a)
-        out = self._run(self.entropy_parameters, torch.cat([hyper, ctx], 1))
+            ctx = self._run(self.context, a, "context")
+        out = self._run(self.entropy_parameters, torch.cat([hyper, ctx], 1), "entropy_parameters")
         scales, means = out.chunk(2, 1)
         idx = torch.searchsorted(self.thresholds, scales.reshape(-1).contiguous())
         idx = idx.clamp_(max=len(self.thresholds) - 1).view(scales.shape)
