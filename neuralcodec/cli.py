@@ -80,10 +80,13 @@ def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-device_option = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-    help="Where the transforms run (the entropy parameters always run on the CPU).",
-)
+def _device_option(help_text: str):
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True, help=help_text)
+
+
+device_option = _device_option(
+    "Where the transforms run (the exact entropy-parameter path always runs on the CPU).")
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=None,
     help="Refuse images larger than this many pixels [default: 100000000].",
@@ -291,17 +294,19 @@ def demo(quality, device, keep) -> None:
 @click.option("--patch", type=click.IntRange(min=64), default=128, show_default=True)
 @click.option("--lr", type=float, default=3e-4, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--eval-images", type=click.IntRange(min=1), default=6, show_default=True,
+              help="How many of --eval-dir's images (sorted) each evaluation uses.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--N", "n", type=click.IntRange(min=8), default=128, show_default=True)
 @click.option("--M", "m", type=click.IntRange(min=8), default=192, show_default=True)
-@device_option
+@_device_option("Where training runs (auto: CUDA when available).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--export", "export_name", default=None,
               help="After training, export weights under this model name.")
 @click.option("--export-dir", type=click.Path(file_okay=False), default=None,
               help="Where --export writes (default: the package's weights folder).")
-def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, checkpoint_every,
-          n, m, device, seed, export_name, export_dir) -> None:
+def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, eval_images,
+          checkpoint_every, n, m, device, seed, export_name, export_dir) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     from .model import ModelConfig
     from .registry import WEIGHTS_DIR
@@ -310,7 +315,8 @@ def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, checkpo
 
     opts = TrainOptions(
         data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
-        patch=patch, lr=lr, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        patch=patch, lr=lr, eval_every=eval_every, eval_images=eval_images,
+        checkpoint_every=checkpoint_every,
         device=device, seed=seed, config={**ModelConfig().to_dict(), "N": n, "M": m},
     )
     try:
