@@ -22,7 +22,6 @@ from .image_io import (
     pad_to_multiple,
     split_alpha,
     tensor_to_image,
-    warn,
 )
 from .integer_net import IntegerParamPath
 from .latent_codec import DecodedLatents, FloatParamPath, LatentCodec, LatentStreams
@@ -265,4 +264,4 @@ def describe(data: bytes) -> dict:
     }
 
 
-__all__ = ["Codec", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS", "describe", "warn"]
+__all__ = ["Codec", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS", "describe"]
