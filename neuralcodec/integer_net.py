@@ -29,13 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .container import QUALITY_SCALE
+
 FRAC_BITS = 10  # activation grid: 1/1024
 ACT_LIMIT = float(2**20)  # |activation| <= 1024.0 in real units
 WEIGHT_BITS = 14
 MAX_SHIFT = 30
 GAIN_BITS = 12
 LEAK_NUM, LEAK_SHIFT = 41, 12  # 41 / 4096 = 0.01001 ≈ LeakyReLU's 0.01
-QUALITY_DENOM = 10000  # stored quality is in hundredths of 0..100
+QUALITY_DENOM = 100 * QUALITY_SCALE  # the stored quality's full scale (0..10000)
 
 # Worst case of one output: ACT_LIMIT * 2**WEIGHT_BITS * (inputs per output) + bias must
 # stay below 2**53 for float64 sums to be exact. The widest layer here has 192*25 inputs:

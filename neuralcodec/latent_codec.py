@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .container import QUALITY_SCALE
 from .entropy_coder import SymbolDecoder, SymbolEncoder, TableSet, pack_varints, unpack_varints
 from .model import HyperpriorCheckerboard, checkerboard_anchor_mask, rate_level
 
 PARAM_DTYPE = torch.float64
-QUALITY_SCALE = 100  # stored quality is in hundredths
 
 
 class ParamPath(Protocol):

@@ -119,7 +119,7 @@ def train(opts: TrainOptions, log=print) -> Path:
     step = 0
     level_rng = torch.Generator().manual_seed(opts.seed + 1)
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
@@ -189,7 +189,7 @@ def train(opts: TrainOptions, log=print) -> Path:
 
 def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None) -> Path:
     """Turn a run's checkpoint into shippable weights (safetensors + JSON card)."""
-    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)
+    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=True)
     config = ModelConfig.from_dict(state["options"]["config"])
     model = HyperpriorCheckerboard(config)
     model.load_state_dict(state["model"])

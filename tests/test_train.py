@@ -29,11 +29,11 @@ def _opts(tmp_path, steps):
 def test_train_resume_export_and_use(tmp_path, monkeypatch):
     logs: list[str] = []
     train(_opts(tmp_path, 2), log=logs.append)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2
     train(_opts(tmp_path, 4), log=logs.append)
     assert any("resumed" in line and "step 2" in line for line in logs)
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 4
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 4
     eval_log = (tmp_path / "run" / "eval.jsonl").read_text().splitlines()
     evals = [json.loads(line) for line in eval_log]
     assert [e["step"] for e in evals] == [2, 4]
@@ -57,7 +57,7 @@ def test_resume_continues_exactly(tmp_path):
     train(_opts(a, 2), log=lambda m: None)
     train(_opts(a, 4), log=lambda m: None)
     train(_opts(b, 4), log=lambda m: None)
-    sa = torch.load(a / "run" / "checkpoint.pt", weights_only=False)["model"]
-    sb = torch.load(b / "run" / "checkpoint.pt", weights_only=False)["model"]
+    sa = torch.load(a / "run" / "checkpoint.pt", weights_only=True)["model"]
+    sb = torch.load(b / "run" / "checkpoint.pt", weights_only=True)["model"]
     for k in sa:
         assert np.allclose(sa[k].numpy(), sb[k].numpy(), atol=1e-6), k
