@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from . import container, metrics
 from .errors import AecError
 from .image_io import atomic_write, read_bytes
 
@@ -139,10 +140,9 @@ def encode(inputs, output, quality, bpp, model, device, max_pixels, quiet) -> No
             data = codec.encode(src, q)
         seconds = time.perf_counter() - t0
         _write_bytes(dst, data)
-        from .codec import describe
-
-        info = describe(data)
-        return (f"{src} -> {dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, "
+        header, _, _ = container.parse_header(data)
+        rate = metrics.bpp(len(data), header.width, header.height)
+        return (f"{src} -> {dst}: {len(data)} bytes, {rate:.4f} bpp, "
                 f"quality {q:g}, {seconds:.2f} s")
 
     _run_batch(pairs, "encoding", job, quiet)
@@ -266,15 +266,13 @@ def demo(quality, device, keep) -> None:
     t0 = time.perf_counter()
     restored = codec.decode(data)
     t_dec = time.perf_counter() - t0
-    a = np.asarray(original, dtype=np.float64)
-    b = np.asarray(restored.convert("RGB"), dtype=np.float64)
-    psnr = 10 * np.log10(255**2 / np.mean((a - b) ** 2))
+    quality_db = metrics.psnr(np.asarray(original), np.asarray(restored.convert("RGB")))
     w, h = original.size
     click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
     click.echo(f"quality:   {quality:g}")
-    click.echo(f"size:      {len(data)} bytes ({8 * len(data) / (w * h):.4f} bpp; "
+    click.echo(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
                f"PNG is {sample.stat().st_size} bytes)")
-    click.echo(f"PSNR:      {psnr:.2f} dB (RGB)")
+    click.echo(f"PSNR:      {quality_db:.2f} dB (RGB)")
     click.echo(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
     if keep:
         folder = Path(keep)
