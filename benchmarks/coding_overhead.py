@@ -1,0 +1,59 @@
+"""Entropy-coding overhead: real .aec bytes versus the model's own likelihood estimate.
+
+A large gap would mean the coder or its tables waste bits; a few percent is the usual cost
+of quantized scale tables and 16-bit CDFs.
+
+    python benchmarks/coding_overhead.py --limit 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from neuralcodec import Codec  # noqa: E402
+from neuralcodec.container import quantize_quality  # noqa: E402
+from neuralcodec.image_io import image_to_tensor, pad_to_multiple  # noqa: E402
+from neuralcodec.model import rate_level  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", default=str(ROOT.parent / "shared" / "datasets" / "kodak"))
+    ap.add_argument("--limit", type=int, default=4)
+    ap.add_argument("--qualities", default="0,50,100")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "coding-overhead.json"))
+    args = ap.parse_args()
+    codec = Codec(device="cpu").load()
+    model = codec._engine(codec.model_name).loaded.model
+    rows = []
+    for path in sorted(Path(args.images).glob("*.png"))[: args.limit]:
+        image = Image.open(path).convert("RGB")
+        for q in (float(v) for v in args.qualities.split(",")):
+            data = codec.encode(image, q)
+            level = rate_level(quantize_quality(q) / 100, model.config.levels)
+            with torch.no_grad():
+                out = model(pad_to_multiple(image_to_tensor(image)), torch.tensor([level]))
+            bits = sum(float((-torch.log2(lik)).sum()) for lik in out["likelihoods"].values())
+            rows.append({"image": path.name, "quality": q, "file_bytes": len(data),
+                         "estimated_bytes": bits / 8, "overhead": 8 * len(data) / bits - 1})
+            r = rows[-1]
+            print(f"{path.name} q{q:g}: file {r['file_bytes']} B, estimate "
+                  f"{r['estimated_bytes']:.0f} B, overhead {100 * r['overhead']:+.2f} %")
+    mean = sum(r["overhead"] for r in rows) / len(rows)
+    print(f"mean overhead {100 * mean:+.2f} % over {len(rows)} encodes")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"mean_overhead": mean, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
