@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "coding-overhead.json"))
     args = ap.parse_args()
     codec = Codec(device="cpu").load()
-    model = codec._engine(codec.model_name).loaded.model
+    model = codec.coder().model
     rows = []
     for path in sorted(Path(args.images).glob("*.png"))[: args.limit]:
         image = Image.open(path).convert("RGB")

@@ -38,9 +38,9 @@ def _sync(device: torch.device) -> None:
 
 def stage_times(codec: Codec, image: Image.Image, quality: float) -> dict:
     """Seconds per stage for one image (the same steps Codec.encode/decode take)."""
-    engine = codec._engine(codec.model_name)
-    latent = engine.latent(codec.format_version)
-    model = engine.loaded.model
+    coder = codec.coder()
+    latent = coder.latent_codec(codec.format_version)
+    model = coder.model
     q = quantize_quality(quality)
     level = rate_level(q / 100, model.config.levels)
     lv = torch.tensor([level], device=codec.device)
@@ -48,7 +48,7 @@ def stage_times(codec: Codec, image: Image.Image, quality: float) -> dict:
     with torch.no_grad():
         t0 = time.perf_counter()
         prepared = codec.prepare(image)
-        x = prepared.x.to(codec.device)
+        x = codec.padded_input(prepared, coder)
         y = model.analysis(x, lv)
         _sync(codec.device)
         t["analysis"] = time.perf_counter() - t0

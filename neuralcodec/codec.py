@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from PIL import Image
 
 from . import container
-from .container import CHUNK_ALPHA, CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, Header
+from .container import CHUNK_ALPHA, Header
 from .errors import AecError
 from .image_io import (
     decode_alpha,
@@ -23,10 +23,7 @@ from .image_io import (
     split_alpha,
     tensor_to_image,
 )
-from .integer_net import IntegerParamPath
-from .latent_codec import DecodedLatents, FloatParamPath, LatentCodec, LatentStreams
-from .model import PAD_MULTIPLE, rate_level
-from .registry import DEFAULT_MODEL, LoadedModel, load_model
+from .registry import DEFAULT_MODEL, ModelCoder, load_coder
 
 DEFAULT_QUALITY = 75.0
 # Limit like Pillow's MAX_IMAGE_PIXELS; override with Codec(max_pixels=...) or --max-pixels.
@@ -43,34 +40,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 @dataclass
-class _Engine:
-    loaded: LoadedModel
-    latent_codecs: dict[int, LatentCodec]
-
-    def latent(self, version: int) -> LatentCodec:
-        """The latent codec of a format version (built on first use)."""
-        codec = self.latent_codecs.get(version)
-        if codec is None:
-            model = self.loaded.model
-            if version == 1:
-                path = FloatParamPath(model)
-            else:
-                path = IntegerParamPath(model, self.loaded.int_gain_z_inv,
-                                        self.loaded.weight_shifts)
-            codec = self.latent_codecs[version] = LatentCodec(model, path)
-        return codec
-
-
-@dataclass
 class Analysis:
     """An image prepared for encoding. The analysis transform's output is cached: the
     rate level only scales it by gains, so a search for a target size re-runs only the
     latent coding."""
 
     image: Image.Image
-    x: torch.Tensor  # padded (1, 3, H, W)
+    colour: Image.Image  # the image without alpha
     alpha: bytes | None
-    features: torch.Tensor | None = None  # g_a(x), before the gains
+    # Per model: (padded x, analysis output); the rate level does not change them.
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Codec:
@@ -94,21 +73,25 @@ class Codec:
         self.device = resolve_device(device)
         self.max_pixels = max_pixels
         self.format_version = format_version
-        self._engines: dict[str, _Engine] = {}
+        self._coders: dict[str, ModelCoder] = {}
 
     # -- models ------------------------------------------------------------------------
 
-    def _engine(self, name: str) -> _Engine:
-        engine = self._engines.get(name)
-        if engine is None:
-            loaded = load_model(name, self.device)
-            engine = _Engine(loaded, {})
-            self._engines[name] = engine
-        return engine
+    def coder(self, name: str | None = None) -> ModelCoder:
+        """The loaded model ``name`` (default: the encoding model), loaded on first use."""
+        name = name or self.model_name
+        coder = self._coders.get(name)
+        if coder is None:
+            coder = self._coders[name] = load_coder(name, self.device)
+        return coder
 
     def load(self) -> Codec:
         """Load the encoding model now (otherwise it loads on first use)."""
-        self._engine(self.model_name)
+        coder = self.coder()
+        if self.format_version not in coder.formats:
+            raise AecError(
+                f"model '{coder.name}' cannot write format version {self.format_version}"
+            )
         return self
 
     # -- encoding ----------------------------------------------------------------------
@@ -124,21 +107,24 @@ class Codec:
                 "(raise it with --max-pixels)"
             )
         colour, alpha = split_alpha(image)
-        x = pad_to_multiple(image_to_tensor(colour), PAD_MULTIPLE)
-        return Analysis(image, x, encode_alpha(alpha) if alpha is not None else None)
+        return Analysis(image, colour, encode_alpha(alpha) if alpha is not None else None)
+
+    def padded_input(self, prepared: Analysis, coder: ModelCoder) -> torch.Tensor:
+        """The colour image as the model's padded input tensor on the codec's device."""
+        x = pad_to_multiple(image_to_tensor(prepared.colour), coder.pad_multiple)
+        return x.to(self.device)
 
     @torch.no_grad()
     def encode_prepared(self, prepared: Analysis, quality: float) -> bytes:
-        engine = self._engine(self.model_name)
-        model = engine.loaded.model
+        coder = self.load().coder()
         q = container.quantize_quality(quality)
-        level = rate_level(q / container.QUALITY_SCALE, model.config.levels)
-        lv = torch.tensor([level], device=self.device)
-        if prepared.features is None:
-            prepared.features = model.g_a(prepared.x.to(self.device))
-        y = prepared.features * model.gain_y(lv)
-        streams, _ = engine.latent(self.format_version).compress(y, q)
-        return self._pack(engine, prepared, q, streams)
+        features = prepared.features.get(coder.name)
+        if features is None:
+            features = prepared.features[coder.name] = coder.analyse(
+                self.padded_input(prepared, coder)
+            )
+        chunks = coder.compress(features, q, self.format_version)
+        return self._pack(coder, prepared, q, chunks)
 
     def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes."""
@@ -177,20 +163,20 @@ class Codec:
                 hi_q = mid
         return best, best_q
 
-    def _pack(self, engine: _Engine, prepared: Analysis, q: int, s: LatentStreams) -> bytes:
+    def _pack(
+        self, coder: ModelCoder, prepared: Analysis, q: int, chunks: dict[bytes, bytes]
+    ) -> bytes:
         w, h = prepared.image.size
         header = Header(
-            model=engine.loaded.name,
-            fingerprint=engine.loaded.fingerprint,
+            model=coder.name,
+            fingerprint=coder.fingerprint,
             width=w,
             height=h,
             mode=prepared.image.mode,
             quality=q,
             version=self.format_version,
         )
-        chunks = {CHUNK_HYPER: s.z, CHUNK_LATENT: s.y}
-        if s.escapes:
-            chunks[CHUNK_ESCAPE] = s.escapes
+        chunks = dict(chunks)
         if prepared.alpha is not None:
             chunks[CHUNK_ALPHA] = prepared.alpha
         return container.pack(header, chunks)
@@ -205,39 +191,44 @@ class Codec:
                 f"{self.max_pixels} pixels (raise it with --max-pixels)"
             )
 
-    def decode_latents(self, data: bytes) -> tuple[Header, DecodedLatents]:
-        """Parse and entropy-decode, without the synthesis transform."""
+    def decode_latents(self, data: bytes):
+        """Parse and entropy-decode, without the synthesis transform: (header, latents of
+        the model's family)."""
         parsed = container.unpack(bytes(data))
-        return parsed.header, self._latents(parsed)
+        coder = self._coder_for(parsed.header)
+        return parsed.header, self._latents(coder, parsed)
 
-    def _latents(self, parsed: container.AecFile) -> DecodedLatents:
-        header = parsed.header
+    def _coder_for(self, header: Header) -> ModelCoder:
         self._check_limits(header)
-        engine = self._engine(header.model)
-        if engine.loaded.fingerprint != header.fingerprint:
+        coder = self.coder(header.model)
+        if coder.fingerprint != header.fingerprint:
             raise AecError(
                 f"file was made with other weights of model '{header.model}' "
-                f"(file {header.fingerprint.hex()}, installed {engine.loaded.fingerprint.hex()})"
+                f"(file {header.fingerprint.hex()}, installed {coder.fingerprint.hex()})"
             )
-        hp = -(-header.height // PAD_MULTIPLE) * PAD_MULTIPLE
-        wp = -(-header.width // PAD_MULTIPLE) * PAD_MULTIPLE
-        streams = LatentStreams(
-            parsed.chunks[CHUNK_HYPER],
-            parsed.chunks[CHUNK_LATENT],
-            parsed.chunks.get(CHUNK_ESCAPE, b""),
-        )
-        latent = engine.latent(header.version)
-        return latent.decompress(streams, (hp // 16, wp // 16), header.quality)
+        if header.version not in coder.formats:
+            raise AecError(
+                f"model '{coder.name}' cannot read format version {header.version}"
+            )
+        return coder
+
+    @staticmethod
+    def _padded_size(header: Header, coder: ModelCoder) -> tuple[int, int]:
+        m = coder.pad_multiple
+        return -(-header.height // m) * m, -(-header.width // m) * m
+
+    def _latents(self, coder: ModelCoder, parsed: container.AecFile):
+        header = parsed.header
+        size = self._padded_size(header, coder)
+        return coder.decompress_latents(parsed.chunks, size, header.quality, header.version)
 
     @torch.no_grad()
     def decode(self, data: bytes) -> Image.Image:
         """Restore the image stored in .aec bytes."""
         parsed = container.unpack(bytes(data))
-        header, latents = parsed.header, self._latents(parsed)
-        model = self._engine(header.model).loaded.model
-        level = rate_level(header.quality_value, model.config.levels)
-        lv = torch.tensor([level], device=self.device)
-        x_hat = model.synthesis(latents.y_hat.to(self.device), lv)
+        header = parsed.header
+        coder = self._coder_for(header)
+        x_hat = coder.synthesize(self._latents(coder, parsed), header.quality)
         x_hat = x_hat[:, :, : header.height, : header.width]
         colour = tensor_to_image(x_hat, "L" if header.mode in ("L", "LA") else "RGB")
         alpha = None

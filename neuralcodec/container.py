@@ -156,9 +156,6 @@ def unpack(data: bytes) -> AecFile:
         chunks[tag] = payload
     if pos != len(data):
         raise CorruptFileError(f"{len(data) - pos} unexpected bytes after the last chunk")
-    for required in (CHUNK_HYPER, CHUNK_LATENT):
-        if required not in chunks:
-            raise CorruptFileError(f"required chunk {required.decode()} is missing")
     if header.mode in ("LA", "RGBA") and CHUNK_ALPHA not in chunks:
         raise CorruptFileError("alpha chunk is missing for an image with alpha")
     return AecFile(header, chunks)

@@ -1,33 +1,35 @@
-"""Shipped models: saving, finding and loading weights (safetensors + JSON config)."""
+"""Shipped and user models: finding weights, identifying them, loading them into coders.
+
+A model is ``NAME.safetensors`` plus ``NAME.json`` (its config and model card). The
+card's ``family`` names the module that knows the weights' layout and how that family
+codes an image (see :class:`ModelCoder`); this module knows neither.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from .errors import AecError
-from .integer_net import integer_gains, param_path_convs, weight_shift
-from .model import HyperpriorCheckerboard, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "aec-hp-ckbd"
 # Extra folders searched for models, separated like PATH (for user-trained models).
 MODEL_PATH_ENV = "AEC_MODEL_PATH"
 
-# The transforms' kernels are stored in float16 to keep each file under 16 MiB; the
-# parameter path's kernels as the integers its exact integer network uses (int16 plus a
-# power-of-two shift per layer, `<layer>.weight_shift`); entropy models, GDN, biases and
-# gains stay float32. Export rounds the weights first and builds the coding tables from
-# the rounded model, so tables and weights agree.
-_HALF_PREFIXES = ("g_a.", "g_s.", "h_a.")
-SHIFT_SUFFIX = ".weight_shift"
-INTEGER_GAINS = "integer.gain_z_inv"  # int64 (levels, N): exp() done once, here
+# Model family (the card's "family") -> module with ``load(info, device) -> ModelCoder``.
+# Imported on first use, so listing models or reading headers stays light.
+FAMILIES = {
+    "hyperprior-checkerboard": "neuralcodec.hyperprior",
+}
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,41 @@ class ModelInfo:
     def fingerprint(self) -> bytes:
         return weights_fingerprint(self.weights)
 
+    @property
+    def family(self) -> str:
+        return self.card.get("family", "hyperprior-checkerboard")
 
-@dataclass
-class LoadedModel:
+
+class ModelCoder(Protocol):
+    """What :class:`~neuralcodec.codec.Codec` needs from a loaded model of any family.
+
+    Images reach it as padded float tensors (1, 3, H, W) in [0, 1], H and W multiples of
+    ``pad_multiple``; it answers with named container chunks and takes them back.
+    ``quality`` is the stored integer (hundredths of 0..100).
+    """
+
     name: str
     fingerprint: bytes
-    model: HyperpriorCheckerboard
     card: dict
-    weight_shifts: dict[str, int]  # parameter-path layer -> shift of its integer weights
-    int_gain_z_inv: torch.Tensor
+    pad_multiple: int
+    formats: tuple[int, ...]  # container versions it writes and reads
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """Quality-independent analysis, cached by the codec across a --bpp search."""
+        ...
+
+    def compress(self, features: torch.Tensor, quality: int, version: int) -> dict[bytes, bytes]:
+        ...
+
+    def decompress_latents(
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+    ) -> Any:
+        """Entropy-decode the latents of a padded (H, W) image (family-specific type)."""
+        ...
+
+    def synthesize(self, latents: Any, quality: int) -> torch.Tensor:
+        """Pixels (1, 3, H, W) in [0, 1] from decoded latents."""
+        ...
 
 
 def weights_fingerprint(path: Path) -> bytes:
@@ -60,51 +88,20 @@ def weights_fingerprint(path: Path) -> bytes:
     return h.digest()[:8]
 
 
-def _stored_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
-    if tensor.is_floating_point() and name.startswith(_HALF_PREFIXES) and name.endswith(".weight"):
-        return torch.float16
-    return tensor.dtype
+def write_model_files(
+    tensors: dict[str, torch.Tensor], directory: Path, name: str, meta: dict
+) -> Path:
+    """Write ``name.safetensors`` (atomically) and ``name.json``; ``meta`` must hold the
+    family and config."""
+    from safetensors.torch import save_file
 
-
-def round_to_storage(model: HyperpriorCheckerboard) -> dict[str, int]:
-    """Round parameters to what is stored (float16, or the integer grid of the parameter
-    path), in place; returns the parameter path's weight shifts."""
-    shifts = {}
-    with torch.no_grad():
-        for name, m in param_path_convs(model).items():
-            shifts[name] = s = weight_shift(m.weight)
-            m.weight.copy_(torch.round(m.weight.double() * 2.0**s) * 2.0**-s)
-        for name, p in model.named_parameters():
-            if _stored_dtype(name, p) == torch.float16:
-                p.copy_(p.to(torch.float16).to(p.dtype))
-    return shifts
-
-
-def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: dict) -> Path:
-    """Write ``name.safetensors`` and ``name.json`` (config + model card) to ``directory``.
-
-    The model's coding tables are rebuilt from the storage-rounded weights first.
-    """
     directory.mkdir(parents=True, exist_ok=True)
-    model = model.cpu().float().eval()
-    shifts = round_to_storage(model)
-    model.update(force=True)
-    tensors = {
-        k: v.detach().to(_stored_dtype(k, v)).contiguous() for k, v in model.state_dict().items()
-    }
-    for layer, s in shifts.items():
-        w = tensors[f"{layer}.weight"].double() * 2.0**s
-        tensors[f"{layer}.weight"] = w.round().to(torch.int16)
-        tensors[layer + SHIFT_SUFFIX] = torch.tensor([s], dtype=torch.int32)
-    tensors[INTEGER_GAINS] = integer_gains(model.gain_z_inv.log_gain)
     path = directory / f"{name}.safetensors"
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"name": name, "family": "hyperprior-checkerboard"})
+    save_file(tensors, str(tmp), metadata={"name": name, "family": meta["family"]})
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    meta = {"name": name, "family": "hyperprior-checkerboard", "config": model.config.to_dict()}
-    meta.update(card)
-    (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (directory / f"{name}.json").write_text(json.dumps({"name": name, **meta}, indent=2) + "\n")
     return path
 
 
@@ -143,27 +140,12 @@ def find_model(name: str) -> ModelInfo:
     raise AecError(f"model '{name}' is not installed (installed: {names})")
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") -> LoadedModel:
+def load_coder(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") -> ModelCoder:
+    """Find a model and load it with its family's loader."""
     info = find_model(name)
-    config = ModelConfig.from_dict(info.card["config"])
-    model = HyperpriorCheckerboard(config)
-    stored = load_file(str(info.weights))
-    shifts = {k[: -len(SHIFT_SUFFIX)]: int(v[0]) for k, v in stored.items()
-              if k.endswith(SHIFT_SUFFIX)}
-    gains = stored.get(INTEGER_GAINS)
-    state = {}
-    for k, v in stored.items():
-        if k.endswith(SHIFT_SUFFIX) or k == INTEGER_GAINS:
-            continue
-        layer = k[: -len(".weight")]
-        if k.endswith(".weight") and layer in shifts:
-            v = v.double() * 2.0 ** -shifts[layer]  # exact: |w_int| <= 2**14
-        state[k] = v.float() if v.is_floating_point() else v
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise AecError(f"model '{info.name}': weights do not match its config ({exc})") from None
-    if gains is None:
-        raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
-    model.eval().to(device)
-    return LoadedModel(info.name, info.fingerprint, model, info.card, shifts, gains)
+    module = FAMILIES.get(info.family)
+    if module is None:
+        raise AecError(
+            f"model '{info.name}' is of family '{info.family}', which this aec cannot run"
+        )
+    return importlib.import_module(module).load(info, device)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .data import CropSampler, list_images, load_rgb
+from .hyperprior import save_model
 from .model import HyperpriorCheckerboard, ModelConfig, count_parameters, rd_loss
-from .registry import save_model
 
 # A local training state, never shipped: weights go out as safetensors.
 CHECKPOINT = "checkpoint.pt"
