@@ -1,0 +1,168 @@
+"""aec bench: BD-rate on hand-made curves, and smoke runs of the harness on tiny images."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuralcodec import bench, bench_report, container
+from neuralcodec.bench import BenchOptions, NeuralSpec, QualityMeter, Row, run_bench
+from neuralcodec.bench_codecs import CLASSICAL_CODECS, run_classical
+from neuralcodec.bench_speed import speed_markdown, speed_report, stage_seconds
+from neuralcodec.cli import run
+from neuralcodec.errors import AecError
+
+from .conftest import photo_like
+
+# Big enough for MS-SSIM's five scales (short side > 160), small enough to code quickly.
+SIDE = 176
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("images")
+    Image.fromarray(photo_like(SIDE, SIDE, seed=1), "RGB").save(path / "a.png")
+    Image.fromarray(photo_like(SIDE + 16, SIDE, seed=2), "RGB").save(path / "b.png")
+    return path
+
+
+def curve(scale: float = 1.0) -> list[dict]:
+    rates = [0.1, 0.25, 0.5, 1.0, 2.0]
+    return [{"bpp": r * scale, "psnr": 30 + 4 * np.log2(r), "msssim_db": 12 + 3 * np.log2(r)}
+            for r in rates]
+
+
+def test_bd_rate_of_a_curve_against_itself_is_zero():
+    entry = bench_report.bd_entry(curve(), curve(), "psnr")
+    assert entry["bd_rate_pct"] == pytest.approx(0, abs=1e-9)
+    assert entry["bd_quality"] == pytest.approx(0, abs=1e-9)
+
+
+def test_bd_rate_at_half_the_rate_is_minus_50_both_ways_and_for_both_metrics():
+    matrix = bench_report.bd_matrix({"anchor": curve(), "half": curve(0.5)})
+    for metric in ("psnr", "msssim_db"):
+        cells = {(e["test"], e["anchor"]): e for e in matrix[metric]}
+        assert cells["half", "anchor"]["bd_rate_pct"] == pytest.approx(-50)
+        assert cells["anchor", "half"]["bd_rate_pct"] == pytest.approx(100)
+        assert ("anchor", "anchor") not in cells
+
+
+def test_bd_rate_of_curves_that_do_not_overlap_is_an_error_entry():
+    far = [{**p, "psnr": p["psnr"] + 100} for p in curve()]
+    assert "do not overlap" in bench_report.bd_entry(curve(), far, "psnr")["error"]
+
+
+def test_aggregate_is_the_mean_over_images_per_setting():
+    rows = [Row("a", "x", 50, 10, 10, 100, 8.0, 30.0, 0.9, 1.0, 0.5),
+            Row("b", "x", 50, 10, 10, 300, 24.0, 40.0, 0.99, 3.0, 1.5),
+            Row("a", "x", 10, 10, 10, 50, 4.0, 20.0, None, 1.0, 1.0)]
+    (low, high) = bench_report.aggregate(rows)["x"]
+    assert (low["setting"], high["setting"]) == (10, 50)
+    assert high["bpp"] == 16.0 and high["psnr"] == 35.0 and high["encode_s"] == 2.0
+    assert high["msssim"] == pytest.approx(0.945)
+    assert high["msssim_db"] == pytest.approx(-10 * np.log10(1 - 0.945))
+    assert high["encode_mp_per_s"] == pytest.approx(1e-4 / 2.0)
+    assert low["msssim"] is None and low["msssim_db"] is None
+
+
+def test_quality_meter_psnr_and_msssim():
+    meter = QualityMeter(torch.device("cpu"))
+    original = photo_like(SIDE, SIDE, seed=3)
+    noisy = np.clip(original.astype(int) + 8, 0, 255).astype(np.uint8)
+    (same_psnr, same_ssim), (noisy_psnr, noisy_ssim) = meter.measure(original, [original, noisy])
+    assert same_psnr == float("inf") and same_ssim == pytest.approx(1.0)
+    assert 25 < noisy_psnr < 35 and 0.5 < noisy_ssim < 1.0
+    small = photo_like(64, 64)
+    assert meter.measure(small, [small])[0][1] is None  # too small for MS-SSIM
+
+
+def test_model_spec_parsing():
+    assert NeuralSpec.parse("m").label == "m"
+    assert NeuralSpec.parse("m@v1") == NeuralSpec("m", 1)
+    with pytest.raises(AecError, match="NAME@vN"):
+        NeuralSpec.parse("m@vx")
+
+
+def test_classical_codecs_code_every_setting_with_real_bytes():
+    image = photo_like(48, 40)
+    for codec in CLASSICAL_CODECS:
+        coded = run_classical(codec, image, codec.quick_settings)
+        sizes = [c.num_bytes for c in coded]
+        assert all(c.decoded.shape == image.shape for c in coded), codec.label
+        assert sizes == sorted(sizes) and sizes[0] < sizes[-1], codec.label  # rate rises
+
+
+def test_smoke_run_writes_every_output_and_resumes_from_the_cache(folder, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    options = BenchOptions(folder, out, codecs=["aec", "jpeg", "webp"], quick=True,
+                           device="cpu", workers=1, speed=False, progress=False)
+    result = run_bench(options)
+    classical = [c for c in CLASSICAL_CODECS if c.family in ("jpeg", "webp")]
+    codecs = {r.codec for r in result.rows}
+    assert codecs == {"aec-hp-ckbd", "jpeg-420", "jpeg-444", "webp"}
+    expected = 2 * (len(bench.AEC_QUICK_QUALITIES)
+                    + sum(len(c.quick_settings) for c in classical))
+    assert len(result.rows) == expected
+    for r in result.rows:
+        assert r.bpp == pytest.approx(8 * r.bytes / (r.width * r.height))
+        assert 15 < r.psnr < 60 and 0 < r.msssim <= 1 and r.encode_s > 0, r
+    for name in ("results.json", "results.csv", "summary.md", "rd-psnr.png", "rd-msssim.png"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "results.json").read_text())
+    assert len(saved["rows"]) == expected and saved["environment"]["device"] == "cpu"
+    assert saved["references"] == {}  # not Kodak: no published reference curves
+    with (out / "results.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == expected
+    summary = (out / "summary.md").read_text()
+    assert "## BD-rate on RGB PSNR" in summary and "## BD-rate on MS-SSIM" in summary
+
+    # A resumed run codes nothing again: every row comes from the cache.
+    def fail(*args, **kwargs):
+        raise AssertionError("coded again despite the cache")
+
+    monkeypatch.setattr(bench, "run_classical", fail)
+    monkeypatch.setattr(container, "pack", fail)
+    with (out / bench.CACHE_NAME).open("a") as f:
+        f.write('{"key": "cut short by an interrupt')  # a torn last line is ignored
+    assert run_bench(options).rows == result.rows
+
+
+def test_speed_report_stages_add_up_and_restore_the_code_path(codec):
+    image = Image.fromarray(photo_like(SIDE, SIDE), "RGB")
+    stages = stage_seconds(codec, image, 50)
+    for direction, coding in (("encode", "entropy coding"), ("decode", "entropy decoding")):
+        s = stages[direction]
+        assert s["entropy parameters"] > 0 and s[coding] > 0
+        parts = sum(v for k, v in s.items() if k != "total")
+        assert parts == pytest.approx(s["total"])
+    # the timing wrappers are gone again
+    assert "analyse" not in vars(codec.coder()) and container.pack.__name__ == "pack"
+
+    report = speed_report([image], None, ["cpu"], repeats=1, frame_size=(128, 64))
+    cpu = report["devices"]["cpu"]
+    assert cpu["frame"]["size"] == [128, 64] and cpu["frame"]["encode_fps"] > 0
+    assert any("decode: synthesis transform" in line for line in speed_markdown(report))
+
+
+def test_cli_bench_with_a_worker_pool_and_its_one_line_errors(folder, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert run(["bench", str(folder), "--codecs", "jpeg", "--quick", "--out", str(out),
+                "--workers", "2"]) == 0
+    assert "| jpeg-420 | — |" in capsys.readouterr().out  # the summary with its BD matrix
+    # worker processes code exactly what the codec does in this process
+    saved = json.loads((out / "results.json").read_text())["rows"]
+    jpeg = next(c for c in CLASSICAL_CODECS if c.label == "jpeg-444")
+    pixels = np.asarray(Image.open(folder / "b.png"))
+    in_process = [c.num_bytes for c in run_classical(jpeg, pixels, jpeg.quick_settings)]
+    assert [r["bytes"] for r in saved if (r["image"], r["codec"]) == ("b.png", "jpeg-444")
+            ] == in_process
+
+    assert run(["bench", str(folder), "--codecs", "jpeg,gif", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,jpeg2000"
