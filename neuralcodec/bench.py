@@ -77,6 +77,7 @@ class BenchOptions:
     workers: int | None = None  # Pillow worker processes (default: CPU count, at most 8)
     limit: int | None = None  # only the first N images
     speed: bool = True  # also write the per-stage speed report of the first model
+    analysis_batch: int | None = None  # same-sized images per g_a call (default: 8 on CUDA)
     note: str = ""  # free text stored with the results (e.g. "shared 2-core machine")
     progress: bool = True
     log: Callable[[str], None] | None = field(default=None, repr=False)
@@ -292,8 +293,8 @@ def _neural_config(spec: NeuralSpec) -> str:
 
 
 def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequence[float],
-                 device: str, meter: QualityMeter, cache: RowCache, show: ProgressOptions
-                 ) -> list[Row]:
+                 device: str, meter: QualityMeter, cache: RowCache, show: ProgressOptions,
+                 batch: int | None = None) -> list[Row]:
     """One model over its quality range. The analysis transform does not depend on the
     quality, so it runs once per image (batched on CUDA) and its share of the time is
     added to every setting's encode time; each row's encode time is thus that of a full
@@ -311,7 +312,8 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
     if todo:  # one-time costs (allocator, kernel selection) must not land on image 1
         warm = Image.fromarray(todo[0].pixels)
         codec.decode(codec.encode(warm, settings[len(settings) // 2]))
-    batch = CUDA_ANALYSIS_BATCH if codec.device.type == "cuda" else 1
+    if batch is None:  # batching pays on a GPU; on a CPU it only costs memory
+        batch = CUDA_ANALYSIS_BATCH if codec.device.type == "cuda" else 1
     rows: list[Row] = []
     for group in _groups(todo, batch):
         t0 = time.perf_counter()
@@ -476,7 +478,8 @@ def run_bench(options: BenchOptions) -> BenchResult:
     aec_settings = AEC_QUICK_QUALITIES if options.quick else AEC_QUALITIES
     show = ProgressOptions(options.progress, log)
     for spec in specs:
-        sweep_neural(spec, images, aec_settings, str(device), meter, cache, show)
+        sweep_neural(spec, images, aec_settings, str(device), meter, cache, show,
+                     options.analysis_batch)
     sweep_classical(classical, images, options.quick, workers, meter, cache, show)
     rows = _all_rows(cache, specs, classical, images, aec_settings, options.quick)
 

@@ -133,6 +133,22 @@ def test_smoke_run_writes_every_output_and_resumes_from_the_cache(folder, tmp_pa
     assert run_bench(options).rows == result.rows
 
 
+def test_batched_analysis_codes_like_one_image_at_a_time(tmp_path):
+    # The path CUDA runs take (several same-sized images per analysis call), on the CPU.
+    for seed in (5, 6):
+        Image.fromarray(photo_like(SIDE, SIDE, seed=seed), "RGB").save(tmp_path / f"{seed}.png")
+
+    def rows(batch: int) -> list[Row]:
+        return run_bench(BenchOptions(tmp_path, tmp_path / f"out{batch}", codecs=["aec"],
+                                      quick=True, device="cpu", speed=False, progress=False,
+                                      analysis_batch=batch)).rows
+
+    for one, two in zip(rows(1), rows(2), strict=True):
+        assert (one.image, one.setting) == (two.image, two.setting)
+        assert two.bytes == pytest.approx(one.bytes, rel=0.01)  # batched convs may round
+        assert two.psnr == pytest.approx(one.psnr, abs=0.05)   # differently in the last bit
+
+
 def test_speed_report_stages_add_up_and_restore_the_code_path(codec):
     image = Image.fromarray(photo_like(SIDE, SIDE), "RGB")
     stages = stage_seconds(codec, image, 50)
