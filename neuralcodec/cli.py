@@ -90,14 +90,33 @@ device_option = _device_option(
     "Where the transforms run (the exact entropy-parameter path always runs on the CPU).")
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=None,
-    help="Refuse images larger than this many pixels [default: 100000000].",
+    help="Refuse images larger than this many pixels [default: 200000000].",
+)
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Processes coding tiles in parallel [default: CPU count (at most 4) for images "
+         "of 8 tiles or more, else 1].",
 )
 
 
-def _codec(model: str | None, device: str, max_pixels: int | None):
+def _codec(model: str | None, device: str, max_pixels: int | None, **options):
     from .codec import DEFAULT_MAX_PIXELS, Codec
 
-    return Codec(model, device, max_pixels or DEFAULT_MAX_PIXELS)
+    return Codec(model, device, max_pixels or DEFAULT_MAX_PIXELS, **options)
+
+
+def _tile_progress(src: Path, several_files: bool) -> Callable[[int, int], None] | None:
+    """Per-tile progress of one large image on an interactive terminal."""
+    if several_files or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total > 1:
+            end = "\n" if done == total else ""
+            click.echo(f"\r{src}: tile {done}/{total}", err=True, nl=False)
+            click.echo(end, err=True, nl=False)
+
+    return show
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,21 +133,26 @@ def main() -> None:
 @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target bits per pixel: the highest quality whose file fits.")
 @click.option("--model", default=None, help="Model name (see 'aec models').")
+@click.option("--tile-size", type=click.IntRange(64, 2048), default=None,
+              help="Side of the independently coded square tiles [default: 1024].")
 @device_option
 @max_pixels_option
+@workers_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-def encode(inputs, output, quality, bpp, model, device, max_pixels, quiet) -> None:
+def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, workers,
+           quiet) -> None:
     """Compress images into .aec files.
 
     \b
       aec encode photo.png photo.aec -q 60
       aec encode *.png -o compressed/ --bpp 0.5
     """
-    from .codec import DEFAULT_QUALITY
+    from .codec import DEFAULT_QUALITY, DEFAULT_TILE_SIZE
 
     if quality is not None and bpp is not None:
         raise click.UsageError("give either --quality or --bpp, not both")
-    codec = _codec(model, device, max_pixels)
+    codec = _codec(model, device, max_pixels, tile_size=tile_size or DEFAULT_TILE_SIZE,
+                   workers=workers)
     pairs = _plan(inputs, output, AEC_SUFFIX, lambda p: Path(p).suffix.lower() == AEC_SUFFIX)
 
     def job(src: Path, dst: Path) -> str:
@@ -137,7 +161,7 @@ def encode(inputs, output, quality, bpp, model, device, max_pixels, quiet) -> No
             data, q = codec.encode_to_bpp(src, bpp)
         else:
             q = DEFAULT_QUALITY if quality is None else quality
-            data = codec.encode(src, q)
+            data = codec.encode(src, q, progress=_tile_progress(src, len(pairs) > 1))
         seconds = time.perf_counter() - t0
         _write_bytes(dst, data)
         header, _, _ = container.parse_header(data)
@@ -153,10 +177,18 @@ def encode(inputs, output, quality, bpp, model, device, max_pixels, quiet) -> No
 @click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
 @click.option("--format", "fmt", default="png", show_default=True,
               help="Output suffix when the output name is derived (png, webp, tif, ...).")
+@click.option("--partial", is_flag=True,
+              help="Decode the intact tiles of a damaged file, fill lost ones with grey and "
+                   "report them (instead of failing).")
 @device_option
 @max_pixels_option
+@click.option("--max-tile-pixels", type=click.IntRange(min=1), default=None,
+              help="Largest region decoded at once: a tile, or a whole untiled version-1/2 "
+                   "file [default: 4194304].")
+@workers_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-def decode(inputs, output, fmt, device, max_pixels, quiet) -> None:
+def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, workers,
+           quiet) -> None:
     """Restore images from .aec files. The output format follows the suffix (PNG by default).
 
     \b
@@ -167,13 +199,22 @@ def decode(inputs, output, fmt, device, max_pixels, quiet) -> None:
 
     suffix = "." + fmt.lower().lstrip(".")
     output_format(f"x{suffix}")  # reject an unknown --format before any work
-    codec = _codec(None, device, max_pixels)
+    from .codec import DEFAULT_MAX_TILE_PIXELS
+
+    codec = _codec(None, device, max_pixels, workers=workers,
+                   max_tile_pixels=max_tile_pixels or DEFAULT_MAX_TILE_PIXELS)
     pairs = _plan(inputs, output, suffix, lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
 
     def job(src: Path, dst: Path) -> str:
         output_format(dst)
         t0 = time.perf_counter()
-        image = codec.decode(read_bytes(src))
+        progress = _tile_progress(src, len(pairs) > 1)
+        if partial:
+            image, report = codec.decode_partial(read_bytes(src), progress)
+            if report.lost_tiles or report.problems:
+                click.echo(f"aec: note: {src}: {report}", err=True)
+        else:
+            image = codec.decode(read_bytes(src), progress)
         seconds = time.perf_counter() - t0
         save_image(image, dst)
         return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"

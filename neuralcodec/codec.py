@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,24 +12,45 @@ import torch
 from PIL import Image
 
 from . import container
-from .container import CHUNK_ALPHA, Header
-from .errors import AecError
+from .container import CHUNK_EXIF, CHUNK_ICC, Header, TileGrid
+from .errors import AecError, CorruptFileError
 from .image_io import (
-    decode_alpha,
-    encode_alpha,
+    attach_metadata,
+    check_pixel_limit,
+    image_metadata,
     image_to_tensor,
-    merge_alpha,
     normalize_mode,
     open_image,
     pad_to_multiple,
     split_alpha,
-    tensor_to_image,
 )
 from .registry import DEFAULT_MODEL, ModelCoder, load_coder
+from .tiling import (
+    TileWorkers,
+    analyse_tile,
+    decode_tile,
+    encode_tile,
+    padded_size,
+    usable_cpus,
+)
 
 DEFAULT_QUALITY = 75.0
 # Limit like Pillow's MAX_IMAGE_PIXELS; override with Codec(max_pixels=...) or --max-pixels.
-DEFAULT_MAX_PIXELS = 100_000_000
+# Tiles bound the working memory, so what remains per pixel is the decoded image itself
+# (4 bytes in Pillow) and the file: 200 MP needs well under 2 GB besides the tiles.
+DEFAULT_MAX_PIXELS = 200_000_000
+# Side of the square tiles written by default: Kodak-sized images stay one tile (so their
+# rate-distortion is unchanged), and one 1024x1024 tile needs about 0.6 GB to decode.
+DEFAULT_TILE_SIZE = 1024
+# The largest region decoded at once: a tile of a version-3 file, or the whole image of
+# an untiled version-1/2 file. Bounds a decoder's working memory per worker.
+DEFAULT_MAX_TILE_PIXELS = 2048 * 2048
+# Below this many tiles, starting worker processes costs more than it saves.
+PARALLEL_MIN_TILES = 8
+MAX_AUTO_WORKERS = 4  # each worker holds its own model and tile: memory grows with them
+LOST_TILE_GREY = 128
+
+Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -41,15 +64,35 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 @dataclass
 class Analysis:
-    """An image prepared for encoding. The analysis transform's output is cached: the
+    """An image prepared for encoding. The analysis transform's output can be cached: the
     rate level only scales it by gains, so a search for a target size re-runs only the
     latent coding."""
 
-    image: Image.Image
-    colour: Image.Image  # the image without alpha
-    alpha: bytes | None
-    # Per model: (padded x, analysis output); the rate level does not change them.
+    image: Image.Image  # in a native mode
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    # Per model: the analysis output of a one-tile image ...
     features: dict[str, torch.Tensor] = field(default_factory=dict)
+    # ... or of each tile of a larger one (filled only when caching is asked for).
+    tile_features: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def colour(self) -> Image.Image:
+        """The image without alpha."""
+        return split_alpha(self.image)[0]
+
+
+@dataclass
+class DecodeReport:
+    """What :meth:`Codec.decode_partial` could not restore."""
+
+    tiles: int
+    lost_tiles: list[int]  # filled with grey
+    problems: list[str]  # damaged chunks and failed tiles, in words
+
+    def __str__(self) -> str:
+        return (f"{len(self.lost_tiles)} of {self.tiles} tiles lost "
+                f"({'; '.join(self.problems)})")
 
 
 class Codec:
@@ -58,6 +101,9 @@ class Codec:
     >>> codec = Codec()                       # default model, best device
     >>> data = codec.encode(Image.open("photo.png"), quality=60)
     >>> image = codec.decode(data)
+
+    Images larger than ``tile_size`` are coded as independent tiles (format version 3),
+    in ``workers`` processes when there are many (None: automatic, 1: in this process).
     """
 
     def __init__(
@@ -66,16 +112,29 @@ class Codec:
         device: str | torch.device | None = "auto",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         format_version: int = container.VERSION,
+        tile_size: int = DEFAULT_TILE_SIZE,
+        workers: int | None = None,
+        max_tile_pixels: int = DEFAULT_MAX_TILE_PIXELS,
     ):
         if format_version not in container.READABLE_VERSIONS:
             raise AecError(f"unknown format version {format_version}")
+        # Never write tiles that a decoder with default limits would refuse.
+        if not 0 < tile_size * tile_size <= DEFAULT_MAX_TILE_PIXELS:
+            largest = math.isqrt(DEFAULT_MAX_TILE_PIXELS)
+            raise AecError(f"tile size {tile_size} is outside 1..{largest}")
+        if workers is not None and workers < 1:
+            raise AecError(f"--workers must be at least 1, got {workers}")
         self.model_name = model or DEFAULT_MODEL
         self.device = resolve_device(device)
         self.max_pixels = max_pixels
         self.format_version = format_version
+        self.tile_size = tile_size
+        self.workers = workers
+        self.max_tile_pixels = max_tile_pixels
         self._coders: dict[str, ModelCoder] = {}
+        self._pools: dict[str, TileWorkers] = {}
 
-    # -- models ------------------------------------------------------------------------
+    # -- models and workers ------------------------------------------------------------
 
     def coder(self, name: str | None = None) -> ModelCoder:
         """The loaded model ``name`` (default: the encoding model), loaded on first use."""
@@ -92,43 +151,98 @@ class Codec:
             raise AecError(
                 f"model '{coder.name}' cannot write format version {self.format_version}"
             )
+        if self.tile_size % coder.pad_multiple:
+            raise AecError(f"tile size {self.tile_size} is not a multiple of "
+                           f"{coder.pad_multiple}, as model '{coder.name}' needs")
         return self
+
+    def _pool(self, model: str, tiles: int) -> TileWorkers | None:
+        """Worker processes for an image of ``tiles`` tiles, or None to code in-process."""
+        workers = self.workers
+        if workers is None:
+            if tiles < PARALLEL_MIN_TILES:
+                return None
+            workers = min(usable_cpus(), MAX_AUTO_WORKERS)
+        workers = min(workers, tiles)
+        if workers <= 1 or self.device.type != "cpu":
+            return None
+        pool = self._pools.get(model)
+        if pool is None or pool.workers != workers:
+            if pool is not None:
+                pool.close()
+            pool = self._pools[model] = TileWorkers(model, workers)
+        return pool
+
+    def close(self) -> None:
+        """Stop worker processes (they are also stopped when the program exits)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
     # -- encoding ----------------------------------------------------------------------
 
     def prepare(self, image: Image.Image | str | Path) -> Analysis:
         if not isinstance(image, Image.Image):
-            image = open_image(image)
-        image = normalize_mode(image)
-        w, h = image.size
-        if self.max_pixels is not None and w * h > self.max_pixels:
-            raise AecError(
-                f"image is {w}x{h} = {w * h} pixels, above the limit of {self.max_pixels} "
-                "(raise it with --max-pixels)"
-            )
-        colour, alpha = split_alpha(image)
-        return Analysis(image, colour, encode_alpha(alpha) if alpha is not None else None)
+            image = open_image(image, self.max_pixels)
+        check_pixel_limit(*image.size, self.max_pixels, "image")
+        icc, exif = image_metadata(image)
+        return Analysis(normalize_mode(image), icc, exif)
 
     def padded_input(self, prepared: Analysis, coder: ModelCoder) -> torch.Tensor:
         """The colour image as the model's padded input tensor on the codec's device."""
         x = pad_to_multiple(image_to_tensor(prepared.colour), coder.pad_multiple)
         return x.to(self.device)
 
+    def grid(self, width: int, height: int) -> TileGrid:
+        """How an image of this size is tiled in the format being written."""
+        if self.format_version < container.TILED_VERSION:
+            return TileGrid(width, height, width, height)
+        return TileGrid(width, height, self.tile_size, self.tile_size)
+
+    def _features(self, prepared: Analysis, coder: ModelCoder, grid: TileGrid, index: int,
+                  tile: Image.Image, cache: bool) -> torch.Tensor | None:
+        """The tile's analysis output from the cache, computed into it when ``cache``."""
+        if len(grid) == 1:
+            store = prepared.features
+            key: str | int = coder.name
+        else:
+            store = prepared.tile_features.setdefault(coder.name, {})
+            key = index
+        features = store.get(key)
+        if features is None and cache:
+            features = store[key] = analyse_tile(coder, split_alpha(tile)[0], self.device)
+        return features
+
     @torch.no_grad()
-    def encode_prepared(self, prepared: Analysis, quality: float) -> bytes:
+    def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
+                        progress: Progress | None = None) -> bytes:
+        """Encode a prepared image. ``cache`` keeps each tile's analysis output in
+        ``prepared`` for another quality (memory: about 3 bytes per pixel)."""
         coder = self.load().coder()
         q = container.quantize_quality(quality)
-        features = prepared.features.get(coder.name)
-        if features is None:
-            features = prepared.features[coder.name] = coder.analyse(
-                self.padded_input(prepared, coder)
-            )
-        chunks = coder.compress(features, q, self.format_version)
-        return self._pack(coder, prepared, q, chunks)
+        grid = self.grid(*prepared.image.size)
+        pool = None if cache else self._pool(coder.name, len(grid))
+        tiles: list[dict[bytes, bytes]] = [{} for _ in range(len(grid))]
+        crops = ((i, prepared.image.crop(grid.box(i))) for i in range(len(grid)))
+        if pool is not None:
+            for done, (i, future) in enumerate(pool.encode(crops, q, self.format_version), 1):
+                tiles[i] = future.result()
+                if progress:
+                    progress(done, len(grid))
+        else:
+            for i, tile in crops:
+                features = self._features(prepared, coder, grid, i, tile, cache)
+                tiles[i] = encode_tile(coder, tile, q, self.format_version, self.device,
+                                       features)
+                if progress:
+                    progress(i + 1, len(grid))
+        return self._pack(coder, prepared, q, grid, tiles)
 
-    def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY) -> bytes:
+    def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY,
+               progress: Progress | None = None) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes."""
-        return self.encode_prepared(self.prepare(image), quality)
+        return self.encode_prepared(self.prepare(image), quality, cache=False,
+                                    progress=progress)
 
     def encode_to_bpp(
         self, image: Image.Image | str | Path, bpp: float, iterations: int = 12
@@ -163,10 +277,10 @@ class Codec:
                 hi_q = mid
         return best, best_q
 
-    def _pack(
-        self, coder: ModelCoder, prepared: Analysis, q: int, chunks: dict[bytes, bytes]
-    ) -> bytes:
+    def _pack(self, coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
+              tiles: list[dict[bytes, bytes]]) -> bytes:
         w, h = prepared.image.size
+        tiled = self.format_version >= container.TILED_VERSION
         header = Header(
             model=coder.name,
             fingerprint=coder.fingerprint,
@@ -175,28 +289,41 @@ class Codec:
             mode=prepared.image.mode,
             quality=q,
             version=self.format_version,
+            tile_width=grid.tile_width if tiled else 0,
+            tile_height=grid.tile_height if tiled else 0,
         )
-        chunks = dict(chunks)
-        if prepared.alpha is not None:
-            chunks[CHUNK_ALPHA] = prepared.alpha
-        return container.pack(header, chunks)
+        metadata = {}
+        if tiled:  # versions 1 and 2 have no place for metadata
+            metadata = {tag: value for tag, value in (
+                (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, prepared.exif)) if value}
+        return container.pack(header, tiles, metadata)
 
     # -- decoding ----------------------------------------------------------------------
 
     def _check_limits(self, header: Header) -> None:
-        pixels = header.width * header.height
-        if self.max_pixels is not None and pixels > self.max_pixels:
+        """Every size a decode will allocate for, checked before it allocates anything."""
+        check_pixel_limit(header.width, header.height, self.max_pixels,
+                          "the file's image")
+        grid = header.grid
+        tile_pixels = min(grid.tile_width, grid.width) * min(grid.tile_height, grid.height)
+        if tile_pixels > self.max_tile_pixels:
+            what = "tiles" if header.version >= container.TILED_VERSION else "untiled image"
             raise AecError(
-                f"file holds a {header.width}x{header.height} image, above the limit of "
-                f"{self.max_pixels} pixels (raise it with --max-pixels)"
+                f"file decodes {what} of {tile_pixels} pixels at once, above the limit of "
+                f"{self.max_tile_pixels} (raise it with --max-tile-pixels)"
             )
 
-    def decode_latents(self, data: bytes):
-        """Parse and entropy-decode, without the synthesis transform: (header, latents of
-        the model's family)."""
+    def decode_latents(self, data: bytes, tile: int = 0):
+        """Parse and entropy-decode one tile (default: the first, the whole image of an
+        untiled file) without the synthesis transform: (header, latents of the model's
+        family)."""
         parsed = container.unpack(bytes(data))
         coder = self._coder_for(parsed.header)
-        return parsed.header, self._latents(coder, parsed)
+        header = parsed.header
+        left, top, right, bottom = header.grid.box(tile)
+        size = padded_size(right - left, bottom - top, coder.pad_multiple)
+        return header, coder.decompress_latents(parsed.tiles[tile], size, header.quality,
+                                                header.version)
 
     def _coder_for(self, header: Header) -> ModelCoder:
         self._check_limits(header)
@@ -212,35 +339,85 @@ class Codec:
             )
         return coder
 
-    @staticmethod
-    def _padded_size(header: Header, coder: ModelCoder) -> tuple[int, int]:
-        m = coder.pad_multiple
-        return -(-header.height // m) * m, -(-header.width // m) * m
+    def decode(self, data: bytes, progress: Progress | None = None) -> Image.Image:
+        """Restore the image stored in .aec bytes; any damage raises CorruptFileError
+        naming the damaged chunk."""
+        return self._decode(bytes(data), salvage=False, progress=progress)[0]
 
-    def _latents(self, coder: ModelCoder, parsed: container.AecFile):
-        header = parsed.header
-        size = self._padded_size(header, coder)
-        return coder.decompress_latents(parsed.chunks, size, header.quality, header.version)
+    def decode_partial(self, data: bytes, progress: Progress | None = None
+                       ) -> tuple[Image.Image, DecodeReport]:
+        """Restore what survives of a damaged file: tiles whose chunks are intact are
+        decoded, lost tiles are filled with grey and listed in the report. The header and
+        chunk directory must be intact; version-1/2 files are decoded strictly."""
+        return self._decode(bytes(data), salvage=True, progress=progress)
 
     @torch.no_grad()
-    def decode(self, data: bytes) -> Image.Image:
-        """Restore the image stored in .aec bytes."""
-        parsed = container.unpack(bytes(data))
+    def _decode(self, data: bytes, salvage: bool, progress: Progress | None
+                ) -> tuple[Image.Image, DecodeReport]:
+        parsed = container.unpack(data, salvage=salvage)
         header = parsed.header
         coder = self._coder_for(header)
-        x_hat = coder.synthesize(self._latents(coder, parsed), header.quality)
-        x_hat = x_hat[:, :, : header.height, : header.width]
-        colour = tensor_to_image(x_hat, "L" if header.mode in ("L", "LA") else "RGB")
-        alpha = None
-        if header.mode in ("LA", "RGBA"):
-            alpha = decode_alpha(parsed.chunks[CHUNK_ALPHA], (header.width, header.height))
-        return merge_alpha(colour, alpha)
+        grid = header.grid
+        problems = [str(lost) for lost in parsed.lost]
+        damaged = {c.tile for c in parsed.lost if c.tile != container.IMAGE_WIDE}
+        lost_tiles = sorted(damaged)
+        todo = [i for i in range(len(grid)) if i not in damaged]
+        grey = (LOST_TILE_GREY,) * len(header.mode)
+        if "A" in header.mode:
+            grey = grey[:-1] + (255,)
+        out = Image.new(header.mode, (header.width, header.height), grey)
+
+        def tile_failed(i: int, exc: CorruptFileError) -> None:
+            if not salvage:
+                where = f"tile {i} of {len(grid)}: " if len(grid) > 1 else ""
+                raise CorruptFileError(f"{where}{exc}") from None
+            lost_tiles.append(i)
+            problems.append(f"tile {i} ({exc})")
+
+        jobs = ((i, parsed.tiles[i], _size(grid.box(i))) for i in todo)
+        pool = self._pool(header.model, len(todo))
+        if pool is not None:
+            results = pool.decode(jobs, header.quality, header.version, header.mode)
+        else:
+            results = ((i, _run_now(decode_tile, coder, chunks, size, header.quality,
+                                    header.version, header.mode)) for i, chunks, size in jobs)
+        for done, (i, future) in enumerate(results, 1):
+            try:
+                tile = future.result()
+            except CorruptFileError as exc:
+                tile_failed(i, exc)
+            else:
+                out.paste(tile, grid.box(i)[:2])
+            if progress:
+                progress(done, len(todo))
+        attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))
+        return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
+
+
+def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    left, top, right, bottom = box
+    return right - left, bottom - top
+
+
+def _run_now(fn: Callable, *args) -> Future:
+    """Run ``fn`` here, in the shape of a worker's result (one path for both)."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # re-raised by future.result() where it is handled
+        future.set_exception(exc)
+    return future
 
 
 def describe(data: bytes) -> dict:
     """Header facts and chunk sizes of .aec bytes, without decoding."""
     parsed = container.unpack(bytes(data))
     h = parsed.header
+    grid = h.grid
+    chunk_sizes: dict[str, int] = {}  # bytes per tag, summed over tiles
+    for chunks in [*parsed.tiles, parsed.chunks]:
+        for tag, payload in chunks.items():
+            chunk_sizes[tag.decode()] = chunk_sizes.get(tag.decode(), 0) + len(payload)
     return {
         "format_version": h.version,
         "model": h.model,
@@ -251,8 +428,10 @@ def describe(data: bytes) -> dict:
         "quality": h.quality_value,
         "bytes": len(data),
         "bpp": 8 * len(data) / (h.width * h.height),
-        "chunks": {tag.decode(): len(p) for tag, p in parsed.chunks.items()},
+        "tiles": f"{len(grid)} ({grid.columns}x{grid.rows} of "
+                 f"{grid.tile_width}x{grid.tile_height})",
+        "chunks": chunk_sizes,
     }
 
 
-__all__ = ["Codec", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS", "describe"]
+__all__ = ["Codec", "DecodeReport", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS", "describe"]

@@ -76,7 +76,7 @@ class HyperpriorCoder:
     """A loaded hyperprior model, coding padded images into container chunks."""
 
     pad_multiple = PAD_MULTIPLE
-    formats = (1, 2)  # 1: float64 parameter path, 2: exact integer parameter path
+    formats = (1, 2, 3)  # 1: float64 parameter path; 2, 3: exact integer path (3: tiled)
 
     def __init__(
         self,

@@ -49,19 +49,68 @@ def read_bytes(path: str | Path) -> bytes:
             raise AecError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file, turning every failure into an AecError."""
+def check_pixel_limit(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    """Refuse an image above the pixel limit, before its pixels are allocated."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise AecError(
+            f"{what} is {width}x{height} = {width * height} pixels, above the limit of "
+            f"{max_pixels} (raise it with --max-pixels)"
+        )
+
+
+def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into an AecError.
+
+    The size is checked against ``max_pixels`` from the file's header, before Pillow
+    decodes any pixels; Pillow's own decompression-bomb limit is replaced by ours.
+    """
     with reading(path):
         try:
-            with Image.open(path) as im:
+            with _pillow_pixel_limit(max_pixels), Image.open(path) as im:
+                check_pixel_limit(*im.size, max_pixels, f"{path}: image")
+                # The loaded pixels stay valid once the file is closed; no copy, which
+                # would double the peak memory of a huge image.
                 im.load()
-                return im.copy()
+                return im
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
         except UnidentifiedImageError:
             raise AecError(f"{path}: not an image file Pillow can read") from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise AecError(f"{path}: cannot read image ({exc})") from None
+
+
+@contextmanager
+def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; aec applies its
+    own limit instead, so Pillow's is lifted while aec opens a file."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def image_metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    """(ICC profile, EXIF block) of an image, as stored in its file, or None each."""
+    icc = im.info.get("icc_profile") or None
+    exif = im.info.get("exif") or None
+    if exif is None:
+        parsed = im.getexif()  # e.g. set on an in-memory image by the caller
+        exif = parsed.tobytes() if len(parsed) else None
+    if isinstance(exif, str):  # some plugins keep it as text
+        exif = exif.encode("latin-1")
+    return icc, exif
+
+
+def attach_metadata(im: Image.Image, icc: bytes | None, exif: bytes | None) -> Image.Image:
+    """Put an ICC profile and EXIF block in ``im.info``, where Pillow's writers look."""
+    if icc:
+        im.info["icc_profile"] = icc
+    if exif:
+        im.info["exif"] = exif
+    return im
 
 
 def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Image.Image:
@@ -192,15 +241,17 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
 
 
 def save_image(im: Image.Image, path: str | Path) -> None:
-    """Save atomically in the format the suffix names (PNG if none)."""
+    """Save atomically in the format the suffix names (PNG if none), keeping the ICC
+    profile and EXIF block where the format can hold them."""
     fmt = output_format(path)
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         warn(f"{path}: JPEG has no alpha channel; alpha dropped")
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    metadata = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
 
     def write(f):
         try:
-            im.save(f, format=fmt)
+            im.save(f, format=fmt, **metadata)
         except (OSError, ValueError, KeyError) as exc:
             raise AecError(f"{path}: cannot write {fmt} ({exc})") from None
 

@@ -45,6 +45,9 @@ class AecImageFile(ImageFile.ImageFile):
             decoded = decode(self._aec_data)
             self._aec_data = None
             self.im = decoded.im
+            for key in ("icc_profile", "exif"):  # the file's metadata chunks
+                if key in decoded.info:
+                    self.info[key] = decoded.info[key]
         return Image.Image.load(self)
 
 

@@ -8,24 +8,45 @@ import zlib
 import pytest
 
 from neuralcodec import container
-from neuralcodec.container import Header
+from neuralcodec.container import IMAGE_WIDE, Header
 from neuralcodec.errors import AecError, CorruptFileError
 
+# Two tiles of 32x17 and 1x17; a whole-image metadata chunk.
+TILES = [
+    {container.CHUNK_HYPER: b"\x01\x02\x03\x04", container.CHUNK_LATENT: b"\x05" * 8},
+    {container.CHUNK_HYPER: b"\x06" * 4, container.CHUNK_LATENT: b"\x07" * 4},
+]
 
-def sample_file(**overrides) -> bytes:
+
+def sample_file(version: int = container.VERSION, **overrides) -> bytes:
     fields = dict(model="aec-hp-ckbd", fingerprint=b"12345678", width=33, height=17,
-                  mode="RGB", quality=6000)
+                  mode="RGB", quality=6000, version=version)
+    if version >= container.TILED_VERSION:
+        fields.update(tile_width=32, tile_height=32)
+        tiles, chunks = TILES, {container.CHUNK_ICC: b"profile"}
+    else:
+        tiles, chunks = TILES[:1], {}
     fields.update(overrides)
-    chunks = {container.CHUNK_HYPER: b"\x01\x02\x03\x04", container.CHUNK_LATENT: b"\x05" * 8}
-    return container.pack(Header(**fields), chunks)
+    return container.pack(Header(**fields), tiles, chunks)
 
 
-def test_pack_unpack_roundtrip():
-    parsed = container.unpack(sample_file())
+@pytest.mark.parametrize("version", container.READABLE_VERSIONS)
+def test_pack_unpack_roundtrip(version):
+    parsed = container.unpack(sample_file(version))
     h = parsed.header
-    assert (h.model, h.width, h.height, h.mode, h.quality_value) == ("aec-hp-ckbd", 33, 17,
-                                                                      "RGB", 60.0)
-    assert parsed.chunks[container.CHUNK_LATENT] == b"\x05" * 8
+    assert (h.model, h.width, h.height, h.mode, h.quality_value, h.version) == (
+        "aec-hp-ckbd", 33, 17, "RGB", 60.0, version)
+    expected = TILES if version >= container.TILED_VERSION else TILES[:1]
+    assert parsed.tiles == expected
+    assert len(h.grid) == len(expected)
+
+
+def test_tile_grid_boxes_cover_the_image():
+    grid = container.TileGrid(2500, 1100, 1024, 1024)
+    assert (grid.columns, grid.rows, len(grid)) == (3, 2, 6)
+    assert grid.box(0) == (0, 0, 1024, 1024)
+    assert grid.box(5) == (2048, 1024, 2500, 1100)
+    assert sum((r - l) * (b - t) for l, t, r, b in map(grid.box, range(6))) == 2500 * 1100
 
 
 def test_header_is_little_endian_and_versioned():
@@ -40,33 +61,65 @@ def test_not_an_aec_file(data):
         container.unpack(data)
 
 
-def test_every_truncation_is_detected():
-    data = sample_file()
+@pytest.mark.parametrize("version", container.READABLE_VERSIONS)
+def test_every_truncation_is_detected(version):
+    data = sample_file(version)
     for cut in range(len(data)):
         with pytest.raises(CorruptFileError):
             container.unpack(data[:cut])
 
 
-def test_every_single_bit_flip_is_detected():
+def test_every_single_bit_flip_is_detected_by_the_parser():
+    """Version 3 covers every byte with a CRC: header, directory (tags, tiles,
+    lengths) and payloads."""
     data = sample_file()
     for pos in range(len(data)):
-        for bit in (0, 7):
+        for bit in range(8):
             damaged = bytearray(data)
             damaged[pos] ^= 1 << bit
-            # A flip that turns a chunk tag into an ancillary one drops that chunk; the
-            # model family then reports its required chunk as missing.
             with pytest.raises(AecError):
-                chunks = container.unpack(bytes(damaged)).chunks
-                for required in (container.CHUNK_HYPER, container.CHUNK_LATENT):
-                    if required not in chunks:
-                        raise CorruptFileError("required chunk missing")
+                container.unpack(bytes(damaged))
 
 
-def test_chunk_crc_mismatch_names_the_chunk():
+def _directory_end(data: bytes) -> int:
+    _, pos, n = container.parse_header(data)
+    return pos + 4 + 16 * n + 4
+
+
+def test_chunk_crc_mismatch_names_the_chunk_and_tile():
     data = bytearray(sample_file())
-    data[-1] ^= 0xFF  # last byte of the LATN payload
-    with pytest.raises(CorruptFileError, match="CRC mismatch in chunk LATN"):
+    data[-1] ^= 0xFF  # last byte of the last payload: the iccp chunk
+    with pytest.raises(CorruptFileError, match="CRC mismatch in chunk iccp: "):
         container.unpack(bytes(data))
+    data = bytearray(sample_file())
+    data[_directory_end(bytes(data)) + 4 + 8 + 1] ^= 1  # second tile's HYPR payload
+    with pytest.raises(CorruptFileError, match="CRC mismatch in chunk HYPR of tile 1"):
+        container.unpack(bytes(data))
+
+
+def test_salvage_keeps_intact_chunks_and_lists_the_lost():
+    data = bytearray(sample_file())
+    data[_directory_end(bytes(data)) + 1] ^= 1  # first tile's HYPR payload
+    parsed = container.unpack(bytes(data), salvage=True)
+    assert [(c.tag, c.tile) for c in parsed.lost] == [(container.CHUNK_HYPER, 0)]
+    assert parsed.tiles[1] == TILES[1]
+    assert container.CHUNK_HYPER not in parsed.tiles[0]
+    assert "chunk HYPR of tile 0 (CRC mismatch)" == str(parsed.lost[0])
+
+
+def test_salvage_of_a_truncated_file_lists_what_is_missing():
+    data = sample_file()
+    parsed = container.unpack(data[:-10], salvage=True)
+    assert {(c.tag, c.tile) for c in parsed.lost} == {
+        (container.CHUNK_ICC, IMAGE_WIDE), (container.CHUNK_LATENT, 1)}
+    assert parsed.tiles[0] == TILES[0]
+
+
+def test_salvage_still_needs_an_intact_directory():
+    data = bytearray(sample_file())
+    data[_directory_end(bytes(data)) - 5] ^= 1
+    with pytest.raises(CorruptFileError, match="directory CRC"):
+        container.unpack(bytes(data), salvage=True)
 
 
 def test_unknown_version_says_so():
@@ -76,26 +129,73 @@ def test_unknown_version_says_so():
         container.unpack(bytes(data))
 
 
-def test_trailing_bytes_are_rejected():
+@pytest.mark.parametrize("version", container.READABLE_VERSIONS)
+def test_trailing_bytes_are_rejected(version):
     with pytest.raises(CorruptFileError, match="unexpected bytes"):
-        container.unpack(sample_file() + b"x")
+        container.unpack(sample_file(version) + b"x")
 
 
-def _with_extra_chunk(tag: bytes) -> bytes:
+def _resealed(data: bytearray) -> bytes:
+    """Recompute the header and directory CRCs after an edit (a crafted file)."""
+    header_len = struct.unpack_from("<H", data, 10)[0]
+    struct.pack_into("<I", data, header_len - 4, zlib.crc32(bytes(data[: header_len - 4])))
+    (n,) = struct.unpack_from("<I", data, header_len)
+    end = header_len + 4 + 16 * n
+    if end + 4 <= len(data):
+        struct.pack_into("<I", data, end, zlib.crc32(bytes(data[header_len:end])))
+    return bytes(data)
+
+
+def test_crafted_chunk_count_is_bounded_by_the_file_size():
     data = bytearray(sample_file())
-    header, header_len, n = container.parse_header(bytes(data))
-    body = bytes(data[:header_len - 5]) + bytes([n + 1])
-    head = body
-    rest = bytes(data[header_len:])
-    payload = b"future"
-    extra = struct.pack("<4sII", tag, len(payload), zlib.crc32(payload)) + payload
-    return head + struct.pack("<I", zlib.crc32(head)) + rest + extra
+    header_len = struct.unpack_from("<H", data, 10)[0]
+    struct.pack_into("<I", data, header_len, 0xFFFFFFFF)
+    with pytest.raises(CorruptFileError, match="truncated inside the chunk directory"):
+        container.unpack(_resealed(data))
 
 
-def test_unknown_ancillary_chunk_is_skipped_but_critical_is_not():
-    assert container.unpack(_with_extra_chunk(b"xtra")).header.width == 33
+def test_crafted_tile_grid_larger_than_the_directory_is_refused():
+    data = bytearray(sample_file())
+    header_len = struct.unpack_from("<H", data, 10)[0]
+    struct.pack_into("<HH", data, header_len - 8, 1, 1)  # 1x1 tiles: 561 of them
+    with pytest.raises(CorruptFileError, match="5 chunks for 561 tiles"):
+        container.unpack(_resealed(data))
+
+
+def test_crafted_directory_errors_name_the_problem():
+    data = bytearray(sample_file())
+    header_len = struct.unpack_from("<H", data, 10)[0]
+    entry = header_len + 4
+    struct.pack_into("<I", data, entry + 4, 7)  # tile index 7 of 2
+    with pytest.raises(CorruptFileError, match="tile 7 of 2"):
+        container.unpack(_resealed(bytearray(data)))
+    struct.pack_into("<4sI", data, entry, b"LATN", 0)  # LATN of tile 0 twice
+    with pytest.raises(CorruptFileError, match="appears twice"):
+        container.unpack(_resealed(bytearray(data)))
+    struct.pack_into("<4sI", data, entry, b"XTRA", 0)
+    with pytest.raises(CorruptFileError, match="unknown critical chunk XTRA of tile 0"):
+        container.unpack(_resealed(bytearray(data)))
+
+
+def test_unknown_ancillary_chunk_is_skipped():
+    header = Header("aec-hp-ckbd", b"12345678", 33, 17, "RGB", 6000, tile_width=32,
+                    tile_height=32)
+    data = container.pack(header, [{**TILES[0], b"xtra": b"future"}, TILES[1]])
+    assert container.unpack(data).tiles == TILES
+
+
+def test_v2_unknown_chunks():
+    def with_extra_chunk(tag: bytes) -> bytes:
+        data = sample_file(2)
+        _, header_len, n = container.parse_header(data)
+        head = data[: header_len - 5] + bytes([n + 1])
+        payload = b"future"
+        extra = struct.pack("<4sII", tag, len(payload), zlib.crc32(payload)) + payload
+        return head + struct.pack("<I", zlib.crc32(head)) + data[header_len:] + extra
+
+    assert container.unpack(with_extra_chunk(b"xtra")).header.width == 33
     with pytest.raises(CorruptFileError, match="unknown critical chunk XTRA"):
-        container.unpack(_with_extra_chunk(b"XTRA"))
+        container.unpack(with_extra_chunk(b"XTRA"))
 
 
 def test_quality_validation():

@@ -1,0 +1,148 @@
+"""Tiled coding (format version 3): independent tiles, worker processes, limits, damage."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neuralcodec import Codec, container
+from neuralcodec.cli import run
+from neuralcodec.errors import AecError, CorruptFileError
+from neuralcodec.metrics import psnr
+
+from .conftest import photo_like
+
+
+@pytest.fixture(scope="module")
+def tiled() -> Codec:
+    return Codec(device="cpu", tile_size=64, workers=1)
+
+
+@pytest.fixture(scope="module")
+def rgba() -> Image.Image:
+    im = Image.fromarray(photo_like(150, 100, seed=4), "RGB")
+    alpha = np.random.default_rng(2).integers(0, 256, (100, 150), dtype=np.uint8)
+    im.putalpha(Image.fromarray(alpha, "L"))
+    return im
+
+
+def test_tiles_roundtrip_with_exact_alpha(tiled, rgba):
+    data = tiled.encode(rgba, 75)
+    header = container.unpack(data).header
+    assert (header.version, header.tile_width, len(header.grid)) == (3, 64, 6)
+    out = tiled.decode(data)
+    assert out.mode == "RGBA" and out.size == rgba.size
+    assert np.array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
+    assert psnr(np.asarray(rgba)[..., :3], np.asarray(out)[..., :3]) > 22
+
+
+def test_small_images_stay_one_tile_with_unchanged_streams(codec, rgb_image):
+    """An image within one tile codes the same latent streams as format version 2."""
+    v3 = container.unpack(codec.encode(rgb_image, 60))
+    v2 = container.unpack(Codec(device="cpu", format_version=2).encode(rgb_image, 60))
+    assert len(v3.header.grid) == 1
+    assert v3.tiles == v2.tiles
+
+
+def test_worker_processes_write_the_same_bytes(tiled, rgba):
+    parallel = Codec(device="cpu", tile_size=64, workers=2)
+    try:
+        data = parallel.encode(rgba, 50)
+        assert data == tiled.encode(rgba, 50)
+        out = np.asarray(parallel.decode(data)).astype(int)
+    finally:
+        parallel.close()
+    # The synthesis is float math: thread counts may move a rounding by one level.
+    assert np.abs(out - np.asarray(tiled.decode(data))).max() <= 1
+
+
+def test_progress_is_reported_per_tile(tiled, rgba):
+    seen = []
+    tiled.decode(tiled.encode(rgba, 30), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+
+
+def _damage_payload(data: bytes, tile: int, tag: bytes) -> bytes:
+    """Flip one byte in the payload of (tag, tile)."""
+    _, pos, n = container.parse_header(data)
+    offset = pos + 4 + 16 * n + 4
+    for k in range(n):
+        entry_tag, entry_tile, length, _ = struct.unpack_from("<4sIII", data, pos + 4 + 16 * k)
+        if (entry_tag, entry_tile) == (tag, tile):
+            damaged = bytearray(data)
+            damaged[offset + length // 2] ^= 0x40
+            return bytes(damaged)
+        offset += length
+    raise AssertionError("no such chunk")
+
+
+def test_damaged_tile_fails_naming_it_or_is_reported_lost(tiled, rgba):
+    data = tiled.encode(rgba, 75)
+    damaged = _damage_payload(data, 4, container.CHUNK_LATENT)
+    with pytest.raises(CorruptFileError, match="CRC mismatch in chunk LATN of tile 4"):
+        tiled.decode(damaged)
+    image, report = tiled.decode_partial(damaged)
+    assert report.lost_tiles == [4] and "chunk LATN of tile 4" in str(report)
+    intact = np.asarray(tiled.decode(data))
+    got = np.asarray(image)
+    grid = container.unpack(data).header.grid
+    for i in range(len(grid)):
+        left, top, right, bottom = grid.box(i)
+        if i == 4:
+            assert (got[top:bottom, left:right, :3] == 128).all()
+        else:
+            assert np.array_equal(got[top:bottom, left:right], intact[top:bottom, left:right])
+
+
+def test_truncated_file_decodes_partially(tiled, rgba):
+    data = tiled.encode(rgba, 75)
+    image, report = tiled.decode_partial(data[: len(data) * 2 // 3])
+    assert 0 < len(report.lost_tiles) < 6 and image.size == rgba.size
+
+
+def test_partial_decode_on_the_command_line(tmp_path, tiled, rgba, capsys):
+    src = tmp_path / "a.aec"
+    src.write_bytes(_damage_payload(tiled.encode(rgba, 75), 1, container.CHUNK_HYPER))
+    out = tmp_path / "a.png"
+    assert run(["decode", str(src), str(out)]) == 1
+    assert "chunk HYPR of tile 1" in capsys.readouterr().err and not out.exists()
+    assert run(["decode", "--partial", str(src), str(out)]) == 0
+    assert "1 of 6 tiles lost" in capsys.readouterr().err and out.exists()
+
+
+def test_tile_size_flag(tmp_path, capsys):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_like(130, 70, seed=1), "RGB").save(src)
+    assert run(["encode", "--tile-size", "64", str(src), str(tmp_path / "o.aec")]) == 0
+    assert container.unpack((tmp_path / "o.aec").read_bytes()).header.tile_width == 64
+    assert run(["encode", "--tile-size", "100", str(src), str(tmp_path / "p.aec")]) == 1
+    assert "not a multiple of 64" in capsys.readouterr().err
+
+
+def test_limits_are_checked_from_the_header(tiled, rgba):
+    data = tiled.encode(rgba, 75)
+    with pytest.raises(AecError, match="above the limit of 1000"):
+        Codec(device="cpu", max_pixels=1000).decode(data)
+    with pytest.raises(AecError, match="--max-tile-pixels"):
+        Codec(device="cpu", max_tile_pixels=1000).decode(data)
+    legacy = Codec(device="cpu", format_version=2).encode(rgba, 75)
+    with pytest.raises(AecError, match="untiled image of 15000 pixels"):
+        Codec(device="cpu", max_tile_pixels=10_000).decode(legacy)
+
+
+def test_input_image_size_is_checked_before_its_pixels_are_read(tmp_path):
+    """A PNG whose header claims 60000x60000 pixels is refused from the header alone."""
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.raises(AecError, match="60000x60000 = 3600000000 pixels, above the limit"):
+        Codec(device="cpu").encode(path)
