@@ -145,8 +145,10 @@ def test_batched_analysis_codes_like_one_image_at_a_time(tmp_path):
 
     for one, two in zip(rows(1), rows(2), strict=True):
         assert (one.image, one.setting) == (two.image, two.setting)
-        assert two.bytes == pytest.approx(one.bytes, rel=0.01)  # batched convs may round
-        assert two.psnr == pytest.approx(one.psnr, abs=0.05)   # differently in the last bit
+        # Batched convolutions may round differently in the last bit, flipping a few
+        # latents; features of the wrong image would cost ~10 dB, not hundredths.
+        assert two.bytes == pytest.approx(one.bytes, rel=0.05)
+        assert two.psnr == pytest.approx(one.psnr, abs=0.1)
 
 
 def test_speed_report_stages_add_up_and_restore_the_code_path(codec):
