@@ -133,8 +133,9 @@ def main() -> None:
 @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target bits per pixel: the highest quality whose file fits.")
 @click.option("--model", default=None, help="Model name (see 'aec models').")
-@click.option("--tile-size", type=click.IntRange(64, 2048), default=None,
-              help="Side of the independently coded square tiles [default: 1024].")
+@click.option("--tile-size", type=click.IntRange(64, 2032), default=None,
+              help="Side of the independently coded square tiles, each also coding 8 px "
+                   "of its neighbours for a seamless cross-fade [default: 1008].")
 @device_option
 @max_pixels_option
 @workers_option

@@ -28,6 +28,7 @@ from .registry import DEFAULT_MODEL, ModelCoder, load_coder
 from .tiling import (
     TileWorkers,
     analyse_tile,
+    blend_mask,
     decode_tile,
     encode_tile,
     padded_size,
@@ -39,9 +40,13 @@ DEFAULT_QUALITY = 75.0
 # Tiles bound the working memory, so what remains per pixel is the decoded image itself
 # (4 bytes in Pillow) and the file: 200 MP needs well under 2 GB besides the tiles.
 DEFAULT_MAX_PIXELS = 200_000_000
-# Side of the square tiles written by default: Kodak-sized images stay one tile (so their
-# rate-distortion is unchanged), and one 1024x1024 tile needs about 0.6 GB to decode.
-DEFAULT_TILE_SIZE = 1024
+# Tiles written by default: 1008 px squares coded with 8 px of overlap on each side with a
+# neighbour, so an inner tile codes exactly 1024x1024 pixels (no padding; about 0.6 GB to
+# decode). Kodak-sized images stay one tile, so their rate-distortion is unchanged. The
+# overlap, cross-faded on decoding, removes the seams of independent tiles (a 1.5 dB PSNR
+# dip along tile borders without it) for about 3 % more coded pixels.
+DEFAULT_TILE_OVERLAP = 8
+DEFAULT_TILE_SIZE = 1024 - 2 * DEFAULT_TILE_OVERLAP
 # The largest region decoded at once: a tile of a version-3 file, or the whole image of
 # an untiled version-1/2 file. Bounds a decoder's working memory per worker.
 DEFAULT_MAX_TILE_PIXELS = 2048 * 2048
@@ -115,13 +120,17 @@ class Codec:
         tile_size: int = DEFAULT_TILE_SIZE,
         workers: int | None = None,
         max_tile_pixels: int = DEFAULT_MAX_TILE_PIXELS,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
     ):
         if format_version not in container.READABLE_VERSIONS:
             raise AecError(f"unknown format version {format_version}")
         # Never write tiles that a decoder with default limits would refuse.
-        if not 0 < tile_size * tile_size <= DEFAULT_MAX_TILE_PIXELS:
-            largest = math.isqrt(DEFAULT_MAX_TILE_PIXELS)
+        coded = tile_size + 2 * tile_overlap
+        if not (tile_size > 0 and coded * coded <= DEFAULT_MAX_TILE_PIXELS):
+            largest = math.isqrt(DEFAULT_MAX_TILE_PIXELS) - 2 * tile_overlap
             raise AecError(f"tile size {tile_size} is outside 1..{largest}")
+        if not 0 <= 2 * tile_overlap <= tile_size:
+            raise AecError(f"tile overlap {tile_overlap} is outside 0..{tile_size // 2}")
         if workers is not None and workers < 1:
             raise AecError(f"--workers must be at least 1, got {workers}")
         self.model_name = model or DEFAULT_MODEL
@@ -129,6 +138,7 @@ class Codec:
         self.max_pixels = max_pixels
         self.format_version = format_version
         self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
         self.workers = workers
         self.max_tile_pixels = max_tile_pixels
         self._coders: dict[str, ModelCoder] = {}
@@ -151,9 +161,6 @@ class Codec:
             raise AecError(
                 f"model '{coder.name}' cannot write format version {self.format_version}"
             )
-        if self.tile_size % coder.pad_multiple:
-            raise AecError(f"tile size {self.tile_size} is not a multiple of "
-                           f"{coder.pad_multiple}, as model '{coder.name}' needs")
         return self
 
     def _pool(self, model: str, tiles: int) -> TileWorkers | None:
@@ -197,7 +204,7 @@ class Codec:
         """How an image of this size is tiled in the format being written."""
         if self.format_version < container.TILED_VERSION:
             return TileGrid(width, height, width, height)
-        return TileGrid(width, height, self.tile_size, self.tile_size)
+        return TileGrid(width, height, self.tile_size, self.tile_size, self.tile_overlap)
 
     def _features(self, prepared: Analysis, coder: ModelCoder, grid: TileGrid, index: int,
                   tile: Image.Image, cache: bool) -> torch.Tensor | None:
@@ -223,7 +230,7 @@ class Codec:
         grid = self.grid(*prepared.image.size)
         pool = None if cache else self._pool(coder.name, len(grid))
         tiles: list[dict[bytes, bytes]] = [{} for _ in range(len(grid))]
-        crops = ((i, prepared.image.crop(grid.box(i))) for i in range(len(grid)))
+        crops = ((i, prepared.image.crop(grid.coded_box(i))) for i in range(len(grid)))
         if pool is not None:
             for done, (i, future) in enumerate(pool.encode(crops, q, self.format_version), 1):
                 tiles[i] = future.result()
@@ -291,6 +298,7 @@ class Codec:
             version=self.format_version,
             tile_width=grid.tile_width if tiled else 0,
             tile_height=grid.tile_height if tiled else 0,
+            tile_overlap=grid.overlap if tiled else 0,
         )
         metadata = {}
         if tiled:  # versions 1 and 2 have no place for metadata
@@ -304,8 +312,8 @@ class Codec:
         """Every size a decode will allocate for, checked before it allocates anything."""
         check_pixel_limit(header.width, header.height, self.max_pixels,
                           "the file's image")
-        grid = header.grid
-        tile_pixels = min(grid.tile_width, grid.width) * min(grid.tile_height, grid.height)
+        tile_width, tile_height = header.grid.largest_coded_tile
+        tile_pixels = tile_width * tile_height
         if tile_pixels > self.max_tile_pixels:
             what = "tiles" if header.version >= container.TILED_VERSION else "untiled image"
             raise AecError(
@@ -320,7 +328,7 @@ class Codec:
         parsed = container.unpack(bytes(data))
         coder = self._coder_for(parsed.header)
         header = parsed.header
-        left, top, right, bottom = header.grid.box(tile)
+        left, top, right, bottom = header.grid.coded_box(tile)
         size = padded_size(right - left, bottom - top, coder.pad_multiple)
         return header, coder.decompress_latents(parsed.tiles[tile], size, header.quality,
                                                 header.version)
@@ -347,8 +355,9 @@ class Codec:
     def decode_partial(self, data: bytes, progress: Progress | None = None
                        ) -> tuple[Image.Image, DecodeReport]:
         """Restore what survives of a damaged file: tiles whose chunks are intact are
-        decoded, lost tiles are filled with grey and listed in the report. The header and
-        chunk directory must be intact; version-1/2 files are decoded strictly."""
+        decoded, lost tiles are filled with grey (which their neighbours' overlap fades
+        into) and listed in the report. The header and chunk directory must be intact;
+        version-1/2 files are decoded strictly."""
         return self._decode(bytes(data), salvage=True, progress=progress)
 
     @torch.no_grad()
@@ -374,7 +383,7 @@ class Codec:
             lost_tiles.append(i)
             problems.append(f"tile {i} ({exc})")
 
-        jobs = ((i, parsed.tiles[i], _size(grid.box(i))) for i in todo)
+        jobs = ((i, parsed.tiles[i], _size(grid.coded_box(i))) for i in todo)
         pool = self._pool(header.model, len(todo))
         if pool is not None:
             results = pool.decode(jobs, header.quality, header.version, header.mode)
@@ -386,8 +395,8 @@ class Codec:
                 tile = future.result()
             except CorruptFileError as exc:
                 tile_failed(i, exc)
-            else:
-                out.paste(tile, grid.box(i)[:2])
+            else:  # in raster order, so the left and upper neighbours are in place
+                out.paste(tile, grid.coded_box(i)[:2], blend_mask(grid, i))
             if progress:
                 progress(done, len(todo))
         attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))

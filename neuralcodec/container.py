@@ -44,7 +44,8 @@ IMAGE_WIDE = 0xFFFFFFFF
 
 _FIXED = struct.Struct("<8sHH")  # magic, version, header length
 _TAIL_V2 = struct.Struct("<8sIIBHB")  # fingerprint, width, height, mode, quality, chunks
-_TAIL_V3 = struct.Struct("<8sIIBHHH")  # fingerprint, width, height, mode, quality, tile w, h
+# fingerprint, width, height, mode, quality, tile width, tile height, tile overlap
+_TAIL_V3 = struct.Struct("<8sIIBHHHH")
 _CHUNK_V2 = struct.Struct("<4sII")  # tag, payload length, payload CRC32
 _ENTRY = struct.Struct("<4sIII")  # v3 directory entry: tag, tile, payload length, CRC32
 _COUNT = struct.Struct("<I")
@@ -53,12 +54,18 @@ _CRC = struct.Struct("<I")
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Tiles in raster order; the last column and row may be narrower."""
+    """Tiles in raster order; the last column and row may be narrower.
+
+    Each tile *owns* its box; it is *coded* with ``overlap`` extra pixels on every side
+    that has a neighbour, and the decoder cross-fades neighbours over those 2 x overlap
+    pixels, which hides the seams of independently coded tiles.
+    """
 
     width: int
     height: int
     tile_width: int
     tile_height: int
+    overlap: int = 0
 
     @property
     def columns(self) -> int:
@@ -78,6 +85,20 @@ class TileGrid:
         return (left, top, min(left + self.tile_width, self.width),
                 min(top + self.tile_height, self.height))
 
+    def coded_box(self, index: int) -> tuple[int, int, int, int]:
+        """The box tile ``index`` codes: its own box widened by the overlap."""
+        left, top, right, bottom = self.box(index)
+        m = self.overlap
+        return (max(left - m, 0), max(top - m, 0), min(right + m, self.width),
+                min(bottom + m, self.height))
+
+    @property
+    def largest_coded_tile(self) -> tuple[int, int]:
+        """(width, height) of the largest coded box: what a decoder holds at once."""
+        m = self.overlap
+        return (min(self.tile_width + 2 * m, self.width),
+                min(self.tile_height + 2 * m, self.height))
+
 
 @dataclass(frozen=True)
 class Header:
@@ -91,6 +112,7 @@ class Header:
     # Tile size; versions 1 and 2 are one tile of the whole image (0 = that).
     tile_width: int = 0
     tile_height: int = 0
+    tile_overlap: int = 0
 
     @property
     def quality_value(self) -> float:
@@ -99,7 +121,7 @@ class Header:
     @property
     def grid(self) -> TileGrid:
         return TileGrid(self.width, self.height, self.tile_width or self.width,
-                        self.tile_height or self.height)
+                        self.tile_height or self.height, self.tile_overlap)
 
 
 @dataclass(frozen=True)
@@ -170,7 +192,8 @@ def pack(
         if len(tiles) != len(header.grid):
             raise ValueError(f"{len(tiles)} tiles given for a grid of {len(header.grid)}")
         tail = _TAIL_V3.pack(header.fingerprint, header.width, header.height, mode,
-                             header.quality, header.tile_width, header.tile_height)
+                             header.quality, header.tile_width, header.tile_height,
+                             header.tile_overlap)
     body = bytes([len(model)]) + model + tail
     head = _FIXED.pack(MAGIC, header.version, _FIXED.size + len(body) + _CRC.size) + body
     out = [head, _CRC.pack(zlib.crc32(head))]
@@ -241,11 +264,13 @@ def parse_header(data: bytes) -> tuple[Header, int, int]:
         (n_chunks,) = rest
         header = Header(model, fingerprint, width, height, MODES[mode], quality, version)
         return header, header_len, n_chunks
-    tile_width, tile_height = rest
+    tile_width, tile_height, overlap = rest
     if not (tile_width and tile_height):
         raise CorruptFileError(f"invalid tile size {tile_width}x{tile_height}")
+    if 2 * overlap > min(tile_width, tile_height):
+        raise CorruptFileError(f"tile overlap {overlap} is more than half the tile size")
     header = Header(model, fingerprint, width, height, MODES[mode], quality, version,
-                    tile_width, tile_height)
+                    tile_width, tile_height, overlap)
     if len(data) < header_len + _COUNT.size:
         raise CorruptFileError("file is truncated inside the chunk directory")
     (n_chunks,) = _COUNT.unpack_from(data, header_len)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import numpy as np
 import torch
 from PIL import Image
 
-from .container import CHUNK_ALPHA
+from .container import CHUNK_ALPHA, TileGrid
 from .errors import AecError
 from .image_io import (
     decode_alpha,
@@ -88,6 +90,29 @@ def decode_tile(
     return merge_alpha(colour, alpha)
 
 
+def blend_mask(grid: TileGrid, index: int) -> Image.Image | None:
+    """Weights (mode L) for pasting tile ``index``'s coded box over its left and upper
+    neighbours, already in place: a linear ramp 0 -> 1 across the 2 x overlap pixels
+    around each shared border, 1 elsewhere. None where there is nothing to blend."""
+    row, col = divmod(index, grid.columns)
+    left, top, right, bottom = grid.coded_box(index)
+    ramp = 2 * grid.overlap
+
+    def weights(size: int, has_neighbour: bool) -> np.ndarray:
+        w = np.ones(size)
+        if has_neighbour and ramp:
+            n = min(ramp, size)
+            w[:n] = (np.arange(n) + 0.5) / ramp
+        return w
+
+    if not grid.overlap or (row == 0 and col == 0):
+        return None
+    wx = weights(right - left, col > 0)
+    wy = weights(bottom - top, row > 0)
+    mask = np.rint(255 * wy[:, None] * wx[None, :]).astype(np.uint8)
+    return Image.fromarray(mask, "L")
+
+
 # -- worker processes ------------------------------------------------------------------
 
 _worker_coder: ModelCoder | None = None
@@ -135,29 +160,28 @@ class TileWorkers:
 
     def _run(self, fn: Callable, jobs: Iterable[tuple[int, tuple]]
              ) -> Iterator[tuple[int, Future]]:
-        """(key, finished future of fn(*args)) for each (key, args), in completion order.
+        """(key, finished future of fn(*args)) for each (key, args), in the jobs' order.
         At most two jobs per worker are in flight, so the arguments and results held stay
-        bounded."""
-        pending: dict[Future, int] = {}
+        bounded, and results come in order, so nothing waits in a buffer."""
+        pending: deque[tuple[int, Future]] = deque()
         jobs = iter(jobs)
         try:
             while True:
                 for key, args in jobs:
-                    pending[self._executor.submit(fn, *args)] = key
+                    pending.append((key, self._executor.submit(fn, *args)))
                     if len(pending) >= 2 * self.workers:
                         break
                 if not pending:
                     return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if isinstance(future.exception(), BrokenProcessPool):
-                        raise AecError(
-                            "a tile worker process died (out of memory? a script that starts "
-                            "aec without `if __name__ == '__main__':`? workers=1 codes in "
-                            "this process)")
-                    yield pending.pop(future), future
+                key, future = pending.popleft()
+                if isinstance(future.exception(), BrokenProcessPool):
+                    raise AecError(
+                        "a tile worker process died (out of memory? a script that starts "
+                        "aec without `if __name__ == '__main__':`? workers=1 codes in "
+                        "this process)")
+                yield key, future
         finally:
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
 
     def encode(self, tiles: Iterable[tuple[int, Image.Image]], quality: int,

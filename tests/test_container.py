@@ -22,7 +22,7 @@ def sample_file(version: int = container.VERSION, **overrides) -> bytes:
     fields = dict(model="aec-hp-ckbd", fingerprint=b"12345678", width=33, height=17,
                   mode="RGB", quality=6000, version=version)
     if version >= container.TILED_VERSION:
-        fields.update(tile_width=32, tile_height=32)
+        fields.update(tile_width=32, tile_height=32, tile_overlap=4)
         tiles, chunks = TILES, {container.CHUNK_ICC: b"profile"}
     else:
         tiles, chunks = TILES[:1], {}
@@ -39,6 +39,14 @@ def test_pack_unpack_roundtrip(version):
     expected = TILES if version >= container.TILED_VERSION else TILES[:1]
     assert parsed.tiles == expected
     assert len(h.grid) == len(expected)
+
+
+def test_overlap_of_more_than_half_a_tile_is_refused():
+    data = bytearray(sample_file())
+    header_len = struct.unpack_from("<H", data, 10)[0]
+    struct.pack_into("<H", data, header_len - 6, 17)
+    with pytest.raises(CorruptFileError, match="overlap 17 is more than half"):
+        container.unpack(_resealed(data))
 
 
 def test_tile_grid_boxes_cover_the_image():
@@ -157,7 +165,7 @@ def test_crafted_chunk_count_is_bounded_by_the_file_size():
 def test_crafted_tile_grid_larger_than_the_directory_is_refused():
     data = bytearray(sample_file())
     header_len = struct.unpack_from("<H", data, 10)[0]
-    struct.pack_into("<HH", data, header_len - 8, 1, 1)  # 1x1 tiles: 561 of them
+    struct.pack_into("<HHH", data, header_len - 10, 1, 1, 0)  # 1x1 tiles: 561 of them
     with pytest.raises(CorruptFileError, match="5 chunks for 561 tiles"):
         container.unpack(_resealed(data))
 

@@ -86,15 +86,16 @@ def test_damaged_tile_fails_naming_it_or_is_reported_lost(tiled, rgba):
         tiled.decode(damaged)
     image, report = tiled.decode_partial(damaged)
     assert report.lost_tiles == [4] and "chunk LATN of tile 4" in str(report)
-    intact = np.asarray(tiled.decode(data))
-    got = np.asarray(image)
+    intact, got = np.asarray(tiled.decode(data)), np.asarray(image)
     grid = container.unpack(data).header.grid
-    for i in range(len(grid)):
-        left, top, right, bottom = grid.box(i)
-        if i == 4:
-            assert (got[top:bottom, left:right, :3] == 128).all()
-        else:
-            assert np.array_equal(got[top:bottom, left:right], intact[top:bottom, left:right])
+    m = grid.overlap
+    assert m > 0
+    left, top, right, bottom = grid.coded_box(4)  # all that tile 4 would have touched
+    untouched = np.ones(got.shape[:2], bool)
+    untouched[top:bottom, left:right] = False
+    assert np.array_equal(got[untouched], intact[untouched])
+    left, top, right, bottom = grid.box(4)  # neighbours fade into it over m pixels
+    assert (got[top + m:bottom - m, left + m:right - m, :3] == 128).all()
 
 
 def test_truncated_file_decodes_partially(tiled, rgba):
@@ -116,10 +117,22 @@ def test_partial_decode_on_the_command_line(tmp_path, tiled, rgba, capsys):
 def test_tile_size_flag(tmp_path, capsys):
     src = tmp_path / "in.png"
     Image.fromarray(photo_like(130, 70, seed=1), "RGB").save(src)
-    assert run(["encode", "--tile-size", "64", str(src), str(tmp_path / "o.aec")]) == 0
-    assert container.unpack((tmp_path / "o.aec").read_bytes()).header.tile_width == 64
-    assert run(["encode", "--tile-size", "100", str(src), str(tmp_path / "p.aec")]) == 1
-    assert "not a multiple of 64" in capsys.readouterr().err
+    assert run(["encode", "--tile-size", "100", str(src), str(tmp_path / "o.aec")]) == 0
+    header = container.unpack((tmp_path / "o.aec").read_bytes()).header
+    assert (header.tile_width, header.tile_overlap, len(header.grid)) == (100, 8, 2)
+    assert run(["encode", "--tile-size", "32", str(src), str(tmp_path / "p.aec")]) == 2
+
+
+def test_overlap_cross_fades_neighbours():
+    grid = container.TileGrid(300, 100, 100, 100, overlap=8)
+    assert grid.coded_box(1) == (92, 0, 208, 100)
+    from neuralcodec.tiling import blend_mask
+
+    assert blend_mask(grid, 0) is None
+    weights = np.asarray(blend_mask(grid, 1))
+    assert weights.shape == (100, 116)
+    assert weights[0, 0] < 10 and weights[0, 15] > 245 and (weights[:, 16:] == 255).all()
+    assert np.all(np.diff(weights[0, :16].astype(int)) > 0)
 
 
 def test_limits_are_checked_from_the_header(tiled, rgba):
