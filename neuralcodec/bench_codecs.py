@@ -46,7 +46,7 @@ def _jpeg2000_rate(target_bpp: float) -> dict[str, Any]:
 
 _QUALITY_SWEEP = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 _QUICK_SWEEP = (10, 40, 70, 90)
-_AVIF_SWEEP = (10, 20, 30, 40, 50, 60, 70, 80, 85, 90)
+_AVIF_SWEEP = (10, 20, 30, 40, 55, 70, 80, 90)
 _AVIF_QUICK = (20, 50, 80)
 _AVIF_OPTIONS = {"speed": 4, "max_threads": 1}  # speed 4: slower than the default 6, denser
 

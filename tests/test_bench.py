@@ -133,17 +133,24 @@ def test_smoke_run_writes_every_output_and_resumes_from_the_cache(folder, tmp_pa
     assert run_bench(options).rows == result.rows
 
 
-def test_batched_analysis_codes_like_one_image_at_a_time(tmp_path):
-    # The path CUDA runs take (several same-sized images per analysis call), on the CPU.
+def test_batched_and_codec_cached_analysis_code_like_one_image_at_a_time(tmp_path,
+                                                                          monkeypatch):
+    # The path CUDA runs take (several same-sized images per analysis call), on the CPU,
+    # and the one for tiled images (the codec caches the analysis itself).
     for seed in (5, 6):
         Image.fromarray(photo_like(SIDE, SIDE, seed=seed), "RGB").save(tmp_path / f"{seed}.png")
 
-    def rows(batch: int) -> list[Row]:
-        return run_bench(BenchOptions(tmp_path, tmp_path / f"out{batch}", codecs=["aec"],
-                                      quick=True, device="cpu", speed=False, progress=False,
+    def rows(batch: int, out: str) -> list[Row]:
+        return run_bench(BenchOptions(tmp_path, tmp_path / out, codecs=["aec"], quick=True,
+                                      device="cpu", speed=False, progress=False,
                                       analysis_batch=batch)).rows
 
-    for one, two in zip(rows(1), rows(2), strict=True):
+    single, batched = rows(1, "single"), rows(2, "batched")
+    monkeypatch.setattr(bench, "_one_tile", lambda codec, image: False)
+    cached = rows(1, "cached")
+    assert [(r.bytes, r.psnr) for r in cached] == [(r.bytes, r.psnr) for r in single]
+    assert all(r.encode_s > 0 for r in cached)
+    for one, two in zip(single, batched, strict=True):
         assert (one.image, one.setting) == (two.image, two.setting)
         # Batched convolutions may round differently in the last bit, flipping a few
         # latents; features of the wrong image would cost ~10 dB, not hundredths.
