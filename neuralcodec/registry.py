@@ -29,6 +29,7 @@ MODEL_PATH_ENV = "AEC_MODEL_PATH"
 # Imported on first use, so listing models or reading headers stays light.
 FAMILIES = {
     "hyperprior-checkerboard": "neuralcodec.hyperprior",
+    "vq-vae": "neuralcodec.vq",
 }
 
 
