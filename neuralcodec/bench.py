@@ -451,6 +451,22 @@ def _version(package: str) -> str | None:
         return None
 
 
+def source_revision() -> str | None:
+    """The git commit of this aec checkout ("+changes" if its package files differ from
+    it), or None outside a checkout: which code produced the results."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "neuralcodec"],
+                                 cwd=root, capture_output=True).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
+
+
 def environment(device: torch.device, workers: int, note: str) -> dict[str, Any]:
     from .bench_speed import cpu_model, device_name
 
@@ -467,6 +483,7 @@ def environment(device: torch.device, workers: int, note: str) -> dict[str, Any]
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
         "workers": workers,
+        "aec_revision": source_revision(),
         "versions": {p: _version(p) for p in packages},
         "codec_libraries": {k: features.version(k)
                             for k in ("jpg", "webp", "avif", "jpg_2000", "zlib")},

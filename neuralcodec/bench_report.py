@@ -154,7 +154,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
     machine = f"{env['device_name']}" + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU")
     lines += [f"Device: {machine}; {env['cpu_count']} CPU(s), {env['workers']} worker "
               f"process(es) for the Pillow codecs; torch {env['versions']['torch']}, "
-              f"Pillow {env['versions']['pillow']}.", ""]
+              f"Pillow {env['versions']['pillow']}; aec code {env.get('aec_revision')}.", ""]
     if env.get("note"):
         lines += [f"Note: {env['note']}", ""]
     lines += ["Means over images per setting; bpp from the whole encoded file; times are "
