@@ -395,9 +395,11 @@ def _classical_task(codec: ClassicalCodec, pixels: np.ndarray, settings: Sequenc
     return coded, qualities
 
 
-def _classical_config(codec: ClassicalCodec, settings: Sequence[float]) -> str:
+def _classical_config(codec: ClassicalCodec) -> str:
+    """Cache identity of a Pillow curve: its options and the codec libraries' versions
+    (each row's key adds its own setting, so a longer sweep reuses the shorter one's)."""
     versions = {k: features.version(k) for k in ("jpg", "webp", "avif", "jpg_2000")}
-    description = json.dumps([codec.label, [codec.save_args(s) for s in settings], versions,
+    description = json.dumps([codec.label, codec.options, codec.knob_name, versions,
                               _version("pillow-jxl-plugin")], sort_keys=True, default=str)
     return f"{codec.label}|{hashlib.sha1(description.encode()).hexdigest()[:12]}"
 
@@ -409,7 +411,7 @@ def sweep_classical(codecs: Sequence[ClassicalCodec], images: Sequence[SourceIma
     tasks = []
     for codec in codecs:
         settings = codec.quick_settings if quick else codec.settings
-        config = _classical_config(codec, settings)
+        config = _classical_config(codec)
         for im in images:
             if any(cache.get(cache.key(config, im.digest, s)) is None for s in settings):
                 tasks.append((codec, config, im, settings))
@@ -566,7 +568,7 @@ def _all_rows(cache: RowCache, specs: Sequence[NeuralSpec], classical: Sequence[
         plan.append((_neural_config(spec), aec_settings))
     for codec in classical:
         settings = codec.quick_settings if quick else codec.settings
-        plan.append((_classical_config(codec, settings), settings))
+        plan.append((_classical_config(codec), settings))
     rows = []
     for config, settings in plan:
         for im in images:
