@@ -157,7 +157,10 @@ class Stats:
     inputs: int = 0
     decoded: int = 0  # decoded without error
     rejected: int = 0  # AecError
-    deep: int = 0  # got past the container into the model family's decoder
+    # Parsed when damaged payloads are dropped (salvage): the strict decoder may still
+    # reject them at a chunk CRC; inputs that ran the model decoder are "decoded" plus
+    # those rejected by it (stream, escape and missing-chunk errors).
+    deep: int = 0
     failures: list[dict] = field(default_factory=list)
     max_seconds: float = 0.0  # CPU seconds of the slowest input (the hang criterion)
     max_wall_seconds: float = 0.0  # wall clock, which a shared machine inflates
