@@ -199,8 +199,6 @@ def train(opts: VQTrainOptions, log=print) -> Path:
     eval_images = []
     if opts.eval_dir:
         eval_images = [load_rgb(p, 4096) for p in list_images([opts.eval_dir])[: opts.eval_images]]
-    top = config.top_units
-    eval_units = sorted({max(1, top // 7), top // 3, (2 * top) // 3, top})
 
     step = 0
     unit_rng = torch.Generator().manual_seed(opts.seed + 1)
@@ -228,8 +226,10 @@ def train(opts: VQTrainOptions, log=print) -> Path:
         config = initialise(model, z, opts.kmeans_iters, log)
         opts.config = config.to_dict()
         optimizer = _optimizer(model, opts)
-        if eval_images:
-            log(f"eval at init: {evaluate(model, eval_images, eval_units)}")
+    top = config.top_units  # the config may come from the checkpoint
+    eval_units = sorted({max(1, top // 7), top // 3, (2 * top) // 3, top})
+    if eval_images and step == 0:
+        log(f"eval at init: {evaluate(model, eval_images, eval_units)}")
     model.to(device).train()
     for p in model.g_a.parameters():
         p.requires_grad_(False)
