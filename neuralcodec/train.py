@@ -89,32 +89,87 @@ def evaluate(model: HyperpriorCheckerboard, images: list[torch.Tensor], device) 
     return rows
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def train(opts: TrainOptions, log=print) -> Path:
-    """Train (resuming from ``opts.out``/checkpoint.pt if present); returns the run folder."""
+def random_states(sampler: CropSampler, generators: dict[str, torch.Generator]) -> dict:
+    """Every random stream a run draws from, so a resumed run continues exactly."""
+    return {
+        **{name: g.get_state() for name, g in generators.items()},
+        "sampler_rng": sampler.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": random.getstate(),
+    }
+
+
+def restore_random_states(
+    state: dict, sampler: CropSampler, generators: dict[str, torch.Generator]
+) -> None:
+    for name, g in generators.items():
+        g.set_state(state[name])
+    sampler.set_state(state["sampler_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+
+
+class RunLog:
+    """A run's JSON-lines logs (log.jsonl, eval.jsonl) and its training speed."""
+
+    def __init__(self, out: Path, step: int):
+        self.out = out
+        self._t0, self._step = time.time(), step
+
+    def steps_per_s(self, step: int) -> float:
+        """Steps per second since the previous call."""
+        rate = (step - self._step) / max(time.time() - self._t0, 1e-9)
+        self._t0, self._step = time.time(), step
+        return rate
+
+    def append(self, name: str, row: dict) -> None:
+        with open(self.out / name, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+@dataclass
+class RunSetup:
+    """What every training run starts from: device, folders, data and eval images."""
+
+    device: torch.device
+    out: Path
+    checkpoint: Path
+    sampler: CropSampler
+    eval_images: list[torch.Tensor]
+
+
+def start_run(opts, log) -> RunSetup:
+    """Threads, device, seed, output folder, training crops and eval images of a run;
+    ``opts`` is any options object with the fields of :class:`TrainOptions` used here."""
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
     torch.manual_seed(opts.seed)
-
-    config = ModelConfig.from_dict(opts.config)
-    model = HyperpriorCheckerboard(config).to(device)
-    optimizer, aux_optimizer = _optimizers(model, opts)
-    log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, device {device}")
-
     sampler = CropSampler(opts.data, patch=opts.patch, seed=opts.seed, log=log)
     log(f"training images: {len(sampler)}")
     eval_images = []
     if opts.eval_dir:
         eval_images = [load_rgb(p, 4096) for p in list_images([opts.eval_dir])[: opts.eval_images]]
+    return RunSetup(device, out, out / CHECKPOINT, sampler, eval_images)
+
+
+def train(opts: TrainOptions, log=print) -> Path:
+    """Train (resuming from ``opts.out``/checkpoint.pt if present); returns the run folder."""
+    run = start_run(opts, log)
+    device, out, ckpt_path = run.device, run.out, run.checkpoint
+    sampler, eval_images = run.sampler, run.eval_images
+    config = ModelConfig.from_dict(opts.config)
+    model = HyperpriorCheckerboard(config).to(device)
+    optimizer, aux_optimizer = _optimizers(model, opts)
+    log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, device {device}")
 
     step = 0
     level_rng = torch.Generator().manual_seed(opts.seed + 1)
@@ -124,15 +179,11 @@ def train(opts: TrainOptions, log=print) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
         step = state["step"]
-        sampler.set_state(state["sampler_rng"])
-        level_rng.set_state(state["level_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+        restore_random_states(state, sampler, {"level_rng": level_rng})
         log(f"resumed from {ckpt_path} at step {step}")
 
-    log_path = out / "log.jsonl"
+    run_log = RunLog(out, step)
     model.train()
-    t0, last_step = time.time(), step
     while step < opts.steps:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, opts)
@@ -155,8 +206,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         step += 1
 
         if step % opts.log_every == 0:
-            rate = (step - last_step) / (time.time() - t0)
-            t0, last_step = time.time(), step
+            rate = run_log.steps_per_s(step)
             row = {k: float(v.detach()) for k, v in result.items()}
             row.update(step=step, aux=float(aux_loss.detach()), lr=_lr_at(step, opts),
                        steps_per_s=rate)
@@ -164,24 +214,19 @@ def train(opts: TrainOptions, log=print) -> Path:
                 f"step {step}: loss {row['loss']:.3f} bpp {row['bpp']:.3f} "
                 f"psnr {row['psnr']:.2f} aux {row['aux']:.1f} ({rate:.2f} steps/s)"
             )
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            run_log.append("log.jsonl", row)
         if eval_images and (step % opts.eval_every == 0 or step == opts.steps):
             rows = evaluate(model, eval_images, device)
             log(f"eval step {step}: " + "  ".join(
                 f"L{r['level']:.1f} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
-            with open(out / "eval.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, "rd": rows}) + "\n")
+            run_log.append("eval.jsonl", {"step": step, "rd": rows})
         if step % opts.checkpoint_every == 0 or step == opts.steps:
-            _save_checkpoint(ckpt_path, {
+            save_checkpoint(ckpt_path, {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "aux_optimizer": aux_optimizer.state_dict(),
                 "step": step,
-                "sampler_rng": sampler.get_state(),
-                "level_rng": level_rng.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
+                **random_states(sampler, {"level_rng": level_rng}),
                 "options": asdict(opts),
             })
     return out

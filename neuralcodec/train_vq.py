@@ -11,8 +11,6 @@ codebooks through the entropy-constrained assignment.
 from __future__ import annotations
 
 import json
-import random
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -20,10 +18,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import CropSampler, list_images, load_rgb
 from .image_io import pad_to_multiple
 from .metrics import psnr
-from .train import CHECKPOINT, _save_checkpoint, pick_device
+from .train import (
+    CHECKPOINT,
+    RunLog,
+    random_states,
+    restore_random_states,
+    save_checkpoint,
+    start_run,
+)
 from .vq_model import (
     DOWNSAMPLING,
     VQAutoencoder,
@@ -185,20 +189,10 @@ def train(opts: VQTrainOptions, log=print) -> Path:
     """Train (resuming from ``opts.out``/checkpoint.pt if present); returns the run folder."""
     from . import hyperprior, registry  # the warm start's family
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = pick_device(opts.device)
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
-    torch.manual_seed(opts.seed)
+    run = start_run(opts, log)
+    device, out, ckpt_path = run.device, run.out, run.checkpoint
+    sampler, eval_images = run.sampler, run.eval_images
     config = VQConfig.from_dict(opts.config)
-
-    sampler = CropSampler(opts.data, patch=opts.patch, seed=opts.seed, log=log)
-    log(f"training images: {len(sampler)}")
-    eval_images = []
-    if opts.eval_dir:
-        eval_images = [load_rgb(p, 4096) for p in list_images([opts.eval_dir])[: opts.eval_images]]
 
     step = 0
     unit_rng = torch.Generator().manual_seed(opts.seed + 1)
@@ -211,10 +205,7 @@ def train(opts: VQTrainOptions, log=print) -> Path:
         optimizer = _optimizer(model, opts)
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-        sampler.set_state(state["sampler_rng"])
-        unit_rng.set_state(state["unit_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+        restore_random_states(state, sampler, {"unit_rng": unit_rng})
         log(f"resumed from {ckpt_path} at step {step}")
     else:
         hp = hyperprior.load(registry.find_model(opts.warm_start)).model
@@ -235,8 +226,7 @@ def train(opts: VQTrainOptions, log=print) -> Path:
         p.requires_grad_(False)
     model.log_scale_in.requires_grad_(False)
 
-    log_path = out / "log.jsonl"
-    t0, last_step = time.time(), step
+    run_log = RunLog(out, step)
     while step < opts.steps:
         drop = 0.1 if step >= opts.lr_drop_at * opts.steps else 1.0
         for group in optimizer.param_groups:
@@ -270,31 +260,25 @@ def train(opts: VQTrainOptions, log=print) -> Path:
         if step % opts.context_every == 0:
             model.prior.refresh_context_bins(model.vq.codebooks.detach(), model.usage)
         if step % opts.log_every == 0:
-            rate = (step - last_step) / (time.time() - t0)
-            t0, last_step = time.time(), step
+            rate = run_log.steps_per_s(step)
             psnr = float(-10 * torch.log10(mse.detach()))
             row = {"step": step, "loss": float(loss.detach()), "bpp": float(bpp.detach()),
                    "psnr": psnr, "codebook": float(result["codebook_loss"].detach()),
                    "units": float(units.float().mean()), "steps_per_s": rate}
             log(f"step {step}: loss {row['loss']:.3f} bpp {row['bpp']:.3f} psnr {psnr:.2f} "
                 f"cb {row['codebook']:.4f} ({rate:.2f} steps/s)")
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            run_log.append("log.jsonl", row)
         if eval_images and (step % opts.eval_every == 0 or step == opts.steps):
             rows = evaluate(model, eval_images, eval_units)
             log(f"eval step {step}: " + "  ".join(
                 f"n{r['units']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
-            with open(out / "eval.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, "rd": rows}) + "\n")
+            run_log.append("eval.jsonl", {"step": step, "rd": rows})
         if step % opts.checkpoint_every == 0 or step == opts.steps:
-            _save_checkpoint(ckpt_path, {
+            save_checkpoint(ckpt_path, {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
-                "sampler_rng": sampler.get_state(),
-                "unit_rng": unit_rng.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
+                **random_states(sampler, {"unit_rng": unit_rng}),
                 "options": asdict(opts),
             })
     return out
