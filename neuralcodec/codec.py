@@ -18,10 +18,8 @@ from .image_io import (
     attach_metadata,
     check_pixel_limit,
     image_metadata,
-    image_to_tensor,
     normalize_mode,
     open_image,
-    pad_to_multiple,
     split_alpha,
 )
 from .registry import DEFAULT_MODEL, ModelCoder, load_coder
@@ -31,6 +29,7 @@ from .tiling import (
     blend_mask,
     decode_tile,
     encode_tile,
+    model_input,
     padded_size,
     usable_cpus,
 )
@@ -197,8 +196,7 @@ class Codec:
 
     def padded_input(self, prepared: Analysis, coder: ModelCoder) -> torch.Tensor:
         """The colour image as the model's padded input tensor on the codec's device."""
-        x = pad_to_multiple(image_to_tensor(prepared.colour), coder.pad_multiple)
-        return x.to(self.device)
+        return model_input(coder, prepared.colour, self.device)
 
     def grid(self, width: int, height: int) -> TileGrid:
         """How an image of this size is tiled in the format being written."""
@@ -328,8 +326,7 @@ class Codec:
         parsed = container.unpack(bytes(data))
         coder = self._coder_for(parsed.header)
         header = parsed.header
-        left, top, right, bottom = header.grid.coded_box(tile)
-        size = padded_size(right - left, bottom - top, coder.pad_multiple)
+        size = padded_size(*_size(header.grid.coded_box(tile)), coder.pad_multiple)
         return header, coder.decompress_latents(parsed.tiles[tile], size, header.quality,
                                                 header.version)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import AecError, CorruptFileError
@@ -150,6 +151,13 @@ def quantize_quality(quality: float) -> int:
     if not 0.0 <= q <= 100.0:
         raise AecError(f"quality must be between 0 and 100, got {quality}")
     return int(round(q * QUALITY_SCALE))
+
+
+def require_chunks(chunks: Mapping[bytes, bytes], tags: tuple[bytes, ...]) -> None:
+    """Fail naming the first of ``tags`` (a model family's required chunks) that is absent."""
+    for tag in tags:
+        if tag not in chunks:
+            raise CorruptFileError(f"required chunk {tag.decode()} is missing")
 
 
 def printable(raw: bytes) -> str:

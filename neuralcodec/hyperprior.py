@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .container import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, QUALITY_SCALE
-from .errors import AecError, CorruptFileError
+from .container import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, QUALITY_SCALE, require_chunks
+from .errors import AecError
 from .integer_net import IntegerParamPath, integer_gains, param_path_convs, weight_shift
 from .latent_codec import DecodedLatents, FloatParamPath, LatentCodec, LatentStreams
 from .model import PAD_MULTIPLE, HyperpriorCheckerboard, ModelConfig, rate_level
-from .registry import ModelInfo, write_model_files
+from .registry import ModelInfo, load_state, storage_state, stored_dtype, write_model_files
 
 FAMILY = "hyperprior-checkerboard"
 
@@ -32,12 +32,6 @@ SHIFT_SUFFIX = ".weight_shift"
 INTEGER_GAINS = "integer.gain_z_inv"  # int64 (levels, N): exp() done once, here
 
 
-def _stored_dtype(name: str, tensor: Tensor) -> torch.dtype:
-    if tensor.is_floating_point() and name.startswith(_HALF_PREFIXES) and name.endswith(".weight"):
-        return torch.float16
-    return tensor.dtype
-
-
 def round_to_storage(model: HyperpriorCheckerboard) -> dict[str, int]:
     """Round parameters to what is stored (float16, or the integer grid of the parameter
     path), in place; returns the parameter path's weight shifts."""
@@ -47,7 +41,7 @@ def round_to_storage(model: HyperpriorCheckerboard) -> dict[str, int]:
             shifts[name] = s = weight_shift(m.weight)
             m.weight.copy_(torch.round(m.weight.double() * 2.0**s) * 2.0**-s)
         for name, p in model.named_parameters():
-            if _stored_dtype(name, p) == torch.float16:
+            if stored_dtype(name, p, _HALF_PREFIXES) == torch.float16:
                 p.copy_(p.to(torch.float16).to(p.dtype))
     return shifts
 
@@ -60,9 +54,7 @@ def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: 
     model = model.cpu().float().eval()
     shifts = round_to_storage(model)
     model.update(force=True)
-    tensors = {
-        k: v.detach().to(_stored_dtype(k, v)).contiguous() for k, v in model.state_dict().items()
-    }
+    tensors = storage_state(model, _HALF_PREFIXES)
     for layer, s in shifts.items():
         w = tensors[f"{layer}.weight"].double() * 2.0**s
         tensors[f"{layer}.weight"] = w.round().to(torch.int16)
@@ -124,9 +116,7 @@ class HyperpriorCoder:
     def decompress_latents(
         self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
     ) -> DecodedLatents:
-        for required in (CHUNK_HYPER, CHUNK_LATENT):
-            if required not in chunks:
-                raise CorruptFileError(f"required chunk {required.decode()} is missing")
+        require_chunks(chunks, (CHUNK_HYPER, CHUNK_LATENT))
         streams = LatentStreams(
             chunks[CHUNK_HYPER], chunks[CHUNK_LATENT], chunks.get(CHUNK_ESCAPE, b"")
         )
@@ -155,11 +145,8 @@ def load(info: ModelInfo, device: str | torch.device = "cpu") -> HyperpriorCoder
         layer = k[: -len(".weight")]
         if k.endswith(".weight") and layer in shifts:
             v = v.double() * 2.0 ** -shifts[layer]  # exact: |w_int| <= 2**14
-        state[k] = v.float() if v.is_floating_point() else v
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise AecError(f"model '{info.name}': weights do not match its config ({exc})") from None
+        state[k] = v
+    load_state(model, state, info)
     if gains is None:
         raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
     model.eval().to(device)

@@ -42,10 +42,14 @@ def padded_size(width: int, height: int, multiple: int) -> tuple[int, int]:
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
+def model_input(coder: ModelCoder, colour: Image.Image, device: torch.device) -> torch.Tensor:
+    """Colour pixels as the family's input: a float tensor padded to its multiple."""
+    return pad_to_multiple(image_to_tensor(colour), coder.pad_multiple).to(device)
+
+
 def analyse_tile(coder: ModelCoder, colour: Image.Image, device: torch.device) -> torch.Tensor:
     """The family's quality-independent analysis of one tile's colour pixels."""
-    x = pad_to_multiple(image_to_tensor(colour), coder.pad_multiple).to(device)
-    return coder.analyse(x)
+    return coder.analyse(model_input(coder, colour, device))
 
 
 @torch.no_grad()

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .container import CHUNK_VQ_INDICES, QUALITY_SCALE
+from .container import CHUNK_VQ_INDICES, QUALITY_SCALE, require_chunks
 from .entropy_coder import CDF_PRECISION, SymbolDecoder, SymbolEncoder, TableSet
 from .errors import AecError, CorruptFileError
-from .registry import ModelInfo, write_model_files
+from .registry import ModelInfo, load_state, storage_state, write_model_files
 from .vq_model import DOWNSAMPLING, VQAutoencoder, VQConfig, from_groups, units_for_quality
 
 FAMILY = "vq-vae"
@@ -32,19 +32,11 @@ TABLES = "tables.cdf"  # int32 (units * contexts, K + 2): the coding tables
 _HALF_PREFIXES = ("g_a.", "g_s.")
 
 
-def _stored_dtype(name: str, tensor: Tensor) -> torch.dtype:
-    if tensor.is_floating_point() and name.startswith(_HALF_PREFIXES) and name.endswith(".weight"):
-        return torch.float16
-    return tensor.dtype
-
-
 def save_model(model: VQAutoencoder, directory: Path, name: str, card: dict) -> Path:
     """Write ``name.safetensors`` and ``name.json`` (config + model card) to ``directory``;
     the coding tables are made from the prior's logits here, once."""
     model = model.cpu().float().eval()
-    tensors = {
-        k: v.detach().to(_stored_dtype(k, v)).contiguous() for k, v in model.state_dict().items()
-    }
+    tensors = storage_state(model, _HALF_PREFIXES)
     tensors[TABLES] = torch.from_numpy(model.coding_tables())
     meta = {"family": FAMILY, "config": model.config.to_dict(), **card}
     return write_model_files(tensors, Path(directory), name, meta)
@@ -117,8 +109,7 @@ class VQCoder:
     def decompress_latents(
         self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
     ) -> VQLatents:
-        if CHUNK_VQ_INDICES not in chunks:
-            raise CorruptFileError(f"required chunk {CHUNK_VQ_INDICES.decode()} is missing")
+        require_chunks(chunks, (CHUNK_VQ_INDICES,))
         c = self.config
         h, w = size[0] // DOWNSAMPLING, size[1] // DOWNSAMPLING
         decoder = SymbolDecoder(chunks[CHUNK_VQ_INDICES], iter(()))  # no escapes in VQIX
@@ -156,10 +147,6 @@ def load(info: ModelInfo, device: str | torch.device = "cpu") -> VQCoder:
     cdfs = stored.pop(TABLES, None)
     if cdfs is None:
         raise AecError(f"model '{info.name}': weights file lacks {TABLES}")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise AecError(f"model '{info.name}': weights do not match its config ({exc})") from None
+    load_state(model, stored, info)
     model.eval().to(device)
     return VQCoder(info, model, cdfs.numpy())
