@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from neuralcodec.codec import DEFAULT_TILE_SIZE as TILE  # noqa: E402
 from neuralcodec.codec import describe  # noqa: E402
+from neuralcodec.metrics import psnr_from_mse as _psnr  # noqa: E402
 
 WIDTH, HEIGHT = 12000, 8400
 SEAM_BAND = 4  # pixels on each side of a tile border
@@ -114,10 +115,6 @@ def _run_once(record: Path, args: list[str]) -> dict:
     record.write_text(json.dumps(result) + "\n")
     print(json.dumps(result), flush=True)
     return result
-
-
-def _psnr(mse: float) -> float:
-    return float(10 * np.log10(255.0**2 / mse))
 
 
 def seam_psnr(original: Path, decoded: Path) -> dict:

@@ -23,12 +23,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from neuralcodec import Codec  # noqa: E402
+from neuralcodec.metrics import psnr_from_mse  # noqa: E402
 
 BAND = 4
 
 
 def _psnr(squared_error: np.ndarray) -> float:
-    return round(float(10 * np.log10(255.0**2 / squared_error.mean())), 3)
+    return round(psnr_from_mse(float(squared_error.mean())), 3)
 
 
 def border_band(height: int, width: int, tile: int) -> np.ndarray:

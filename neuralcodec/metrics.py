@@ -28,7 +28,11 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
         raise ValueError("psnr: empty arrays")
     # float64 so uint8 differences neither wrap around nor lose precision in the mean.
     diff = a.astype(np.float64) - b.astype(np.float64)
-    mse = float(np.mean(diff * diff))
+    return psnr_from_mse(float(np.mean(diff * diff)), peak)
+
+
+def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
+    """PSNR in dB of a mean squared error (for errors averaged over a region); 0 gives inf."""
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(peak * peak / mse))
