@@ -166,6 +166,11 @@ def train(opts: TrainOptions, log=print) -> Path:
     run = start_run(opts, log)
     device, out, ckpt_path = run.device, run.out, run.checkpoint
     sampler, eval_images = run.sampler, run.eval_images
+    state = None
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        # A resumed run keeps its own architecture and rate levels, whatever today's defaults.
+        opts.config = state["options"]["config"]
     config = ModelConfig.from_dict(opts.config)
     model = HyperpriorCheckerboard(config).to(device)
     optimizer, aux_optimizer = _optimizers(model, opts)
@@ -173,8 +178,7 @@ def train(opts: TrainOptions, log=print) -> Path:
 
     step = 0
     level_rng = torch.Generator().manual_seed(opts.seed + 1)
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
@@ -182,6 +186,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         restore_random_states(state, sampler, {"level_rng": level_rng})
         log(f"resumed from {ckpt_path} at step {step}")
 
+    relevels = state.get("relevels", []) if state is not None else []
     run_log = RunLog(out, step)
     model.train()
     while step < opts.steps:
@@ -228,8 +233,45 @@ def train(opts: TrainOptions, log=print) -> Path:
                 "step": step,
                 **random_states(sampler, {"level_rng": level_rng}),
                 "options": asdict(opts),
+                "relevels": relevels,
             })
     return out
+
+
+def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
+    """Move a run's rate levels to new lambdas, in place, so training can go on from it.
+
+    Each gain bank is a function of log(lambda); the new levels start from that function
+    interpolated (or linearly extrapolated past the ends) at the new lambdas. Adam's
+    moments of the gains are dropped, as they belong to the old levels.
+    """
+    path = Path(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    old_config = ModelConfig.from_dict(state["options"]["config"])
+    new_lambdas = sorted(float(v) for v in lambdas)
+    if len(new_lambdas) < 2 or new_lambdas[0] <= 0:
+        raise ValueError("need at least two positive lambdas")
+    old_x = np.log(np.asarray(old_config.lambdas))
+    new_x = np.log(np.asarray(new_lambdas))
+    # Segment of the old curve each new level reads from (end segments extrapolate).
+    seg = np.clip(np.searchsorted(old_x, new_x) - 1, 0, len(old_x) - 2)
+    frac = torch.tensor((new_x - old_x[seg]) / (old_x[seg + 1] - old_x[seg]),
+                        dtype=torch.float32).view(-1, 1)
+    seg = torch.from_numpy(seg)
+    for name, value in list(state["model"].items()):
+        if name.endswith("log_gain"):
+            state["model"][name] = (1 - frac) * value[seg] + frac * value[seg + 1]
+
+    model = HyperpriorCheckerboard(old_config)
+    main = [n for n, _ in model.named_parameters() if not n.endswith(".quantiles")]
+    for index, name in enumerate(main):
+        if name.endswith("log_gain"):
+            state["optimizer"]["state"].pop(index, None)
+    config = {**state["options"]["config"], "lambdas": new_lambdas}
+    state["options"] = {**state["options"], "config": config}
+    state.setdefault("relevels", []).append(
+        {"step": state["step"], "from": list(old_config.lambdas), "to": new_lambdas})
+    save_checkpoint(path, state)
 
 
 def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None) -> Path:
@@ -238,7 +280,8 @@ def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | N
     config = ModelConfig.from_dict(state["options"]["config"])
     model = HyperpriorCheckerboard(config)
     model.load_state_dict(state["model"])
-    info = {"training": {"steps": state["step"], "options": state["options"]}}
+    info = {"training": {"steps": state["step"], "options": state["options"],
+                         "relevels": state.get("relevels", [])}}
     info.update(card or {})
     return save_model(model, Path(directory), name, info)
 

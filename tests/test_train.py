@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from neuralcodec.codec import Codec
-from neuralcodec.train import TrainOptions, export, train
+from neuralcodec.train import TrainOptions, export, relevel_checkpoint, train
 
 from .conftest import photo_like
 
@@ -61,3 +61,35 @@ def test_resume_continues_exactly(tmp_path):
     sb = torch.load(b / "run" / "checkpoint.pt", weights_only=True)["model"]
     for k in sa:
         assert np.allclose(sa[k].numpy(), sb[k].numpy(), atol=1e-6), k
+
+
+def test_relevel_moves_rate_levels_and_training_goes_on(tmp_path):
+    """New levels read the old gain curve at their lambdas; resuming keeps them even
+    though the options passed in still name the old levels."""
+    logs: list[str] = []
+    train(_opts(tmp_path, 2), log=logs.append)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    before = torch.load(ckpt, weights_only=True)
+    new = [0.0005, 0.002, 0.02, 0.4]  # below, at, at and above the old levels
+    relevel_checkpoint(ckpt, new)
+    after = torch.load(ckpt, weights_only=True)
+    assert after["options"]["config"]["lambdas"] == new
+    for name, old in before["model"].items():
+        if name.endswith("log_gain"):
+            moved = after["model"][name]
+            assert moved.shape == (4, old.shape[1])
+            assert torch.allclose(moved[1], old[0]) and torch.allclose(moved[2], old[1])
+            # Past the ends: linear extrapolation in log(lambda) along the end segments.
+            assert torch.allclose(moved[0], old[0] - (old[1] - old[0]) * np.log(4) / np.log(10),
+                                  atol=1e-5)
+            assert torch.allclose(moved[3], old[2] + (old[2] - old[1]) * np.log(2) / np.log(10),
+                                  atol=1e-5)
+
+    train(_opts(tmp_path, 4), log=logs.append)
+    final = torch.load(ckpt, weights_only=True)
+    assert final["step"] == 4
+    assert final["options"]["config"]["lambdas"] == new
+    assert final["relevels"][0]["from"] == TINY["lambdas"]
+    card = json.loads(export(tmp_path / "run", "tiny-relevel", tmp_path / "m").with_suffix(
+        ".json").read_text())
+    assert card["config"]["lambdas"] == new and card["training"]["relevels"][0]["step"] == 2
