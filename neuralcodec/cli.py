@@ -339,6 +339,10 @@ def demo(quality, device, keep) -> None:
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--N", "n", type=click.IntRange(min=8), default=128, show_default=True)
 @click.option("--M", "m", type=click.IntRange(min=8), default=192, show_default=True)
+@click.option("--lambdas", default=None,
+              help="Rate levels, comma-separated lambdas [default: 8 from 0.00025 to 0.12]. "
+                   "Given for a run that already has a checkpoint with other levels, the "
+                   "checkpoint's gains are first moved to these levels.")
 @_device_option("Where training runs (auto: CUDA when available).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--export", "export_name", default=None,
@@ -346,19 +350,30 @@ def demo(quality, device, keep) -> None:
 @click.option("--export-dir", type=click.Path(file_okay=False), default=None,
               help="Where --export writes (default: the package's weights folder).")
 def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, eval_images,
-          checkpoint_every, n, m, device, seed, export_name, export_dir) -> None:
+          checkpoint_every, n, m, lambdas, device, seed, export_name, export_dir) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     from .model import ModelConfig
     from .registry import WEIGHTS_DIR
-    from .train import TrainOptions, export
+    from .train import CHECKPOINT, TrainOptions, checkpoint_lambdas, export, relevel_checkpoint
     from .train import train as run_training
 
+    config = {**ModelConfig().to_dict(), "N": n, "M": m}
+    if lambdas is not None:
+        try:
+            config["lambdas"] = [float(v) for v in lambdas.split(",")]
+            ModelConfig.from_dict(config)
+        except ValueError as exc:
+            raise AecError(f"--lambdas {lambdas}: {exc}") from None
     opts = TrainOptions(
         data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
         patch=patch, lr=lr, eval_every=eval_every, eval_images=eval_images,
-        checkpoint_every=checkpoint_every,
-        device=device, seed=seed, config={**ModelConfig().to_dict(), "N": n, "M": m},
+        checkpoint_every=checkpoint_every, device=device, seed=seed, config=config,
     )
+    checkpoint = Path(out) / CHECKPOINT
+    if lambdas is not None and checkpoint.exists():
+        if checkpoint_lambdas(checkpoint) != config["lambdas"]:
+            relevel_checkpoint(checkpoint, config["lambdas"])
+            click.echo(f"moved {checkpoint}'s rate levels to lambdas {lambdas}", err=True)
     try:
         run_training(opts, log=lambda msg: click.echo(msg, err=True))
     except ValueError as exc:

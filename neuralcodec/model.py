@@ -42,6 +42,11 @@ class ModelConfig:
         default_factory=lambda: (0.00025, 0.0006, 0.00146, 0.0035, 0.0085, 0.0206, 0.05, 0.12)
     )
 
+    def __post_init__(self) -> None:
+        lam = self.lambdas
+        if len(lam) < 2 or lam[0] <= 0 or any(lam[i + 1] <= lam[i] for i in range(len(lam) - 1)):
+            raise ValueError(f"rate levels need two or more increasing positive lambdas: {lam}")
+
     @property
     def levels(self) -> int:
         return len(self.lambdas)

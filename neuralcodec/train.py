@@ -238,6 +238,11 @@ def train(opts: TrainOptions, log=print) -> Path:
     return out
 
 
+def checkpoint_lambdas(path: str | Path) -> list[float]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return [float(v) for v in state["options"]["config"]["lambdas"]]
+
+
 def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
     """Move a run's rate levels to new lambdas, in place, so training can go on from it.
 
@@ -248,9 +253,8 @@ def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
     path = Path(path)
     state = torch.load(path, map_location="cpu", weights_only=True)
     old_config = ModelConfig.from_dict(state["options"]["config"])
-    new_lambdas = sorted(float(v) for v in lambdas)
-    if len(new_lambdas) < 2 or new_lambdas[0] <= 0:
-        raise ValueError("need at least two positive lambdas")
+    new_config = ModelConfig(old_config.N, old_config.M, tuple(float(v) for v in lambdas))
+    new_lambdas = list(new_config.lambdas)
     old_x = np.log(np.asarray(old_config.lambdas))
     new_x = np.log(np.asarray(new_lambdas))
     # Segment of the old curve each new level reads from (end segments extrapolate).

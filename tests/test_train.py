@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from neuralcodec.cli import run
 from neuralcodec.codec import Codec
 from neuralcodec.train import TrainOptions, export, relevel_checkpoint, train
 
@@ -93,3 +94,19 @@ def test_relevel_moves_rate_levels_and_training_goes_on(tmp_path):
     card = json.loads(export(tmp_path / "run", "tiny-relevel", tmp_path / "m").with_suffix(
         ".json").read_text())
     assert card["config"]["lambdas"] == new and card["training"]["relevels"][0]["step"] == 2
+
+
+def test_cli_lambdas(tmp_path, capsys):
+    """aec train --lambdas: bad lists fail in one line; on an existing run it relevels."""
+    opts = _opts(tmp_path, 2)
+    base = ["train", *opts.data, "--out", opts.out, "--batch-size", "2", "--patch", "64",
+            "--N", "16", "--M", "16", "--checkpoint-every", "1"]
+    for bad in ("0.01,x", "0.02,0.01", "0.01"):
+        assert run([*base, "--steps", "1", "--lambdas", bad]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--lambdas" in err[0]
+    assert run([*base, "--steps", "1", "--lambdas", "0.002,0.02,0.2"]) == 0
+    assert run([*base, "--steps", "2", "--lambdas", "0.001,0.01,0.1,0.3"]) == 0
+    assert "moved" in capsys.readouterr().err
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2 and state["options"]["config"]["lambdas"] == [0.001, 0.01, 0.1, 0.3]
