@@ -109,3 +109,17 @@ def _sample_path():
     import neuralcodec
 
     return Path(neuralcodec.__file__).parent / "samples" / "kodim23.png"
+
+
+def test_shipped_weights_keep_activations_far_inside_the_clamp(codec):
+    """Files of today's format run through the calibrated integer path, and the shipped
+    weights use a small part of its range (a clamped activation would cost rate)."""
+    path = codec.coder().latent_codec(codec.format_version).path
+    path.peaks = {}
+    try:
+        for q in (0, 100):
+            codec.decode_latents(codec.encode(_image(), q))
+        assert path.peaks and {"h_s[0]", "entropy_parameters[2]", "context[0]"} <= set(path.peaks)
+        assert max(path.peaks.values()) < 0.5 * ACT_LIMIT
+    finally:
+        path.peaks = None
