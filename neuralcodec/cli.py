@@ -355,7 +355,7 @@ def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, eval_im
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     from .model import ModelConfig
     from .registry import WEIGHTS_DIR
-    from .train import CHECKPOINT, TrainOptions, checkpoint_lambdas, export, relevel_checkpoint
+    from .train import TrainOptions, export
     from .train import train as run_training
 
     config = {**ModelConfig().to_dict(), "N": n, "M": m}
@@ -369,12 +369,8 @@ def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, eval_im
         data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
         patch=patch, lr=lr, eval_every=eval_every, eval_images=eval_images,
         checkpoint_every=checkpoint_every, device=device, seed=seed, config=config,
+        relevel=lambdas is not None,
     )
-    checkpoint = Path(out) / CHECKPOINT
-    if lambdas is not None and checkpoint.exists():
-        if checkpoint_lambdas(checkpoint) != config["lambdas"]:
-            relevel_checkpoint(checkpoint, config["lambdas"])
-            click.echo(f"moved {checkpoint}'s rate levels to lambdas {lambdas}", err=True)
     try:
         run_training(opts, log=lambda msg: click.echo(msg, err=True))
     except ValueError as exc:

@@ -45,6 +45,7 @@ class TrainOptions:
     seed: int = 0
     threads: int | None = None
     config: dict = field(default_factory=lambda: ModelConfig().to_dict())
+    relevel: bool = False  # resuming: move the checkpoint's rate levels to config's lambdas
 
 
 def pick_device(name: str) -> torch.device:
@@ -55,8 +56,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _main_parameters(model: HyperpriorCheckerboard) -> list[tuple[str, torch.nn.Parameter]]:
+    """What the main optimizer trains, in its order (the quantiles have their own)."""
+    return [(n, p) for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+
+
 def _optimizers(model: HyperpriorCheckerboard, opts: TrainOptions):
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    main = [p for _, p in _main_parameters(model)]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     return torch.optim.Adam(main, lr=opts.lr), torch.optim.Adam(aux, lr=opts.aux_lr)
 
@@ -169,6 +175,8 @@ def train(opts: TrainOptions, log=print) -> Path:
     state = None
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if opts.relevel and relevel_state(state, opts.config["lambdas"]):
+            log(f"moved {ckpt_path}'s rate levels to lambdas {opts.config['lambdas']}")
         # A resumed run keeps its own architecture and rate levels, whatever today's defaults.
         opts.config = state["options"]["config"]
     config = ModelConfig.from_dict(opts.config)
@@ -238,25 +246,19 @@ def train(opts: TrainOptions, log=print) -> Path:
     return out
 
 
-def checkpoint_lambdas(path: str | Path) -> list[float]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return [float(v) for v in state["options"]["config"]["lambdas"]]
-
-
-def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
-    """Move a run's rate levels to new lambdas, in place, so training can go on from it.
+def relevel_state(state: dict, lambdas: list[float]) -> bool:
+    """Move a checkpoint's rate levels to new lambdas (in memory); False if already there.
 
     Each gain bank is a function of log(lambda); the new levels start from that function
     interpolated (or linearly extrapolated past the ends) at the new lambdas. Adam's
     moments of the gains are dropped, as they belong to the old levels.
     """
-    path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
     old_config = ModelConfig.from_dict(state["options"]["config"])
     new_config = ModelConfig(old_config.N, old_config.M, tuple(float(v) for v in lambdas))
-    new_lambdas = list(new_config.lambdas)
+    if new_config.lambdas == old_config.lambdas:
+        return False
     old_x = np.log(np.asarray(old_config.lambdas))
-    new_x = np.log(np.asarray(new_lambdas))
+    new_x = np.log(np.asarray(new_config.lambdas))
     # Segment of the old curve each new level reads from (end segments extrapolate).
     seg = np.clip(np.searchsorted(old_x, new_x) - 1, 0, len(old_x) - 2)
     frac = torch.tensor((new_x - old_x[seg]) / (old_x[seg + 1] - old_x[seg]),
@@ -264,18 +266,25 @@ def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
     seg = torch.from_numpy(seg)
     for name, value in list(state["model"].items()):
         if name.endswith("log_gain"):
+            frac = frac.to(value.device)
             state["model"][name] = (1 - frac) * value[seg] + frac * value[seg + 1]
 
-    model = HyperpriorCheckerboard(old_config)
-    main = [n for n, _ in model.named_parameters() if not n.endswith(".quantiles")]
-    for index, name in enumerate(main):
+    for index, (name, _) in enumerate(_main_parameters(HyperpriorCheckerboard(old_config))):
         if name.endswith("log_gain"):
             state["optimizer"]["state"].pop(index, None)
-    config = {**state["options"]["config"], "lambdas": new_lambdas}
-    state["options"] = {**state["options"], "config": config}
+    new_lambdas = list(new_config.lambdas)
+    state["options"] = {**state["options"],
+                        "config": {**state["options"]["config"], "lambdas": new_lambdas}}
     state.setdefault("relevels", []).append(
         {"step": state["step"], "from": list(old_config.lambdas), "to": new_lambdas})
-    save_checkpoint(path, state)
+    return True
+
+
+def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
+    """:func:`relevel_state` on a checkpoint file, in place."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if relevel_state(state, lambdas):
+        save_checkpoint(Path(path), state)
 
 
 def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None) -> Path:
