@@ -333,6 +333,8 @@ def demo(quality, device, keep) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--patch", type=click.IntRange(min=64), default=128, show_default=True)
 @click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--lr-drop-at", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+              help="Fraction of --steps after which the learning rate is divided by 10.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--eval-images", type=click.IntRange(min=1), default=6, show_default=True,
               help="How many of --eval-dir's images (sorted) each evaluation uses.")
@@ -350,8 +352,9 @@ def demo(quality, device, keep) -> None:
               help="After training, export weights under this model name.")
 @click.option("--export-dir", type=click.Path(file_okay=False), default=None,
               help="Where --export writes (default: the package's weights folder).")
-def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, eval_images,
-          checkpoint_every, n, m, lambdas, device, seed, export_name, export_dir) -> None:
+def train(data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
+          eval_images, checkpoint_every, n, m, lambdas, device, seed, export_name,
+          export_dir) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     from .model import ModelConfig
     from .registry import WEIGHTS_DIR
@@ -367,7 +370,7 @@ def train(data, out, eval_dir, steps, batch_size, patch, lr, eval_every, eval_im
             raise AecError(f"--lambdas {lambdas}: {exc}") from None
     opts = TrainOptions(
         data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
-        patch=patch, lr=lr, eval_every=eval_every, eval_images=eval_images,
+        patch=patch, lr=lr, lr_drop_at=lr_drop_at, eval_every=eval_every, eval_images=eval_images,
         checkpoint_every=checkpoint_every, device=device, seed=seed, config=config,
         relevel=lambdas is not None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -106,7 +107,11 @@ def test_cli_lambdas(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--lambdas" in err[0]
     assert run([*base, "--steps", "1", "--lambdas", "0.002,0.02,0.2"]) == 0
-    assert run([*base, "--steps", "2", "--lambdas", "0.001,0.01,0.1,0.3"]) == 0
+    assert run([*base, "--steps", "2", "--lambdas", "0.001,0.01,0.1,0.3",
+                "--lr", "1e-4", "--lr-drop-at", "0.5"]) == 0
     assert "moved" in capsys.readouterr().err
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2 and state["options"]["config"]["lambdas"] == [0.001, 0.01, 0.1, 0.3]
+    assert state["options"]["lr"] == 1e-4 and state["options"]["lr_drop_at"] == 0.5
+    # the second of 2 steps is past the drop at 0.5 * 2 steps, so it ran at lr / 10
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
