@@ -453,13 +453,18 @@ def _version(package: str) -> str | None:
         return None
 
 
-def source_revision() -> str | None:
+def source_revision(root: Path | None = None) -> str | None:
     """The git commit of this aec checkout ("+changes" if its package files differ from
     it), or None outside a checkout: which code produced the results."""
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    root = (root or Path(__file__).parent.parent).resolve()
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        # An installed copy can sit inside some other repository (pyenv is one): not ours.
+        if Path(top).resolve() != root:
+            return None
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
                                 capture_output=True, check=True).stdout.strip()
         changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "neuralcodec"],

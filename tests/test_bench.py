@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,20 @@ def test_cli_bench_with_a_worker_pool_and_its_one_line_errors(folder, tmp_path, 
     assert run(["bench", str(folder), "--codecs", "jpeg,gif", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,jpeg2000"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_source_revision_only_for_an_aec_checkout(tmp_path):
+    """An installed copy inside another git repository (pyenv's site-packages is one)
+    must not report that repository's commit as aec's."""
+    outer = tmp_path / "outer"
+    (outer / "site-packages").mkdir(parents=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(outer)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (outer / "README").write_text("x")
+    subprocess.run([*git, "add", "README"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    assert bench.source_revision(outer / "site-packages") is None
+    assert bench.source_revision(tmp_path / "nowhere-near-git") is None
+    commit = bench.source_revision(outer)  # the checkout itself does report its commit
+    assert commit is not None and len(commit) >= 7
