@@ -147,6 +147,15 @@ def _matrix_table(entries: list[dict[str, Any]], tests: list[str], anchors: list
     return lines
 
 
+def code_label(env: dict[str, Any]) -> str:
+    """Which aec code produced the results: a git commit when run from a checkout, else
+    the installed version (an installed copy has no revision to name)."""
+    revision = env.get("aec_revision")
+    if revision:
+        return f"aec code {revision}"
+    return f"aec {env['versions'].get('aec')} (installed copy, no git revision)"
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     curves = report["aggregates"]
@@ -154,7 +163,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
     machine = f"{env['device_name']}" + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU")
     lines += [f"Device: {machine}; {env['cpu_count']} CPU(s), {env['workers']} worker "
               f"process(es) for the Pillow codecs; torch {env['versions']['torch']}, "
-              f"Pillow {env['versions']['pillow']}; aec code {env.get('aec_revision')}.", ""]
+              f"Pillow {env['versions']['pillow']}; {code_label(env)}.", ""]
     if env.get("note"):
         lines += [f"Note: {env['note']}", ""]
     lines += ["Means over images per setting; bpp from the whole encoded file; times are "

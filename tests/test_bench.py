@@ -211,3 +211,11 @@ def test_source_revision_only_for_an_aec_checkout(tmp_path):
     assert bench.source_revision(tmp_path / "nowhere-near-git") is None
     commit = bench.source_revision(outer)  # the checkout itself does report its commit
     assert commit is not None and len(commit) >= 7
+
+
+def test_summary_names_the_code_with_or_without_a_revision():
+    versions = {"aec": "0.1.0"}
+    assert bench_report.code_label({"aec_revision": "abc1234", "versions": versions}) \
+        == "aec code abc1234"
+    label = bench_report.code_label({"aec_revision": None, "versions": versions})
+    assert "0.1.0" in label and "None" not in label
