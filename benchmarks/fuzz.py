@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import multiprocessing
 import random
 import resource
@@ -41,6 +40,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import print_and_save  # noqa: E402
 from neuralcodec import Codec, container  # noqa: E402
 from neuralcodec.errors import AecError  # noqa: E402
 
@@ -311,11 +311,7 @@ def main() -> None:
         "limits": {"max_pixels": FUZZ_MAX_PIXELS, "max_tile_pixels": FUZZ_MAX_TILE_PIXELS},
         "outcomes": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    print_and_save(summary, args.json)
     sys.exit(1 if summary["failures"] else 0)
 
 

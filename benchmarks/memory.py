@@ -32,6 +32,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import print_and_save  # noqa: E402
 from neuralcodec.codec import DEFAULT_TILE_SIZE as TILE  # noqa: E402
 from neuralcodec.codec import describe  # noqa: E402
 from neuralcodec.metrics import psnr_from_mse as _psnr  # noqa: E402
@@ -178,11 +179,7 @@ def main() -> None:
             "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()]},
         "note": args.note,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_and_save(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ without the cross-fade.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._report import print_and_save  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
 from neuralcodec.metrics import psnr_from_mse  # noqa: E402
 
@@ -73,11 +73,7 @@ def main() -> None:
         row["border_band_vs_untiled_db"] = round(row["psnr_border_band"] - reference, 3)
     result = {"image": str(args.image), "box": args.box, "band_px_each_side": BAND,
               "quality": args.quality, "rows": rows}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_and_save(result, args.out)
 
 
 if __name__ == "__main__":
