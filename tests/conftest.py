@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +25,17 @@ def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
         200, 60, 40)
     img += rng.normal(0, 4, img.shape)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with torch using n threads, restoring the previous count after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -8,20 +8,16 @@ from PIL import Image
 
 from neuralcodec.model import rate_level
 
-from .conftest import photo_like
+from .conftest import photo_like, torch_threads
 
 
 def test_latents_identical_across_thread_counts(codec):
     im = Image.fromarray(photo_like(200, 136, seed=11), "RGB")
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
+    with torch_threads(2):
         data = codec.encode(im, 70)
         _, two = codec.decode_latents(data)
-        torch.set_num_threads(1)
+    with torch_threads(1):
         _, one = codec.decode_latents(data)
-    finally:
-        torch.set_num_threads(before)
     assert np.array_equal(one.y_symbols, two.y_symbols)
     assert np.array_equal(one.z_symbols, two.z_symbols)
     assert torch.equal(one.y_hat, two.y_hat)

@@ -12,7 +12,7 @@ from torch import nn
 from neuralcodec import Codec
 from neuralcodec.integer_net import ACT_LIMIT, WEIGHT_BITS, quantize_layer
 
-from .conftest import photo_like
+from .conftest import photo_like, torch_threads
 
 
 def _image() -> Image.Image:
@@ -21,18 +21,15 @@ def _image() -> Image.Image:
 
 def test_latents_identical_across_threads_onednn_and_default_dtype(codec):
     """(a) encode: 2 threads, oneDNN on; decode: 1 thread, oneDNN off, float64 default."""
-    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    with torch_threads(2), torch.backends.mkldnn.flags(enabled=True):
+        data = codec.encode(_image(), 65)
+        _, reference = codec.decode_latents(data)
+    dtype = torch.get_default_dtype()
     try:
-        torch.set_num_threads(2)
-        with torch.backends.mkldnn.flags(enabled=True):
-            data = codec.encode(_image(), 65)
-            _, reference = codec.decode_latents(data)
-        torch.set_num_threads(1)
         torch.set_default_dtype(torch.float64)
-        with torch.backends.mkldnn.flags(enabled=False):
+        with torch_threads(1), torch.backends.mkldnn.flags(enabled=False):
             _, other = Codec(device="cpu").decode_latents(data)
     finally:
-        torch.set_num_threads(threads)
         torch.set_default_dtype(dtype)
     assert np.array_equal(reference.y_symbols, other.y_symbols)
     assert np.array_equal(reference.z_symbols, other.z_symbols)

@@ -19,7 +19,7 @@ from neuralcodec.metrics import psnr
 from neuralcodec.vq import TABLES, save_model
 from neuralcodec.vq_model import VQAutoencoder, VQConfig, quantized_cdf, units_for_quality
 
-from .conftest import photo_like
+from .conftest import photo_like, torch_threads
 
 MODEL = "aec-vq"
 
@@ -92,16 +92,12 @@ def test_decoded_indices_equal_encoder_indices(vq_codec, image):
 
 def test_identical_bytes_and_indices_across_thread_counts(vq_codec):
     im = Image.fromarray(photo_like(120, 72, seed=9), "RGB")
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):
         one = vq_codec.encode(im, 70)
         _, lat_one = vq_codec.decode_latents(one)
-        torch.set_num_threads(2)
+    with torch_threads(2):
         two = vq_codec.encode(im, 70)
         _, lat_two = vq_codec.decode_latents(one)
-    finally:
-        torch.set_num_threads(before)
     assert one == two
     assert np.array_equal(lat_one.indices, lat_two.indices)
     assert torch.equal(lat_one.z_hat, lat_two.z_hat)
