@@ -11,6 +11,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,6 +139,12 @@ class RunLog:
         with open(self.out / name, "a") as f:
             f.write(json.dumps(row) + "\n")
 
+    def evaluation(self, step: int, rows: list[dict], label: Callable[[dict], str], log) -> None:
+        """Log one Kodak evaluation (a bpp/PSNR point per rate) and append it to eval.jsonl."""
+        log(f"eval step {step}: " + "  ".join(
+            f"{label(r)} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
+        self.append("eval.jsonl", {"step": step, "rd": rows})
+
 
 @dataclass
 class RunSetup:
@@ -230,9 +237,7 @@ def train(opts: TrainOptions, log=print) -> Path:
             run_log.append("log.jsonl", row)
         if eval_images and (step % opts.eval_every == 0 or step == opts.steps):
             rows = evaluate(model, eval_images, device)
-            log(f"eval step {step}: " + "  ".join(
-                f"L{r['level']:.1f} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
-            run_log.append("eval.jsonl", {"step": step, "rd": rows})
+            run_log.evaluation(step, rows, lambda r: f"L{r['level']:.1f}", log)
         if step % opts.checkpoint_every == 0 or step == opts.steps:
             save_checkpoint(ckpt_path, {
                 "model": model.state_dict(),

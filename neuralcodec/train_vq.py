@@ -270,9 +270,7 @@ def train(opts: VQTrainOptions, log=print) -> Path:
             run_log.append("log.jsonl", row)
         if eval_images and (step % opts.eval_every == 0 or step == opts.steps):
             rows = evaluate(model, eval_images, eval_units)
-            log(f"eval step {step}: " + "  ".join(
-                f"n{r['units']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
-            run_log.append("eval.jsonl", {"step": step, "rd": rows})
+            run_log.evaluation(step, rows, lambda r: f"n{r['units']}", log)
         if step % opts.checkpoint_every == 0 or step == opts.steps:
             save_checkpoint(ckpt_path, {
                 "model": model.state_dict(),

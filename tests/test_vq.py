@@ -233,10 +233,15 @@ def test_training_initialises_resumes_and_exports(tmp_path, monkeypatch):
     config = VQConfig(groups=4, stages=2, codebook_size=16, contexts=2).to_dict()
     opts = VQTrainOptions(data=[str(data)], out=str(tmp_path / "run"), steps=2, batch_size=2,
                           patch=32, init_crops=16, kmeans_iters=2, reseed_every=1,
-                          context_every=1, log_every=1, checkpoint_every=1, config=config)
+                          context_every=1, log_every=1, checkpoint_every=1, config=config,
+                          eval_dir=str(data), eval_images=1)
     logs: list[str] = []
     train(opts, log=logs.append)
     assert any("unit order" in m for m in logs)
+    assert any(m.startswith("eval step 2: n") for m in logs)
+    eval_log = (tmp_path / "run" / "eval.jsonl").read_text().splitlines()
+    evals = [json.loads(line) for line in eval_log]
+    assert evals[-1]["step"] == 2 and all(r["bpp"] > 0 for r in evals[-1]["rd"])
     train(dataclasses.replace(opts, steps=3, config=config), log=logs.append)
     assert any(m.endswith("at step 2") for m in logs)
     export(opts.out, "tiny-trained", tmp_path / "models", max_units=6)
