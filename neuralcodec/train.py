@@ -139,7 +139,8 @@ class RunLog:
         with open(self.out / name, "a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def evaluation(self, step: int, rows: list[dict], label: Callable[[dict], str], log) -> None:
+    def evaluation(self, step: int, rows: list[dict], label: Callable[[dict], str],
+                   log: Callable[[str], None]) -> None:
         """Log one Kodak evaluation (a bpp/PSNR point per rate) and append it to eval.jsonl."""
         log(f"eval step {step}: " + "  ".join(
             f"{label(r)} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows))
