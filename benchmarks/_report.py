@@ -1,4 +1,4 @@
-"""What every benchmark script does with its result: print it, and save it if asked."""
+"""What benchmark scripts do with their results: save them as JSON (and print them)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 
+def save_json(result: dict[str, Any], out: Path) -> str:
+    """Write ``result`` as indented JSON to ``out`` (creating its folder); return the text."""
+    text = json.dumps(result, indent=2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    return text
+
+
 def print_and_save(result: dict[str, Any], out: Path | None) -> None:
     """Print ``result`` as indented JSON and, if ``out`` is given, write the same text there."""
-    text = json.dumps(result, indent=2)
-    print(text)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+    print(save_json(result, out) if out else json.dumps(result, indent=2))

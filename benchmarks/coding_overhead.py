@@ -9,7 +9,6 @@ of quantized scale tables and 16-bit CDFs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
 from neuralcodec.container import quantize_quality  # noqa: E402
 from neuralcodec.image_io import image_to_tensor, pad_to_multiple  # noqa: E402
@@ -50,9 +50,7 @@ def main() -> None:
                   f"{r['estimated_bytes']:.0f} B, overhead {100 * r['overhead']:+.2f} %")
     mean = sum(r["overhead"] for r in rows) / len(rows)
     print(f"mean overhead {100 * mean:+.2f} % over {len(rows)} encodes")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"mean_overhead": mean, "rows": rows}, indent=2) + "\n")
+    save_json({"mean_overhead": mean, "rows": rows}, Path(args.out))
 
 
 if __name__ == "__main__":

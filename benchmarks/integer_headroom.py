@@ -7,7 +7,6 @@ images versus the clamp limit (a clamped activation would cost rate, never corre
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
 from neuralcodec.integer_net import ACT_LIMIT, FRAC_BITS  # noqa: E402
 
@@ -42,10 +42,8 @@ def main() -> None:
     for k, v in report.items():
         share = 100 * v["fraction_of_limit"]
         print(f"  {k:24s} max |a| {v['max_abs']:9.3f}  ({share:.2f}% of limit)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"images": [p.name for p in paths], "limit": limit,
-                               "layers": report}, indent=2) + "\n")
+    save_json({"images": [p.name for p in paths], "limit": limit, "layers": report},
+              Path(args.out))
 
 
 if __name__ == "__main__":

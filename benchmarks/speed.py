@@ -12,7 +12,6 @@ the CLI once: interpreter, imports and model loading included.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import save_json  # noqa: E402
 
 
 def cli_wall_time(image_path: Path, quality: float) -> dict[str, float]:
@@ -60,8 +62,7 @@ def main() -> None:
     for key, value in median.items():
         print(f"{key:13s} {value:.2f} s (median of {args.repeats})")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": env, "median": median, "runs": runs}, indent=2))
+    save_json({"environment": env, "median": median, "runs": runs}, out)
     print(f"saved {out}")
 
 
