@@ -352,9 +352,23 @@ def demo(quality, device, keep) -> None:
               help="After training, export weights under this model name.")
 @click.option("--export-dir", type=click.Path(file_okay=False), default=None,
               help="Where --export writes (default: the package's weights folder).")
+@click.option("--init", default=None,
+              help="Start a new run from these weights (model name or .safetensors file).")
+@click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Steps of linear learning-rate warm-up from the run's first step.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this much wall time (checkpointed); --lr-drop-at is then a "
+                   "fraction of it.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="bf16: the transforms' bodies under bfloat16 autocast.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
+@click.option("--channels-last", is_flag=True, help="channels_last memory format.")
+@click.option("--crops-on-device", is_flag=True,
+              help="Keep the training images on the device and crop them there.")
 def train(data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
           eval_images, checkpoint_every, n, m, lambdas, device, seed, export_name,
-          export_dir) -> None:
+          export_dir, init, warmup, seconds, precision, compile_, channels_last,
+          crops_on_device) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     from .model import ModelConfig
     from .registry import WEIGHTS_DIR
@@ -372,7 +386,9 @@ def train(data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_ev
         data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
         patch=patch, lr=lr, lr_drop_at=lr_drop_at, eval_every=eval_every, eval_images=eval_images,
         checkpoint_every=checkpoint_every, device=device, seed=seed, config=config,
-        relevel=lambdas is not None,
+        relevel=lambdas is not None, init=init, warmup=warmup, seconds=seconds,
+        precision=precision, compile=compile_, channels_last=channels_last,
+        crops_on_device=crops_on_device,
     )
     try:
         run_training(opts, log=lambda msg: click.echo(msg, err=True))

@@ -41,8 +41,9 @@ def load_rgb(path: Path, max_side: int) -> torch.Tensor:
 class CropSampler:
     """Random crops with random downscaling in [min_scale, 1] and horizontal flips.
 
-    Images are decoded once and kept in memory as uint8; downscaling before cropping
-    also hides the faint JPEG artefacts of JPEG-sourced training photos.
+    Images are decoded once and kept in memory as uint8 on ``device`` (on a GPU the
+    cropping and resampling run there too, so no host work feeds each step); downscaling
+    before cropping also hides the faint JPEG artefacts of JPEG-sourced training photos.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class CropSampler:
         max_side: int = 1024,
         seed: int = 0,
         log=print,
+        device: str | torch.device = "cpu",
     ):
         paths = list_images(folders)
         if not paths:
@@ -63,7 +65,7 @@ class CropSampler:
         for i, path in enumerate(paths):
             img = load_rgb(path, max_side)
             if min(img.shape[1:]) >= patch:
-                self.images.append(img)
+                self.images.append(img.to(device))
             if (i + 1) % 200 == 0:
                 log(f"loaded {i + 1}/{len(paths)} training images")
         if not self.images:

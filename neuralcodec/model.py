@@ -152,11 +152,23 @@ class HyperpriorCheckerboard(CompressionModel):
         self.gain_y_inv = GainBank(levels, M, -init)
         self.gain_z = GainBank(levels, N)
         self.gain_z_inv = GainBank(levels, N)
+        # Training only: run g_a and g_s (all but their last layer) under autocast to this
+        # dtype (e.g. torch.bfloat16). Their last layers, the hyperprior, the context and
+        # the entropy models stay float32: latents, means and pixels need the precision.
+        self.transform_autocast: torch.dtype | None = None
+
+    def _transform(self, layers: nn.Sequential, x: Tensor) -> Tensor:
+        if self.transform_autocast is None:
+            return layers(x)
+        with torch.autocast(x.device.type, dtype=self.transform_autocast):
+            h = layers[:-1](x)
+        with torch.autocast(x.device.type, enabled=False):
+            return layers[-1](h.float())
 
     # -- pieces shared by training and the coding path ------------------------------
 
     def analysis(self, x: Tensor, level: Tensor) -> Tensor:
-        return self.g_a(x) * self.gain_y(level)
+        return self._transform(self.g_a, x) * self.gain_y(level)
 
     def hyper_analysis(self, y: Tensor, level: Tensor) -> Tensor:
         return self.h_a(y) * self.gain_z(level)
@@ -172,7 +184,7 @@ class HyperpriorCheckerboard(CompressionModel):
         return scales, means
 
     def synthesis(self, y_hat: Tensor, level: Tensor) -> Tensor:
-        return self.g_s(y_hat * self.gain_y_inv(level))
+        return self._transform(self.g_s, y_hat * self.gain_y_inv(level))
 
     # -- training ------------------------------------------------------------------
 
@@ -207,9 +219,10 @@ class HyperpriorCheckerboard(CompressionModel):
         return torch.exp((1 - frac) * log_lam[lo] + frac * log_lam[lo + 1])
 
 
-def rd_loss(model: HyperpriorCheckerboard, x: Tensor, level: Tensor) -> dict:
-    """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch."""
-    out = model(x, level)
+def rd_loss(model: HyperpriorCheckerboard, x: Tensor, level: Tensor, forward=None) -> dict:
+    """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch; ``forward`` is the
+    module to run (a compiled or data-parallel wrapper of ``model``; default ``model``)."""
+    out = (forward or model)(x, level)
     num_pixels = x.shape[2] * x.shape[3]
     bpp = sum(
         (-torch.log2(lik.clamp_min(1e-9))).flatten(1).sum(1) for lik in out["likelihoods"].values()
