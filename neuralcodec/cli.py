@@ -343,7 +343,7 @@ def demo(quality, device, keep) -> None:
 @click.option("--M", "m", type=click.IntRange(min=8), default=192, show_default=True)
 @click.option("--lambdas", default=None,
               help="Rate levels, comma-separated lambdas "
-                   "[default: 8 from 0.00033 to 0.12, as shipped]. Given for a run that "
+                   "[default: 9 from 0.00033 to 0.27, as shipped]. Given for a run that "
                    "already has a checkpoint with other levels, the "
                    "checkpoint's gains are first moved to these levels.")
 @_device_option("Where training runs (auto: CUDA when available).")
