@@ -2,8 +2,9 @@
 the Kodak evaluation each reaches after the same wall time from the same weights.
 
 Each variant trains the shipped default model for ``--seconds`` (batch 8 of 128x128,
-``--threads`` torch threads, the same data and seed), its steps per second read from
-the run's log after the first ``--settle`` seconds (compilation and warm-up excluded);
+``--threads`` torch threads, the same data and seed, lr 1e-5), its steps per hour read
+from the run's log after the first ``--settle`` seconds (data loading, compilation and
+warm-up excluded);
 then the weights it reached are evaluated on the first ``--eval-images`` Kodak images
 (likelihood bits at the lowest, middle and top level, RD loss lambda*255^2*MSE + bpp
 averaged over those levels):
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -32,10 +32,19 @@ VARIANTS = {
     "bf16 autocast": {"precision": "bf16"},
     "bf16 + channels_last": {"precision": "bf16", "channels_last": True},
     "compile": {"compile": True},
+    "channels_last + compile": {"channels_last": True, "compile": True},
     "bf16 + compile": {"precision": "bf16", "compile": True},
     "bf16 + channels_last + compile": {"precision": "bf16", "channels_last": True,
                                        "compile": True},
 }
+
+
+def steps_per_hour(rows: list[dict]) -> int | None:
+    """Steps per hour between the first and the last of these log rows."""
+    if len(rows) < 2 or rows[-1]["seconds"] <= rows[0]["seconds"]:
+        return None
+    return round(3600 * (rows[-1]["step"] - rows[0]["step"])
+                 / (rows[-1]["seconds"] - rows[0]["seconds"]))
 
 
 def rd_loss_of(rows: list[dict], lambdas: list[float]) -> float:
@@ -63,6 +72,9 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
 
     import torch
 
@@ -74,7 +86,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             opts = TrainOptions(
                 data=args.data, out=tmp, eval_dir=args.kodak, eval_images=args.eval_images,
-                steps=10**9, seconds=args.seconds, lr=1e-5, lr_drop_at=1.0, log_every=10,
+                steps=10**9, seconds=args.seconds, lr=1e-5, lr_drop_at=1.0, log_every=1,
                 eval_every=10**9, checkpoint_every=10**9, threads=args.threads,
                 device="cpu", init=DEFAULT_MODEL, **VARIANTS[name],
             )
@@ -82,8 +94,9 @@ def main() -> None:
             t0 = time.time()
             train(opts, log=lambda m: None)
             wall = time.time() - t0
-            rows = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().split()]
-            steady = [r["steps_per_s"] for r in rows if r["seconds"] > args.settle]
+            log_text = (Path(tmp) / "log.jsonl").read_text()
+            rows = [json.loads(line) for line in log_text.splitlines()]
+            steady = [r for r in rows if r["seconds"] > args.settle] or rows[2:]
             state = torch.load(Path(tmp) / "checkpoint.pt", weights_only=True)
         from neuralcodec.data import list_images, load_rgb
         from neuralcodec.model import HyperpriorCheckerboard, ModelConfig
@@ -94,8 +107,8 @@ def main() -> None:
         rd = evaluate(model, images, torch.device("cpu"))
         row = {
             "variant": name, "options": VARIANTS[name], "wall_s": round(wall, 1),
-            "steps": state["step"] - rows[0]["step"] + 10,
-            "steps_per_hour": round(3600 * statistics.median(steady)) if steady else None,
+            "steps": state["step"] - rows[0]["step"] + 1,
+            "steps_per_hour": steps_per_hour(steady),
             "kodak_rd": rd,
             "kodak_rd_loss": rd_loss_of(rd, state["options"]["config"]["lambdas"]),
         }

@@ -223,7 +223,7 @@ def initial_state(opts: TrainOptions) -> dict:
 
 
 def _configure_speed(model: HyperpriorCheckerboard, opts: TrainOptions, device,
-                     world: World):
+                     world: World, log):
     """Apply the speed options; returns the module the training steps call."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -232,6 +232,12 @@ def _configure_speed(model: HyperpriorCheckerboard, opts: TrainOptions, device,
     if opts.precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16, got {opts.precision!r}")
     model.transform_autocast = torch.bfloat16 if opts.precision == "bf16" else None
+    if (opts.precision == "bf16" and device.type == "cpu"
+            and "AVX512" not in torch.backends.cpu.get_cpu_capability()):
+        # Without AVX-512 (BF16) torch runs bf16 convolutions on slow reference kernels
+        # (see benchmarks/results/train-speed.json, from an AVX2-only EPYC).
+        log(f"note: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native "
+            "bf16 convolutions; --precision bf16 will be much slower than fp32")
     if opts.channels_last:
         model.to(memory_format=torch.channels_last)
     forward = distributed.wrap(model, world)
@@ -321,7 +327,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         aux_optimizer.load_state_dict(state["aux_optimizer"])
         _restore_streams(state, sampler, {"level_rng": level_rng}, world, log)
         log(f"resumed from {ckpt_path} at step {step}")
-    forward = _configure_speed(model, opts, device, world)
+    forward = _configure_speed(model, opts, device, world, log)
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
 
     relevels = state.get("relevels", []) if state is not None else []

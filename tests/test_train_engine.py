@@ -128,7 +128,7 @@ def test_bf16_transforms_keep_latents_and_pixels_float32():
     mixed["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     # bf16 bodies change the result a little, not a lot.
-    assert abs(float(mixed["loss"].detach()) / float(ref["loss"]) - 1) < 0.05
+    assert abs(float(mixed["loss"].detach()) / float(ref["loss"].detach()) - 1) < 0.05
 
 
 def test_gpu_burst_dry_run(tmp_path):
