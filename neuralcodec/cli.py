@@ -365,11 +365,24 @@ def demo(quality, device, keep) -> None:
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
 @click.option("--crops-on-device", is_flag=True,
               help="Keep the training images on the device and crop them there.")
-def train(data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Data-parallel processes (runs torchrun; --batch-size is per process).")
+@click.pass_context
+def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
           eval_images, checkpoint_every, n, m, lambdas, device, seed, export_name,
           export_dir, init, warmup, seconds, precision, compile_, channels_last,
-          crops_on_device) -> None:
+          crops_on_device, nproc) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        import subprocess
+
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "neuralcodec.train",
+               *_command_line(ctx, skip={"nproc"})]
+        code = subprocess.call(cmd)
+        if code:
+            raise AecError(f"training with {nproc} processes failed (exit code {code})")
+        return
     from .model import ModelConfig
     from .registry import WEIGHTS_DIR
     from .train import TrainOptions, export
@@ -394,9 +407,25 @@ def train(data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_ev
         run_training(opts, log=lambda msg: click.echo(msg, err=True))
     except ValueError as exc:
         raise AecError(str(exc)) from None
-    if export_name:
+    if export_name and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
         path = export(out, export_name, export_dir or WEIGHTS_DIR)
         click.echo(f"exported {path}")
+
+
+def _command_line(ctx: click.Context, skip: set[str]) -> list[str]:
+    """The command's arguments again, as given (defaults left out), minus ``skip``."""
+    positional, options = [], []
+    for param in ctx.command.params:
+        value = ctx.params[param.name]
+        if param.name in skip:
+            continue
+        if isinstance(param, click.Argument):
+            positional += [str(v) for v in value]
+        elif getattr(param, "is_flag", False):
+            options += [param.opts[0]] if value else []
+        elif value is not None and value != param.default:
+            options += [param.opts[0], str(value)]
+    return positional + options
 
 
 @main.command()

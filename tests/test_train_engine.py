@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from neuralcodec.cli import run
 from neuralcodec.model import HyperpriorCheckerboard, ModelConfig, rd_loss
 from neuralcodec.train import TrainOptions, _lr_at, export, train
 
@@ -62,6 +63,20 @@ def test_torchrun_two_processes_identical_replicas_and_exact_resume(tmp_path):
         assert torch.allclose(sa["model"][k], sb["model"][k], atol=1e-6), k
     # Data parallelism really ran: not the same as one process on rank 0's stream.
     assert sa["replica_digests"] != first["replica_digests"]
+
+
+def test_aec_train_nproc_runs_torchrun(tmp_path):
+    """aec train --nproc 2 wraps torchrun with the same options; one export."""
+    data = _images(tmp_path / "data")
+    code = run(["train", str(data), "--out", str(tmp_path / "run"), "--steps", "2",
+                "--batch-size", "2", "--patch", "64", "--device", "cpu", "--nproc", "2",
+                "--export", "tiny-ddp", "--export-dir", str(tmp_path / "models"), *TINY])
+    assert code == 0
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2 and len(state["replica_digests"]) == 2
+    assert state["options"]["config"]["lambdas"] == [0.002, 0.02, 0.2]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        "tiny-ddp.json", "tiny-ddp.safetensors"]
 
 
 def _opts(tmp_path: Path, **kw) -> TrainOptions:
