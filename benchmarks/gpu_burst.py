@@ -7,7 +7,8 @@ files of at most 16 MiB back), so everything is prepared here:
     <device run> carry .burst:
         python3 -m pip install -q --no-index --no-deps --target /tmp/site .burst/whl/*.whl
         PYTHONPATH=/tmp/site:. python3 benchmarks/gpu_burst.py run --out $OUT
-    python benchmarks/gpu_burst.py dry-run         # here or in CI: the same run, tiny, on CPU
+    python benchmarks/gpu_burst.py dry-run         # the same run, tiny, on CPU (CI passes
+                                                   # its own --data and --kodak)
 
 ``pack`` fills what the 64 MiB leave beside the working tree with training photos
 (long side at most 512, JPEG 4:4:4), taken from every source in proportion.
