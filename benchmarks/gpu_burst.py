@@ -77,16 +77,14 @@ def shard_order(paths: list[Path], seed: int) -> list[Path]:
 
 
 def encode_for_shard(path: Path, side: int, quality: int) -> bytes:
+    """The photo as training loads it (long side at most ``side``), as JPEG 4:4:4."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if max(im.size) > side:
-            scale = side / max(im.size)
-            im = im.resize((round(im.width * scale), round(im.height * scale)),
-                           Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=quality, subsampling=0)
+    from neuralcodec.data import load_rgb
+
+    buf = io.BytesIO()
+    pixels = load_rgb(path, side).permute(1, 2, 0).numpy()
+    Image.fromarray(pixels, "RGB").save(buf, "JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
 
 
@@ -230,20 +228,9 @@ def run(args) -> None:
              "--workers", str(args.bench_workers)],
             check=False, env={**os.environ, "AEC_MODEL_PATH": str(models)},
         )  # a failed bench must not lose the weights already written
-        for name in ("summary.md",):
-            if (bench_dir / name).exists():
-                (out / f"bench-{name}").write_bytes((bench_dir / name).read_bytes())
+        if (bench_dir / "summary.md").exists():
+            (out / "bench-summary.md").write_bytes((bench_dir / "summary.md").read_bytes())
     print(f"done: {time.time() - t0:.0f} s since start", flush=True)
-
-
-def unpack(args) -> None:
-    """Where the burst's weights went, and the command that continues from them here."""
-    weights = Path(args.files) / "models" / f"{MODEL}.safetensors"
-    if not weights.exists():
-        sys.exit(f"gpu_burst: {weights} not found")
-    print(f"continue on CPU:\n  nice -n 19 aec train ../shared/datasets/train/pack-{{1..5}} "
-          f"--init {weights} --warmup 200 --out runs/<name> --steps <total> "
-          f"--eval-dir ../shared/datasets/kodak --eval-images 4")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,10 +266,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--device", default="cuda")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(**defaults)
-    p = sub.add_parser("unpack", help="say how to continue from a burst's returned files")
-    p.add_argument("files", help="the folder the device tool returned $OUT into")
     args = parser.parse_args(argv)
-    {"pack": pack, "run": run, "dry-run": run, "unpack": unpack}[args.command](args)
+    {"pack": pack, "run": run, "dry-run": run}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -78,19 +78,21 @@ def main() -> None:
 
     import torch
 
+    from neuralcodec.data import list_images, load_rgb
+    from neuralcodec.model import HyperpriorCheckerboard, ModelConfig
     from neuralcodec.registry import DEFAULT_MODEL
     from neuralcodec.train import TrainOptions, evaluate, train
 
+    images = [load_rgb(p, 4096) for p in list_images([args.kodak])[: args.eval_images]]
     results = []
     for name in args.variants.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            opts = TrainOptions(
-                data=args.data, out=tmp, eval_dir=args.kodak, eval_images=args.eval_images,
-                steps=10**9, seconds=args.seconds, lr=1e-5, lr_drop_at=1.0, log_every=1,
+            opts = TrainOptions(  # no eval_dir: evaluated below, outside the timed run
+                data=args.data, out=tmp, steps=10**9, seconds=args.seconds, lr=1e-5,
+                lr_drop_at=1.0, log_every=1,
                 eval_every=10**9, checkpoint_every=10**9, threads=args.threads,
                 device="cpu", init=DEFAULT_MODEL, **VARIANTS[name],
             )
-            opts.eval_dir = None  # evaluated below, outside the timed run
             t0 = time.time()
             train(opts, log=lambda m: None)
             wall = time.time() - t0
@@ -98,12 +100,8 @@ def main() -> None:
             rows = [json.loads(line) for line in log_text.splitlines()]
             steady = [r for r in rows if r["seconds"] > args.settle] or rows[2:]
             state = torch.load(Path(tmp) / "checkpoint.pt", weights_only=True)
-        from neuralcodec.data import list_images, load_rgb
-        from neuralcodec.model import HyperpriorCheckerboard, ModelConfig
-
         model = HyperpriorCheckerboard(ModelConfig.from_dict(state["options"]["config"]))
         model.load_state_dict(state["model"])
-        images = [load_rgb(p, 4096) for p in list_images([args.kodak])[: args.eval_images]]
         rd = evaluate(model, images, torch.device("cpu"))
         row = {
             "variant": name, "options": VARIANTS[name], "wall_s": round(wall, 1),
