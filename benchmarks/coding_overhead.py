@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
-from neuralcodec.container import quantize_quality  # noqa: E402
+from neuralcodec.families.hyperprior.model import rate_level  # noqa: E402
+from neuralcodec.format.quality import to_stored as quantize_quality  # noqa: E402
 from neuralcodec.image_io import image_to_tensor, pad_to_multiple  # noqa: E402
-from neuralcodec.model import rate_level  # noqa: E402
 
 
 def main() -> None:

@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import print_and_save  # noqa: E402
-from neuralcodec import Codec, container  # noqa: E402
+from neuralcodec import Codec  # noqa: E402
 from neuralcodec.errors import AecError  # noqa: E402
+from neuralcodec.format import container  # noqa: E402
 
 # Small limits keep each deep decode fast; the checks they exercise are the same.
 FUZZ_MAX_PIXELS = 192 * 192

@@ -80,7 +80,7 @@ def encode_for_shard(path: Path, side: int, quality: int) -> bytes:
     """The photo as training loads it (long side at most ``side``), as JPEG 4:4:4."""
     from PIL import Image
 
-    from neuralcodec.data import load_rgb
+    from neuralcodec.training.data import load_rgb
 
     buf = io.BytesIO()
     pixels = load_rgb(path, side).permute(1, 2, 0).numpy()
@@ -91,7 +91,7 @@ def encode_for_shard(path: Path, side: int, quality: int) -> bytes:
 def pack(args) -> None:
     import shutil
 
-    from neuralcodec.data import list_images
+    from neuralcodec.training.data import list_images
 
     if BURST.exists():
         shutil.rmtree(BURST)
@@ -130,8 +130,8 @@ def integer_path_check(models: Path, kodak: Path, device: str) -> dict:
     from PIL import Image
 
     from neuralcodec.codec import Codec
-    from neuralcodec.data import list_images
     from neuralcodec.metrics import psnr
+    from neuralcodec.training.data import list_images
 
     os.environ["AEC_MODEL_PATH"] = str(models)
 
@@ -180,9 +180,9 @@ def run(args) -> None:
     import_compressai()
     import torch
 
-    from neuralcodec.model import ModelConfig
-    from neuralcodec.registry import find_model
-    from neuralcodec.train import TrainOptions, export, train
+    from neuralcodec.families.hyperprior.model import ModelConfig
+    from neuralcodec.families.zoo import find_model
+    from neuralcodec.training.loop import TrainOptions, export, train
 
     t0 = time.time()
     out = Path(args.out)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
-from neuralcodec.integer_net import ACT_LIMIT, FRAC_BITS  # noqa: E402
+from neuralcodec.families.hyperprior.integer_net import ACT_LIMIT, FRAC_BITS  # noqa: E402
 
 
 def main() -> None:

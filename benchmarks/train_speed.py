@@ -78,10 +78,11 @@ def main() -> None:
 
     import torch
 
-    from neuralcodec.data import list_images, load_rgb
-    from neuralcodec.model import HyperpriorCheckerboard, ModelConfig
-    from neuralcodec.registry import DEFAULT_MODEL
-    from neuralcodec.train import TrainOptions, evaluate, train
+    from neuralcodec.families.hyperprior.model import ModelConfig
+    from neuralcodec.families.zoo import DEFAULT_MODEL
+    from neuralcodec.training.data import list_images, load_rgb
+    from neuralcodec.training.hyperprior import new_model
+    from neuralcodec.training.loop import TrainOptions, evaluate, train
 
     images = [load_rgb(p, 4096) for p in list_images([args.kodak])[: args.eval_images]]
     results = []
@@ -100,7 +101,7 @@ def main() -> None:
             rows = [json.loads(line) for line in log_text.splitlines()]
             steady = [r for r in rows if r["seconds"] > args.settle] or rows[2:]
             state = torch.load(Path(tmp) / "checkpoint.pt", weights_only=True)
-        model = HyperpriorCheckerboard(ModelConfig.from_dict(state["options"]["config"]))
+        model = new_model(ModelConfig.from_dict(state["options"]["config"]))
         model.load_state_dict(state["model"])
         rd = evaluate(model, images, torch.device("cpu"))
         row = {

@@ -10,8 +10,8 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
-from . import container
 from .errors import AecError
+from .format import container
 
 FORMAT = "AEC"
 

@@ -13,12 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from neuralcodec import bench, bench_report, container
-from neuralcodec.bench import BenchOptions, NeuralSpec, QualityMeter, Row, run_bench
-from neuralcodec.bench_codecs import CLASSICAL_CODECS, run_classical
-from neuralcodec.bench_speed import speed_markdown, speed_report, stage_seconds
+from neuralcodec.bench import harness as bench
+from neuralcodec.bench import report as bench_report
+from neuralcodec.bench.classical import CLASSICAL_CODECS, run_classical
+from neuralcodec.bench.harness import BenchOptions, NeuralSpec, QualityMeter, Row, run_bench
+from neuralcodec.bench.speed import speed_markdown, speed_report, stage_seconds
 from neuralcodec.cli import run
 from neuralcodec.errors import AecError
+from neuralcodec.format import container
 
 from .conftest import photo_like
 

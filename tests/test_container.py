@@ -7,14 +7,18 @@ import zlib
 
 import pytest
 
-from neuralcodec import container
-from neuralcodec.container import IMAGE_WIDE, Header
 from neuralcodec.errors import AecError, CorruptFileError
+from neuralcodec.families.hyperprior import CHUNK_HYPER, CHUNK_LATENT
+from neuralcodec.format import container
+from neuralcodec.format.chunks import CHUNK_ICC
+from neuralcodec.format.container import IMAGE_WIDE, Header
+from neuralcodec.format.quality import to_stored
+from neuralcodec.format.tiles import TileGrid
 
 # Two tiles of 32x17 and 1x17; a whole-image metadata chunk.
 TILES = [
-    {container.CHUNK_HYPER: b"\x01\x02\x03\x04", container.CHUNK_LATENT: b"\x05" * 8},
-    {container.CHUNK_HYPER: b"\x06" * 4, container.CHUNK_LATENT: b"\x07" * 4},
+    {CHUNK_HYPER: b"\x01\x02\x03\x04", CHUNK_LATENT: b"\x05" * 8},
+    {CHUNK_HYPER: b"\x06" * 4, CHUNK_LATENT: b"\x07" * 4},
 ]
 
 
@@ -23,7 +27,7 @@ def sample_file(version: int = container.VERSION, **overrides) -> bytes:
                   mode="RGB", quality=6000, version=version)
     if version >= container.TILED_VERSION:
         fields.update(tile_width=32, tile_height=32, tile_overlap=4)
-        tiles, chunks = TILES, {container.CHUNK_ICC: b"profile"}
+        tiles, chunks = TILES, {CHUNK_ICC: b"profile"}
     else:
         tiles, chunks = TILES[:1], {}
     fields.update(overrides)
@@ -50,7 +54,7 @@ def test_overlap_of_more_than_half_a_tile_is_refused():
 
 
 def test_tile_grid_boxes_cover_the_image():
-    grid = container.TileGrid(2500, 1100, 1024, 1024)
+    grid = TileGrid(2500, 1100, 1024, 1024)
     assert (grid.columns, grid.rows, len(grid)) == (3, 2, 6)
     assert grid.box(0) == (0, 0, 1024, 1024)
     assert grid.box(5) == (2048, 1024, 2500, 1100)
@@ -109,9 +113,9 @@ def test_salvage_keeps_intact_chunks_and_lists_the_lost():
     data = bytearray(sample_file())
     data[_directory_end(bytes(data)) + 1] ^= 1  # first tile's HYPR payload
     parsed = container.unpack(bytes(data), salvage=True)
-    assert [(c.tag, c.tile) for c in parsed.lost] == [(container.CHUNK_HYPER, 0)]
+    assert [(c.tag, c.tile) for c in parsed.lost] == [(CHUNK_HYPER, 0)]
     assert parsed.tiles[1] == TILES[1]
-    assert container.CHUNK_HYPER not in parsed.tiles[0]
+    assert CHUNK_HYPER not in parsed.tiles[0]
     assert "chunk HYPR of tile 0 (CRC mismatch)" == str(parsed.lost[0])
 
 
@@ -119,7 +123,7 @@ def test_salvage_of_a_truncated_file_lists_what_is_missing():
     data = sample_file()
     parsed = container.unpack(data[:-10], salvage=True)
     assert {(c.tag, c.tile) for c in parsed.lost} == {
-        (container.CHUNK_ICC, IMAGE_WIDE), (container.CHUNK_LATENT, 1)}
+        (CHUNK_ICC, IMAGE_WIDE), (CHUNK_LATENT, 1)}
     assert parsed.tiles[0] == TILES[0]
 
 
@@ -208,5 +212,5 @@ def test_v2_unknown_chunks():
 
 def test_quality_validation():
     with pytest.raises(AecError):
-        container.quantize_quality(100.5)
-    assert container.quantize_quality(33.333) == 3333
+        to_stored(100.5)
+    assert to_stored(33.333) == 3333

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from neuralcodec.model import rate_level
+from neuralcodec.families.hyperprior.model import rate_level
 
 from .conftest import photo_like, torch_threads
 

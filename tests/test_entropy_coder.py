@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuralcodec.entropy_coder import (
+from neuralcodec.entropy import (
     SymbolDecoder,
     SymbolEncoder,
     TableSet,

@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from neuralcodec import Codec
-from neuralcodec.integer_net import ACT_LIMIT, WEIGHT_BITS, quantize_layer
+from neuralcodec.families.hyperprior.integer_net import ACT_LIMIT, WEIGHT_BITS, quantize_layer
 
 from .conftest import photo_like, torch_threads
 

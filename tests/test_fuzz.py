@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks import fuzz
-from neuralcodec import container
 from neuralcodec.errors import AecError
+from neuralcodec.format import container
 
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from PIL import Image, ImageCms
 
-from neuralcodec import Codec, container
+from neuralcodec import Codec
 from neuralcodec.cli import run
+from neuralcodec.format import container
+from neuralcodec.format.chunks import CHUNK_ICC
 
 from .conftest import photo_like
 
@@ -26,7 +28,7 @@ def _tagged(mode: str = "RGB") -> tuple[Image.Image, bytes]:
 def test_metadata_survives_the_api(codec):
     im, icc = _tagged()
     data = codec.encode(im, 60)
-    assert container.unpack(data).chunks[container.CHUNK_ICC] == icc
+    assert container.unpack(data).chunks[CHUNK_ICC] == icc
     out = codec.decode(data)
     assert out.info["icc_profile"] == icc
     assert out.getexif()[ORIENTATION] == 6

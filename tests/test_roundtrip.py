@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -62,7 +64,7 @@ def test_sixteen_bit_keeps_the_high_byte(codec):
 
 
 def test_quality_trades_size_for_fidelity(codec):
-    sample = Image.open(neuralcodec.codec.__file__.replace("codec.py", "samples/kodim23.png"))
+    sample = Image.open(Path(neuralcodec.__file__).parent / "samples" / "kodim23.png")
     crop = sample.convert("RGB").crop((200, 100, 456, 356))
     results = []
     for q in (0, 50, 100):

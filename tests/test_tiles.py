@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuralcodec import Codec, container
+from neuralcodec import Codec
 from neuralcodec.cli import run
 from neuralcodec.errors import AecError, CorruptFileError
+from neuralcodec.families.hyperprior import CHUNK_HYPER, CHUNK_LATENT
+from neuralcodec.format import container
+from neuralcodec.format.tiles import TileGrid
 from neuralcodec.metrics import psnr
 
 from .conftest import photo_like
@@ -81,7 +84,7 @@ def _damage_payload(data: bytes, tile: int, tag: bytes) -> bytes:
 
 def test_damaged_tile_fails_naming_it_or_is_reported_lost(tiled, rgba):
     data = tiled.encode(rgba, 75)
-    damaged = _damage_payload(data, 4, container.CHUNK_LATENT)
+    damaged = _damage_payload(data, 4, CHUNK_LATENT)
     with pytest.raises(CorruptFileError, match="CRC mismatch in chunk LATN of tile 4"):
         tiled.decode(damaged)
     image, report = tiled.decode_partial(damaged)
@@ -106,7 +109,7 @@ def test_truncated_file_decodes_partially(tiled, rgba):
 
 def test_partial_decode_on_the_command_line(tmp_path, tiled, rgba, capsys):
     src = tmp_path / "a.aec"
-    src.write_bytes(_damage_payload(tiled.encode(rgba, 75), 1, container.CHUNK_HYPER))
+    src.write_bytes(_damage_payload(tiled.encode(rgba, 75), 1, CHUNK_HYPER))
     out = tmp_path / "a.png"
     assert run(["decode", str(src), str(out)]) == 1
     assert "chunk HYPR of tile 1" in capsys.readouterr().err and not out.exists()
@@ -124,9 +127,9 @@ def test_tile_size_flag(tmp_path, capsys):
 
 
 def test_overlap_cross_fades_neighbours():
-    grid = container.TileGrid(300, 100, 100, 100, overlap=8)
+    grid = TileGrid(300, 100, 100, 100, overlap=8)
     assert grid.coded_box(1) == (92, 0, 208, 100)
-    from neuralcodec.tiling import blend_mask
+    from neuralcodec.codec.tiles import blend_mask
 
     assert blend_mask(grid, 0) is None
     weights = np.asarray(blend_mask(grid, 1))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from neuralcodec.cli import run
 from neuralcodec.codec import Codec
-from neuralcodec.train import TrainOptions, export, relevel_checkpoint, train
+from neuralcodec.training.loop import TrainOptions, export, relevel_checkpoint, train
 
 from .conftest import photo_like
 

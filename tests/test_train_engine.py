@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from neuralcodec.cli import run
-from neuralcodec.model import HyperpriorCheckerboard, ModelConfig, rd_loss
-from neuralcodec.train import TrainOptions, _lr_at, export, train
+from neuralcodec.families.hyperprior.model import ModelConfig
+from neuralcodec.training.hyperprior import new_model, rd_loss
+from neuralcodec.training.loop import TrainOptions, _lr_at, export, train
 
 from .conftest import photo_like
 
@@ -34,7 +35,7 @@ def _images(folder: Path, n: int = 4) -> Path:
 
 def _torchrun(data: Path, out: Path, steps: int) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "neuralcodec.train", str(data), "--out", str(out), "--steps", str(steps),
+           "-m", "neuralcodec", "train", str(data), "--out", str(out), "--steps", str(steps),
            "--batch-size", "2", "--patch", "64", "--checkpoint-every", "2", "--device", "cpu",
            *TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -133,7 +134,7 @@ def test_stop_request_ends_with_a_checkpoint(tmp_path):
 
 def test_bf16_transforms_keep_latents_and_pixels_float32():
     torch.manual_seed(0)
-    model = HyperpriorCheckerboard(ModelConfig(16, 16, (0.002, 0.02, 0.2)))
+    model = new_model(ModelConfig(16, 16, (0.002, 0.02, 0.2)))
     x, level = torch.rand(2, 3, 64, 64), torch.tensor([0.5, 1.5])
     ref = rd_loss(model, x, level)
     model.transform_autocast = torch.bfloat16

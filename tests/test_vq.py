@@ -10,14 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from neuralcodec import Codec, registry
+from neuralcodec import Codec
 from neuralcodec.cli import run
-from neuralcodec.container import CHUNK_VQ_INDICES
-from neuralcodec.entropy_coder import CDF_PRECISION
+from neuralcodec.entropy import CDF_PRECISION
 from neuralcodec.errors import AecError, CorruptFileError
+from neuralcodec.families import zoo as registry
+from neuralcodec.families.vq import CHUNK_VQ_INDICES
+from neuralcodec.families.vq.coder import TABLES, save_model
+from neuralcodec.families.vq.model import VQAutoencoder, VQConfig, quantized_cdf, units_for_quality
 from neuralcodec.metrics import psnr
-from neuralcodec.vq import TABLES, save_model
-from neuralcodec.vq_model import VQAutoencoder, VQConfig, quantized_cdf, units_for_quality
 
 from .conftest import photo_like, torch_threads
 
@@ -224,7 +225,7 @@ def test_weights_without_tables_are_refused(tmp_path, monkeypatch):
 
 
 def test_training_initialises_resumes_and_exports(tmp_path, monkeypatch):
-    from neuralcodec.train_vq import VQTrainOptions, export, train
+    from neuralcodec.training.vq import VQTrainOptions, export, train
 
     data = tmp_path / "data"
     data.mkdir()

@@ -1,0 +1,586 @@
+"""``aec bench``: rate-distortion and speed of aec models against classical codecs.
+
+For every image of a folder and every codec setting: bits per pixel from the real encoded
+bytes, RGB PSNR, MS-SSIM (pytorch-msssim, on the GPU when the run uses one) and encode
+and decode seconds. Neural models run in this process on the chosen device (same-sized
+images batched through the analysis transform on CUDA); the Pillow codecs run in a pool
+of worker processes. Finished (image, codec) pairs are appended to ``OUT/cache/rows.jsonl``
+so an interrupted run resumes where it stopped. Aggregation, BD-rates and the output files
+are in :mod:`neuralcodec.bench.report`.
+
+>>> from neuralcodec.bench.harness import BenchOptions, run_bench
+>>> result = run_bench(BenchOptions(folder="photos", out="bench-out", quick=True))
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import importlib.util
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, features
+
+from .. import metrics
+from ..errors import AecError
+from .classical import CLASSICAL_FAMILIES, ClassicalCodec, Coded, classical_codecs, run_classical
+
+NEURAL_FAMILY = "aec"
+ALL_FAMILIES = (NEURAL_FAMILY, *CLASSICAL_FAMILIES)
+AEC_QUALITIES = (0, 20, 40, 60, 80, 100)  # the curve is smooth: PCHIP needs no more
+AEC_QUICK_QUALITIES = (0, 50, 100)
+QUICK_IMAGES = 2
+IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp"}
+# MS-SSIM's five scales with an 11-pixel window need the short side above (11 - 1) * 2**4.
+MSSSIM_MIN_SIDE = 161
+CUDA_ANALYSIS_BATCH = 8
+CACHE_NAME = "cache/rows.jsonl"
+
+
+@dataclass
+class Row:
+    """One image through one codec at one setting."""
+
+    image: str
+    codec: str  # curve label: a model name ("aec-hp-ckbd") or e.g. "jpeg-444"
+    setting: float  # the swept knob: quality, or target bpp for jpeg2000
+    width: int
+    height: int
+    bytes: int
+    bpp: float
+    psnr: float
+    msssim: float | None  # None where the image is too small for MS-SSIM
+    encode_s: float
+    decode_s: float
+
+
+@dataclass
+class BenchOptions:
+    folder: str | Path
+    out: str | Path
+    codecs: Sequence[str] = ALL_FAMILIES  # families: aec, jpeg, webp, avif, jxl, jpeg2000
+    models: Sequence[str] | None = None  # None: every installed model; "NAME@v1": format 1
+    quick: bool = False  # first QUICK_IMAGES images, a few settings per codec, 1 speed run
+    device: str = "auto"  # where neural transforms and MS-SSIM run
+    workers: int | None = None  # Pillow worker processes (default: CPU count, at most 8)
+    limit: int | None = None  # only the first N images
+    speed: bool = True  # also write the per-stage speed report of the first model
+    analysis_batch: int | None = None  # same-sized images per g_a call (default: 8 on CUDA)
+    note: str = ""  # free text stored with the results (e.g. "shared 2-core machine")
+    progress: bool = True
+    log: Callable[[str], None] | None = field(default=None, repr=False)
+
+
+@dataclass
+class BenchResult:
+    rows: list[Row]
+    report: dict[str, Any]  # what results.json holds besides the rows
+    out: Path
+
+
+# -- inputs -----------------------------------------------------------------------------
+
+
+def list_images(folder: Path, limit: int | None) -> list[Path]:
+    if not folder.is_dir():
+        raise AecError(f"{folder}: not a folder of images")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if limit is not None:
+        paths = paths[:limit]
+    if not paths:
+        raise AecError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return paths
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise AecError(f"{path}: cannot read image ({exc})") from None
+
+
+@dataclass(frozen=True)
+class NeuralSpec:
+    """An aec model to sweep; ``format_version`` 1 selects the float64 parameter path."""
+
+    model: str
+    format_version: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.model if self.format_version is None else f"{self.model}@v{self.format_version}"
+
+    @classmethod
+    def parse(cls, text: str) -> NeuralSpec:
+        name, _, version = text.partition("@v")
+        if not name or (version and not version.isdigit()):
+            raise AecError(f"bad model {text!r}: expected NAME or NAME@vN")
+        return cls(name, int(version) if version else None)
+
+
+def neural_specs(models: Sequence[str] | None) -> list[NeuralSpec]:
+    from ..families.zoo import available_models
+
+    if models is None:
+        names = [m.name for m in available_models()]
+        if not names:
+            raise AecError("no aec models installed (see 'aec models')")
+        return [NeuralSpec(n) for n in names]
+    return [NeuralSpec.parse(m) for m in models]
+
+
+# -- quality --------------------------------------------------------------------------
+
+
+class QualityMeter:
+    """PSNR (numpy, exact) and MS-SSIM (pytorch-msssim on ``device``), batched per image."""
+
+    def __init__(self, device: torch.device, batch: int = 8):
+        from pytorch_msssim import ms_ssim
+
+        self.ms_ssim = ms_ssim
+        self.device = device
+        self.batch = batch
+
+    def measure(self, original: np.ndarray, decoded: Sequence[np.ndarray]
+                ) -> list[tuple[float, float | None]]:
+        psnrs = [metrics.psnr(original, d) for d in decoded]
+        if min(original.shape[:2]) < MSSSIM_MIN_SIDE:
+            return [(p, None) for p in psnrs]
+        reference = _to_tensor(original[None], self.device)
+        scores: list[float] = []
+        with torch.no_grad():
+            for i in range(0, len(decoded), self.batch):
+                test = _to_tensor(np.stack(decoded[i:i + self.batch]), self.device)
+                values = self.ms_ssim(reference.expand_as(test), test, data_range=255,
+                                      size_average=False)
+                scores += values.double().cpu().tolist()
+        return list(zip(psnrs, scores, strict=True))
+
+
+def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    # A copy: decoded arrays may be read-only views of Pillow's buffers.
+    return torch.tensor(images, device=device).permute(0, 3, 1, 2).float()
+
+
+# -- the result cache ---------------------------------------------------------------------
+
+
+class RowCache:
+    """Rows keyed by (codec configuration, image content, setting), one JSON line each.
+
+    The key holds a digest of the image bytes and the codec's configuration (model
+    fingerprint, or Pillow options and library versions), so changed inputs are re-run
+    instead of being served stale results."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.rows[entry["key"]] = entry["row"]
+                except (ValueError, KeyError):
+                    continue  # a line cut short by an interruption
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# written by aec bench: the resume cache is not a result\n*\n")
+
+    @staticmethod
+    def key(config: str, image_digest: str, setting: float) -> str:
+        return f"{config}|{image_digest}|{setting!r}"
+
+    def get(self, key: str) -> Row | None:
+        row = self.rows.get(key)
+        return Row(**row) if row is not None else None
+
+    def add(self, entries: Iterable[tuple[str, Row]]) -> None:
+        lines = []
+        for key, row in entries:
+            self.rows[key] = asdict(row)
+            lines.append(json.dumps({"key": key, "row": asdict(row)}, allow_nan=True))
+        with self.path.open("a") as f:  # whole lines, flushed per task: safe to interrupt
+            f.write("".join(line + "\n" for line in lines))
+
+
+# -- progress ---------------------------------------------------------------------------
+
+
+class ProgressOptions(NamedTuple):
+    enabled: bool
+    log: Callable[[str], None] | None
+
+
+class Progress:
+    """A progress bar on a terminal; otherwise a log line every 10 % of the work."""
+
+    def __init__(self, total: int, label: str, enabled: bool, log: Callable[[str], None] | None):
+        self.total, self.done, self.label, self.log = total, 0, label, log if enabled else None
+        self.bar = None
+        self.next_report = 0.1
+        if enabled and total and sys.stderr.isatty():
+            import click
+
+            self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            self.bar.__enter__()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.log and self.total and self.done / self.total >= self.next_report:
+            self.log(f"{self.label}: {self.done}/{self.total}")
+            self.next_report = (int(self.done / self.total * 10) + 1) / 10
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+# -- the sweeps -------------------------------------------------------------------------
+
+
+@dataclass
+class SourceImage:
+    path: Path
+    pixels: np.ndarray  # RGB uint8 (H, W, 3)
+    digest: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _row(image: SourceImage, label: str, setting: float, num_bytes: int, quality: tuple,
+         encode_s: float, decode_s: float) -> Row:
+    h, w = image.pixels.shape[:2]
+    return Row(image.name, label, setting, w, h, num_bytes, metrics.bpp(num_bytes, w, h),
+               quality[0], quality[1], encode_s, decode_s)
+
+
+def _groups(images: Sequence[SourceImage], batch: int) -> Iterator[list[SourceImage]]:
+    """Images in groups of at most ``batch`` with equal sizes (one tensor per group)."""
+    by_shape: dict[tuple, list[SourceImage]] = {}
+    for im in images:
+        by_shape.setdefault(im.pixels.shape, []).append(im)
+    for same in by_shape.values():
+        for i in range(0, len(same), batch):
+            yield same[i:i + batch]
+
+
+def _neural_config(spec: NeuralSpec) -> str:
+    """Cache identity of a model's curve: its weights and the container format it writes."""
+    from ..families.zoo import find_model
+    from ..format.container import VERSION
+
+    version = spec.format_version or VERSION
+    return f"{spec.model}|v{version}|{find_model(spec.model).fingerprint.hex()}"
+
+
+def _one_tile(codec: Any, image: SourceImage) -> bool:
+    """Whether the codec codes this image as one piece (its analysis output is then one
+    tensor that a batch can fill in); codecs from before tiling always do."""
+    grid = getattr(codec, "grid", None)
+    h, w = image.pixels.shape[:2]
+    return grid is None or len(grid(w, h)) == 1
+
+
+def _analyse_batch(codec: Any, coder: Any, group: Sequence[SourceImage]) -> list:
+    """Prepare a group of same-sized one-tile images and fill in their analysis outputs
+    with one batched call; returns (prepared, seconds per image) pairs."""
+    from .speed import synchronize
+
+    t0 = time.perf_counter()
+    prepared = [codec.prepare(Image.fromarray(im.pixels)) for im in group]
+    analysed = coder.analyse(torch.cat([codec.padded_input(p, coder) for p in prepared]))
+    synchronize(codec.device)
+    seconds = (time.perf_counter() - t0) / len(group)
+    for i, prep in enumerate(prepared):
+        prep.features[coder.name] = analysed[i:i + 1]
+    return [(prep, seconds) for prep in prepared]
+
+
+def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequence[float],
+                 device: str, meter: QualityMeter, cache: RowCache, show: ProgressOptions,
+                 batch: int | None = None) -> list[Row]:
+    """One model over its quality range. The analysis transform does not depend on the
+    quality, so it runs once per image and its time is added to every setting's encode
+    time, which is thus that of a whole encode (prepare + analysis + entropy coding +
+    container). One-tile images of equal size share one batched analysis call (on CUDA by
+    default); for the others the codec caches it, and its time is the first encode's
+    excess over a repeat of that encode."""
+    from ..codec import Codec
+
+    options = {} if spec.format_version is None else {"format_version": spec.format_version}
+    codec = Codec(model=spec.model, device=device, **options).load()
+    coder = codec.coder()
+    config = _neural_config(spec)
+    todo = [im for im in images
+            if any(cache.get(cache.key(config, im.digest, s)) is None for s in settings)]
+    progress = Progress(len(todo), spec.label, *show)
+    if todo:  # one-time costs (allocator, kernel selection) must not land on image 1
+        warm = Image.fromarray(todo[0].pixels)
+        codec.decode(codec.encode(warm, settings[len(settings) // 2]))
+    if batch is None:  # batching pays on a GPU; on a CPU it only costs memory
+        batch = CUDA_ANALYSIS_BATCH if codec.device.type == "cuda" else 1
+
+    def jobs() -> Iterator[tuple[SourceImage, Any, float | None]]:
+        for group in _groups([im for im in todo if _one_tile(codec, im)], batch):
+            for im, (prep, s) in zip(group, _analyse_batch(codec, coder, group), strict=True):
+                yield im, prep, s  # one group's analysis outputs in memory at a time
+        yield from ((im, None, None) for im in todo if not _one_tile(codec, im))
+
+    rows: list[Row] = []
+    for im, prep, analysis_s in jobs():
+        if prep is None:
+            t0 = time.perf_counter()
+            prep = codec.prepare(Image.fromarray(im.pixels))
+            codec.encode_prepared(prep, settings[0])  # analysis (cached) + coding
+            t1 = time.perf_counter()
+            codec.encode_prepared(prep, settings[0])  # coding only
+            analysis_s = max(0.0, 2 * t1 - t0 - time.perf_counter())
+        coded = []
+        for setting in settings:
+            t0 = time.perf_counter()
+            data = codec.encode_prepared(prep, setting)
+            t1 = time.perf_counter()
+            decoded = np.asarray(codec.decode(data).convert("RGB"))
+            coded.append(Coded(setting, len(data), analysis_s + t1 - t0,
+                               time.perf_counter() - t1, decoded))
+        rows += _record(im, spec.label, config, coded, meter, cache)
+        progress.advance()
+    progress.close()
+    return rows
+
+
+def _record(image: SourceImage, label: str, config: str, coded: Sequence[Coded],
+            meter: QualityMeter, cache: RowCache, qualities: list[tuple] | None = None
+            ) -> list[Row]:
+    """Measure (unless a worker did) and cache one image's rows of one codec."""
+    if qualities is None:
+        qualities = meter.measure(image.pixels, [c.decoded for c in coded])
+    entries = [(cache.key(config, image.digest, c.setting),
+                _row(image, label, c.setting, c.num_bytes, q, c.encode_s, c.decode_s))
+               for c, q in zip(coded, qualities, strict=True)]
+    cache.add(entries)
+    return [row for _, row in entries]
+
+
+def _classical_task(codec: ClassicalCodec, pixels: np.ndarray, settings: Sequence[float],
+                    measure: bool) -> tuple[list[Coded], list[tuple] | None]:
+    """A worker's job: code one image at every setting and, if asked, measure quality
+    here instead of sending the decoded pixels back."""
+    coded = run_classical(codec, pixels, settings)
+    if not measure:
+        return coded, None
+    torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
+    qualities = QualityMeter(torch.device("cpu")).measure(pixels, [c.decoded for c in coded])
+    for c in coded:
+        c.decoded = np.empty((0, 0, 3), np.uint8)  # not needed any more: do not ship it
+    return coded, qualities
+
+
+def _classical_config(codec: ClassicalCodec) -> str:
+    """Cache identity of a Pillow curve: its options and the codec libraries' versions
+    (each row's key adds its own setting, so a longer sweep reuses the shorter one's)."""
+    versions = {k: features.version(k) for k in ("jpg", "webp", "avif", "jpg_2000")}
+    description = json.dumps([codec.label, codec.options, codec.knob_name, versions,
+                              _version("pillow-jxl-plugin")], sort_keys=True, default=str)
+    return f"{codec.label}|{hashlib.sha1(description.encode()).hexdigest()[:12]}"
+
+
+def sweep_classical(codecs: Sequence[ClassicalCodec], images: Sequence[SourceImage],
+                    quick: bool, workers: int, meter: QualityMeter, cache: RowCache,
+                    show: ProgressOptions) -> list[Row]:
+    """Every Pillow codec over its sweep, one (image, codec) task per worker call."""
+    tasks = []
+    for codec in codecs:
+        settings = codec.quick_settings if quick else codec.settings
+        config = _classical_config(codec)
+        for im in images:
+            if any(cache.get(cache.key(config, im.digest, s)) is None for s in settings):
+                tasks.append((codec, config, im, settings))
+    progress = Progress(len(tasks), "classical codecs", *show)
+    rows: list[Row] = []
+    if workers <= 1:  # in-process: simpler to debug, and no start-up cost for tiny runs
+        for codec, config, im, settings in tasks:
+            rows += _record(im, codec.label, config, run_classical(codec, im.pixels, settings),
+                            meter, cache)
+            progress.advance()
+        progress.close()
+        return rows
+    # On the CPU the workers also measure quality (MS-SSIM costs more than most encoders);
+    # with a GPU this process does, batched on the device.
+    in_worker = meter.device.type == "cpu"
+    # fork spares each worker re-importing torch. Workers never touch CUDA, and use torch
+    # only single-threaded on the CPU (as DataLoader workers do), which is fork-safe.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method)) as pool:
+        futures = {pool.submit(_classical_task, codec, im.pixels, settings, in_worker):
+                   (codec, config, im) for codec, config, im, settings in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            codec, config, im = futures[future]
+            coded, qualities = future.result()
+            rows += _record(im, codec.label, config, coded, meter, cache, qualities)
+            progress.advance()
+    progress.close()
+    return rows
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def source_revision(root: Path | None = None) -> str | None:
+    """The git commit of this aec checkout ("+changes" if its package files differ from
+    it), or None outside a checkout: which code produced the results."""
+    import subprocess
+
+    root = (root or Path(__file__).parent.parent).resolve()
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        # An installed copy can sit inside some other repository (pyenv is one): not ours.
+        if Path(top).resolve() != root:
+            return None
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "neuralcodec"],
+                                 cwd=root, capture_output=True).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
+
+
+def environment(device: torch.device, workers: int, note: str) -> dict[str, Any]:
+    from .speed import cpu_model, device_name
+
+    packages = ("aec", "torch", "compressai", "constriction", "pillow", "pillow-jxl-plugin",
+                "pytorch-msssim", "numpy", "scipy")
+    return {
+        "device": str(device),
+        "device_name": device_name(device),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_cuda_build": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "processor": cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        "workers": workers,
+        "aec_revision": source_revision(),
+        "versions": {p: _version(p) for p in packages},
+        "codec_libraries": {k: features.version(k)
+                            for k in ("jpg", "webp", "avif", "jpg_2000", "zlib")},
+        "note": note,
+    }
+
+
+def run_bench(options: BenchOptions) -> BenchResult:
+    """Run the benchmark and write results.json, results.csv, summary.md and the plots."""
+    from ..codec import resolve_device
+    from . import report as bench_report
+
+    for module in ("pytorch_msssim", "matplotlib"):  # fail before hours of work, not after
+        if importlib.util.find_spec(module) is None:
+            raise AecError(f"aec bench needs {module}: pip install 'aec[bench]'")
+    unknown = set(options.codecs) - set(ALL_FAMILIES)
+    if unknown:
+        raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; "
+                       f"choose from {','.join(ALL_FAMILIES)}")
+    device = resolve_device(options.device)
+    log = options.log or (lambda message: None)
+    folder, out = Path(options.folder), Path(options.out)
+    limit = QUICK_IMAGES if options.quick and options.limit is None else options.limit
+    paths = list_images(folder, limit)
+    classical = classical_codecs([c for c in options.codecs if c != NEURAL_FAMILY])
+    specs = neural_specs(options.models) if NEURAL_FAMILY in options.codecs else []
+    workers = options.workers or min(os.cpu_count() or 1, 8)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = RowCache(out / CACHE_NAME)
+    meter = QualityMeter(device)
+
+    images = []
+    for p in paths:
+        pixels = load_rgb(p)
+        images.append(SourceImage(p, pixels, hashlib.sha1(pixels.tobytes()).hexdigest()[:16]))
+    log(f"bench: {len(images)} image(s), {len(specs)} model(s), {len(classical)} classical "
+        f"curve(s), device {device}, {workers} worker(s)")
+
+    aec_settings = AEC_QUICK_QUALITIES if options.quick else AEC_QUALITIES
+    show = ProgressOptions(options.progress, log)
+    for spec in specs:
+        sweep_neural(spec, images, aec_settings, str(device), meter, cache, show,
+                     options.analysis_batch)
+    sweep_classical(classical, images, options.quick, workers, meter, cache, show)
+    rows = _all_rows(cache, specs, classical, images, aec_settings, options.quick)
+
+    speed = None
+    if options.speed and specs:
+        from .speed import speed_report
+
+        speed_devices = ["cpu"] + (["cuda"] if device.type == "cuda" else [])
+        pil_images = [Image.fromarray(im.pixels) for im in images[:4]]
+        speed = speed_report(pil_images, specs[0].model, speed_devices,
+                             repeats=1 if options.quick else 3, log=log)
+    report = bench_report.write_outputs(
+        out, rows, folder=folder, images=[im.name for im in images],
+        settings={
+            "aec_qualities": list(aec_settings),
+            "models": {s.label: _neural_config(s) for s in specs},  # name|format|weights
+            "classical": {c.label: {"description": c.description, "knob": c.knob_name,
+                                    "settings": list(c.quick_settings if options.quick
+                                                     else c.settings),
+                                    "options": c.options} for c in classical},
+            "quick": options.quick,
+        },
+        environment=environment(device, workers, options.note),
+        speed=speed,
+    )
+    log(f"bench: wrote {out}")
+    return BenchResult(rows, report, out)
+
+
+def _all_rows(cache: RowCache, specs: Sequence[NeuralSpec], classical: Sequence[ClassicalCodec],
+              images: Sequence[SourceImage], aec_settings: Sequence[float], quick: bool
+              ) -> list[Row]:
+    """This run's rows in a stable order, fresh or from the cache (a resumed run reports
+    the same rows as an uninterrupted one)."""
+    plan: list[tuple[str, Sequence[float]]] = []
+    for spec in specs:
+        plan.append((_neural_config(spec), aec_settings))
+    for codec in classical:
+        settings = codec.quick_settings if quick else codec.settings
+        plan.append((_classical_config(codec), settings))
+    rows = []
+    for config, settings in plan:
+        for im in images:
+            for s in settings:
+                row = cache.get(cache.key(config, im.digest, s))
+                if row is None:
+                    raise AecError(f"internal: no result for {config} on {im.name} at {s}")
+                rows.append(row)
+    return rows
+

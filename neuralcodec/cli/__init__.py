@@ -1,0 +1,5 @@
+"""The ``aec`` command line."""
+
+from .main import console_main, main, run
+
+__all__ = ["console_main", "main", "run"]

@@ -1,0 +1,45 @@
+"""The bench command: a thin layer over :mod:`neuralcodec.bench`."""
+
+from __future__ import annotations
+
+import click
+
+from .common import device_option_with
+
+
+@click.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--codecs", default="aec,jpeg,webp,avif,jxl,jpeg2000", show_default=True,
+              help="Codec families to compare (jpeg and avif give a 4:2:0 and a 4:4:4 curve).")
+@click.option("--models", default=None,
+              help="aec models, comma-separated; NAME@v1 uses format version 1 "
+                   "[default: every installed model].")
+@click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder (results.json/.csv, summary.md, plots; resumes from it).")
+@click.option("--quick", is_flag=True, help="Smoke run: 2 images, a few settings per codec.")
+@device_option_with("Where the aec transforms and MS-SSIM run.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes for the Pillow codecs [default: CPU count, at most 8].")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
+@click.option("--no-speed", is_flag=True, help="Skip the per-stage speed report.")
+@click.option("--note", default="", help="Free text stored with the results (e.g. the machine).")
+def bench(folder, codecs, models, out, quick, device, workers, limit, no_speed, note) -> None:
+    """Rate-distortion (bpp, PSNR, MS-SSIM), BD-rates and speed of aec against JPEG, WebP,
+    AVIF, JPEG XL and JPEG 2000 on a folder of images.
+
+    \b
+      aec bench photos/ --quick
+      aec bench ../shared/datasets/kodak --out results/kodak --codecs aec,jpeg,webp
+    """
+    from ..bench.harness import BenchOptions, run_bench
+
+    def split(text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    result = run_bench(BenchOptions(
+        folder=folder, out=out, codecs=split(codecs),
+        models=split(models) if models else None, quick=quick, device=device,
+        workers=workers, limit=limit, speed=not no_speed, note=note,
+        log=lambda message: click.echo(message, err=True),
+    ))
+    click.echo((result.out / "summary.md").read_text())

@@ -1,0 +1,227 @@
+"""The coding commands: encode, decode, info, models, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .. import metrics
+from ..errors import AecError
+from ..format import container
+from ..io.files import read_bytes
+from .common import (
+    AEC_SUFFIX,
+    device_option,
+    fail,
+    make_codec,
+    max_pixels_option,
+    plan,
+    run_batch,
+    tile_progress,
+    workers_option,
+    write_bytes,
+)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (one input) or folder (several inputs).")
+@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=None,
+              help="Quality 0..100, higher is better [default: 75].")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target bits per pixel: the highest quality whose file fits.")
+@click.option("--model", default=None, help="Model name (see 'aec models').")
+@click.option("--tile-size", type=click.IntRange(64, 2032), default=None,
+              help="Side of the independently coded square tiles, each also coding 8 px "
+                   "of its neighbours for a seamless cross-fade [default: 1008].")
+@device_option
+@max_pixels_option
+@workers_option
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, workers,
+           quiet) -> None:
+    """Compress images into .aec files.
+
+    \b
+      aec encode photo.png photo.aec -q 60
+      aec encode *.png -o compressed/ --bpp 0.5
+    """
+    from ..codec.codec import DEFAULT_TILE_SIZE
+    from ..format.quality import DEFAULT_QUALITY
+
+    if quality is not None and bpp is not None:
+        raise click.UsageError("give either --quality or --bpp, not both")
+    codec = make_codec(model, device, max_pixels, tile_size=tile_size or DEFAULT_TILE_SIZE,
+                   workers=workers)
+    pairs = plan(inputs, output, AEC_SUFFIX, lambda p: Path(p).suffix.lower() == AEC_SUFFIX)
+
+    def job(src: Path, dst: Path) -> str:
+        t0 = time.perf_counter()
+        if bpp is not None:
+            data, q = codec.encode_to_bpp(src, bpp)
+        else:
+            q = DEFAULT_QUALITY if quality is None else quality
+            data = codec.encode(src, q, progress=tile_progress(src, len(pairs) > 1))
+        seconds = time.perf_counter() - t0
+        write_bytes(dst, data)
+        header, _, _ = container.parse_header(data)
+        rate = metrics.bpp(len(data), header.width, header.height)
+        return (f"{src} -> {dst}: {len(data)} bytes, {rate:.4f} bpp, "
+                f"quality {q:g}, {seconds:.2f} s")
+
+    run_batch(pairs, "encoding", job, quiet)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
+@click.option("--format", "fmt", default="png", show_default=True,
+              help="Output suffix when the output name is derived (png, webp, tif, ...).")
+@click.option("--partial", is_flag=True,
+              help="Decode the intact tiles of a damaged file, fill lost ones with grey and "
+                   "report them (instead of failing).")
+@device_option
+@max_pixels_option
+@click.option("--max-tile-pixels", type=click.IntRange(min=1), default=None,
+              help="Largest region decoded at once: a tile, or a whole untiled version-1/2 "
+                   "file [default: 4194304].")
+@workers_option
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, workers,
+           quiet) -> None:
+    """Restore images from .aec files. The output format follows the suffix (PNG by default).
+
+    \b
+      aec decode photo.aec photo.png
+      aec decode compressed/*.aec -o restored/
+    """
+    from ..io.images import output_format, save_image
+
+    suffix = "." + fmt.lower().lstrip(".")
+    output_format(f"x{suffix}")  # reject an unknown --format before any work
+    from ..codec.codec import DEFAULT_MAX_TILE_PIXELS
+
+    codec = make_codec(None, device, max_pixels, workers=workers,
+                   max_tile_pixels=max_tile_pixels or DEFAULT_MAX_TILE_PIXELS)
+    pairs = plan(inputs, output, suffix, lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
+
+    def job(src: Path, dst: Path) -> str:
+        output_format(dst)
+        t0 = time.perf_counter()
+        progress = tile_progress(src, len(pairs) > 1)
+        if partial:
+            image, report = codec.decode_partial(read_bytes(src), progress)
+            if report.lost_tiles or report.problems:
+                click.echo(f"aec: note: {src}: {report}", err=True)
+        else:
+            image = codec.decode(read_bytes(src), progress)
+        seconds = time.perf_counter() - t0
+        save_image(image, dst)
+        return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
+
+    run_batch(pairs, "decoding", job, quiet)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(files, as_json) -> None:
+    """Show the header and chunk sizes of .aec files (no decoding)."""
+    from ..codec.inspect import describe
+
+    failures = 0
+    for name in files:
+        try:
+            facts = describe(read_bytes(Path(name)))
+        except AecError as exc:
+            failures += 1
+            fail(f"{name}: {exc}" if not str(exc).startswith(name) else str(exc))
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": name, **facts}))
+            continue
+        click.echo(f"{name}:")
+        for key, value in facts.items():
+            if key == "chunks":
+                value = ", ".join(f"{k} {v} B" for k, v in value.items())
+            elif key == "bpp":
+                value = f"{value:.4f}"
+            click.echo(f"  {key:15s} {value}")
+    if failures:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json) -> None:
+    """List installed models (the package's and those in $AEC_MODEL_PATH)."""
+    from ..families.zoo import DEFAULT_MODEL, available_models
+
+    rows = []
+    for m in available_models():
+        training = m.card.get("training", {})
+        rows.append({
+            "name": m.name,
+            "default": m.name == DEFAULT_MODEL,
+            "family": m.card.get("family", "?"),
+            "steps": training.get("steps"),
+            "fingerprint": m.fingerprint.hex(),
+            "weights": str(m.weights),
+            "summary": m.card.get("summary", ""),
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        fail("no models installed")
+        sys.exit(1)
+    for r in rows:
+        star = " (default)" if r["default"] else ""
+        click.echo(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
+                   f"fingerprint {r['fingerprint']}")
+        if r["summary"]:
+            click.echo(f"    {r['summary']}")
+
+
+@click.command()
+@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=75, show_default=True)
+@device_option
+@click.option("--keep", type=click.Path(file_okay=False), default=None,
+              help="Also write the .aec and decoded PNG into this folder.")
+def demo(quality, device, keep) -> None:
+    """Encode and decode the bundled sample image and report size, PSNR and time."""
+    import numpy as np
+    from PIL import Image
+
+    from ..codec import Codec
+    from ..io.images import save_image
+
+    sample = Path(__file__).parent.parent / "samples" / "kodim23.png"
+    original = Image.open(sample).convert("RGB")
+    t0 = time.perf_counter()
+    codec = Codec(None, device).load()
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = codec.encode(original, quality)
+    t_enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    restored = codec.decode(data)
+    t_dec = time.perf_counter() - t0
+    quality_db = metrics.psnr(np.asarray(original), np.asarray(restored.convert("RGB")))
+    w, h = original.size
+    click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
+    click.echo(f"quality:   {quality:g}")
+    click.echo(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
+               f"PNG is {sample.stat().st_size} bytes)")
+    click.echo(f"PSNR:      {quality_db:.2f} dB (RGB)")
+    click.echo(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
+    if keep:
+        folder = Path(keep)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes(folder / "kodim23.aec", data)
+        save_image(restored, folder / "kodim23.png")
+        click.echo(f"wrote:     {folder / 'kodim23.aec'}, {folder / 'kodim23.png'}")

@@ -1,0 +1,370 @@
+"""The codec: image -> .aec bytes and back, loading each model once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..errors import AecError, CorruptFileError
+from ..families.base import ModelCoder
+from ..families.zoo import DEFAULT_MODEL, load_coder
+from ..format import container
+from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
+from ..format.container import Header
+from ..format.quality import DEFAULT_QUALITY, to_stored
+from ..format.tiles import TileGrid
+from ..io.images import attach_metadata, check_pixel_limit, split_alpha
+from ..io.tensors import padded_size
+from ..stages import stage
+from .prepare import Analysis, prepare_image
+from .rate_search import highest_quality_within
+from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_input
+from .workers import TileWorkers, usable_cpus
+
+# Limit like Pillow's MAX_IMAGE_PIXELS; override with Codec(max_pixels=...) or --max-pixels.
+# Tiles bound the working memory, so what remains per pixel is the decoded image itself
+# (4 bytes in Pillow) and the file: 200 MP needs well under 2 GB besides the tiles.
+DEFAULT_MAX_PIXELS = 200_000_000
+# Tiles written by default: 1008 px squares coded with 8 px of overlap on each side with a
+# neighbour, so an inner tile codes exactly 1024x1024 pixels (no padding; about 0.6 GB to
+# decode). Kodak-sized images stay one tile, so their rate-distortion is unchanged. The
+# overlap, cross-faded on decoding, removes the seams of independent tiles (a 1.5 dB PSNR
+# dip along tile borders without it) for about 3 % more coded pixels.
+DEFAULT_TILE_OVERLAP = 8
+DEFAULT_TILE_SIZE = 1024 - 2 * DEFAULT_TILE_OVERLAP
+# The largest region decoded at once: a tile of a version-3 file, or the whole image of
+# an untiled version-1/2 file. Bounds a decoder's working memory per worker.
+DEFAULT_MAX_TILE_PIXELS = 2048 * 2048
+# Below this many tiles, starting worker processes costs more than it saves.
+PARALLEL_MIN_TILES = 8
+MAX_AUTO_WORKERS = 4  # each worker holds its own model and tile: memory grows with them
+LOST_TILE_GREY = 128
+
+Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AecError("--device cuda was requested but no CUDA device is available")
+    return device
+
+
+@dataclass
+class DecodeReport:
+    """What :meth:`Codec.decode_partial` could not restore."""
+
+    tiles: int
+    lost_tiles: list[int]  # filled with grey
+    problems: list[str]  # damaged chunks and failed tiles, in words
+
+    def __str__(self) -> str:
+        return (f"{len(self.lost_tiles)} of {self.tiles} tiles lost "
+                f"({'; '.join(self.problems)})")
+
+
+class Codec:
+    """Loads a model once and encodes/decodes many images.
+
+    >>> codec = Codec()                       # default model, best device
+    >>> data = codec.encode(Image.open("photo.png"), quality=60)
+    >>> image = codec.decode(data)
+
+    Images larger than ``tile_size`` are coded as independent tiles (format version 3),
+    in ``workers`` processes when there are many (None: automatic, 1: in this process).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | torch.device | None = "auto",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        format_version: int = container.VERSION,
+        tile_size: int = DEFAULT_TILE_SIZE,
+        workers: int | None = None,
+        max_tile_pixels: int = DEFAULT_MAX_TILE_PIXELS,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    ):
+        if format_version not in container.READABLE_VERSIONS:
+            raise AecError(f"unknown format version {format_version}")
+        # Never write tiles that a decoder with default limits would refuse.
+        coded = tile_size + 2 * tile_overlap
+        if not (tile_size > 0 and coded * coded <= DEFAULT_MAX_TILE_PIXELS):
+            largest = math.isqrt(DEFAULT_MAX_TILE_PIXELS) - 2 * tile_overlap
+            raise AecError(f"tile size {tile_size} is outside 1..{largest}")
+        if not 0 <= 2 * tile_overlap <= tile_size:
+            raise AecError(f"tile overlap {tile_overlap} is outside 0..{tile_size // 2}")
+        if workers is not None and workers < 1:
+            raise AecError(f"--workers must be at least 1, got {workers}")
+        self.model_name = model or DEFAULT_MODEL
+        self.device = resolve_device(device)
+        self.max_pixels = max_pixels
+        self.format_version = format_version
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        self.workers = workers
+        self.max_tile_pixels = max_tile_pixels
+        self._coders: dict[str, ModelCoder] = {}
+        self._pools: dict[str, TileWorkers] = {}
+
+    # -- models and workers ------------------------------------------------------------
+
+    def coder(self, name: str | None = None) -> ModelCoder:
+        """The loaded model ``name`` (default: the encoding model), loaded on first use."""
+        name = name or self.model_name
+        coder = self._coders.get(name)
+        if coder is None:
+            coder = self._coders[name] = load_coder(name, self.device)
+        return coder
+
+    def load(self) -> Codec:
+        """Load the encoding model now (otherwise it loads on first use)."""
+        coder = self.coder()
+        if self.format_version not in coder.formats:
+            raise AecError(
+                f"model '{coder.name}' cannot write format version {self.format_version}"
+            )
+        return self
+
+    def _pool(self, model: str, tiles: int) -> TileWorkers | None:
+        """Worker processes for an image of ``tiles`` tiles, or None to code in-process."""
+        workers = self.workers
+        if workers is None:
+            if tiles < PARALLEL_MIN_TILES:
+                return None
+            workers = min(usable_cpus(), MAX_AUTO_WORKERS)
+        workers = min(workers, tiles)
+        if workers <= 1 or self.device.type != "cpu":
+            return None
+        pool = self._pools.get(model)
+        if pool is None or pool.workers != workers:
+            if pool is not None:
+                pool.close()
+            pool = self._pools[model] = TileWorkers(model, workers)
+        return pool
+
+    def close(self) -> None:
+        """Stop worker processes (they are also stopped when the program exits)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+    # -- encoding ----------------------------------------------------------------------
+
+    def prepare(self, image: Image.Image | str | Path) -> Analysis:
+        """An image (or path) checked against the pixel limit, in a native mode."""
+        return prepare_image(image, self.max_pixels)
+
+    def padded_input(self, prepared: Analysis, coder: ModelCoder) -> torch.Tensor:
+        """The colour image as the model's padded input tensor on the codec's device."""
+        return model_input(coder, prepared.colour, self.device)
+
+    def grid(self, width: int, height: int) -> TileGrid:
+        """How an image of this size is tiled in the format being written."""
+        if self.format_version < container.TILED_VERSION:
+            return TileGrid(width, height, width, height)
+        return TileGrid(width, height, self.tile_size, self.tile_size, self.tile_overlap)
+
+    def _features(self, prepared: Analysis, coder: ModelCoder, grid: TileGrid, index: int,
+                  tile: Image.Image, cache: bool) -> torch.Tensor | None:
+        """The tile's analysis output from the cache, computed into it when ``cache``."""
+        if len(grid) == 1:
+            store = prepared.features
+            key: str | int = coder.name
+        else:
+            store = prepared.tile_features.setdefault(coder.name, {})
+            key = index
+        features = store.get(key)
+        if features is None and cache:
+            features = store[key] = analyse_tile(coder, split_alpha(tile)[0], self.device)
+        return features
+
+    @torch.no_grad()
+    def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
+                        progress: Progress | None = None) -> bytes:
+        """Encode a prepared image. ``cache`` keeps each tile's analysis output in
+        ``prepared`` for another quality (memory: about 3 bytes per pixel)."""
+        coder = self.load().coder()
+        q = to_stored(quality)
+        grid = self.grid(*prepared.image.size)
+        pool = None if cache else self._pool(coder.name, len(grid))
+        tiles: list[dict[bytes, bytes]] = [{} for _ in range(len(grid))]
+        crops = ((i, prepared.image.crop(grid.coded_box(i))) for i in range(len(grid)))
+        if pool is not None:
+            for done, (i, future) in enumerate(pool.encode(crops, q, self.format_version), 1):
+                tiles[i] = future.result()
+                if progress:
+                    progress(done, len(grid))
+        else:
+            for i, tile in crops:
+                features = self._features(prepared, coder, grid, i, tile, cache)
+                tiles[i] = encode_tile(coder, tile, q, self.format_version, self.device,
+                                       features)
+                if progress:
+                    progress(i + 1, len(grid))
+        return self._pack(coder, prepared, q, grid, tiles)
+
+    def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY,
+               progress: Progress | None = None) -> bytes:
+        """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes."""
+        return self.encode_prepared(self.prepare(image), quality, cache=False,
+                                    progress=progress)
+
+    def encode_to_bpp(
+        self, image: Image.Image | str | Path, bpp: float, iterations: int = 12
+    ) -> tuple[bytes, float]:
+        """Highest quality whose whole file is at most ``bpp`` bits per pixel (bisection
+        on the continuous quality knob). Returns (data, quality); if even quality 0 is
+        larger than the target, returns quality 0's file."""
+        if not bpp > 0 or not math.isfinite(bpp):
+            raise AecError(f"--bpp must be a positive number, got {bpp}")
+        prepared = self.prepare(image)
+        pixels = prepared.image.width * prepared.image.height
+        return highest_quality_within(
+            lambda quality: self.encode_prepared(prepared, quality),
+            lambda data: 8 * len(data) / pixels <= bpp, iterations)
+
+    def _pack(self, coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
+              tiles: list[dict[bytes, bytes]]) -> bytes:
+        w, h = prepared.image.size
+        tiled = self.format_version >= container.TILED_VERSION
+        header = Header(
+            model=coder.name,
+            fingerprint=coder.fingerprint,
+            width=w,
+            height=h,
+            mode=prepared.image.mode,
+            quality=q,
+            version=self.format_version,
+            tile_width=grid.tile_width if tiled else 0,
+            tile_height=grid.tile_height if tiled else 0,
+            tile_overlap=grid.overlap if tiled else 0,
+        )
+        metadata = {}
+        if tiled:  # versions 1 and 2 have no place for metadata
+            metadata = {tag: value for tag, value in (
+                (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, prepared.exif)) if value}
+        with stage("container"):
+            return container.pack(header, tiles, metadata)
+
+    # -- decoding ----------------------------------------------------------------------
+
+    def _check_limits(self, header: Header) -> None:
+        """Every size a decode will allocate for, checked before it allocates anything."""
+        check_pixel_limit(header.width, header.height, self.max_pixels,
+                          "the file's image")
+        tile_width, tile_height = header.grid.largest_coded_tile
+        tile_pixels = tile_width * tile_height
+        if tile_pixels > self.max_tile_pixels:
+            what = "tiles" if header.version >= container.TILED_VERSION else "untiled image"
+            raise AecError(
+                f"file decodes {what} of {tile_pixels} pixels at once, above the limit of "
+                f"{self.max_tile_pixels} (raise it with --max-tile-pixels)"
+            )
+
+    def decode_latents(self, data: bytes, tile: int = 0):
+        """Parse and entropy-decode one tile (default: the first, the whole image of an
+        untiled file) without the synthesis transform: (header, latents of the model's
+        family)."""
+        parsed = container.unpack(bytes(data))
+        coder = self._coder_for(parsed.header)
+        header = parsed.header
+        size = padded_size(*_size(header.grid.coded_box(tile)), coder.pad_multiple)
+        return header, coder.decompress_latents(parsed.tiles[tile], size, header.quality,
+                                                header.version)
+
+    def _coder_for(self, header: Header) -> ModelCoder:
+        self._check_limits(header)
+        coder = self.coder(header.model)
+        if coder.fingerprint != header.fingerprint:
+            raise AecError(
+                f"file was made with other weights of model '{header.model}' "
+                f"(file {header.fingerprint.hex()}, installed {coder.fingerprint.hex()})"
+            )
+        if header.version not in coder.formats:
+            raise AecError(
+                f"model '{coder.name}' cannot read format version {header.version}"
+            )
+        return coder
+
+    def decode(self, data: bytes, progress: Progress | None = None) -> Image.Image:
+        """Restore the image stored in .aec bytes; any damage raises CorruptFileError
+        naming the damaged chunk."""
+        return self._decode(bytes(data), salvage=False, progress=progress)[0]
+
+    def decode_partial(self, data: bytes, progress: Progress | None = None
+                       ) -> tuple[Image.Image, DecodeReport]:
+        """Restore what survives of a damaged file: tiles whose chunks are intact are
+        decoded, lost tiles are filled with grey (which their neighbours' overlap fades
+        into) and listed in the report. The header and chunk directory must be intact;
+        version-1/2 files are decoded strictly."""
+        return self._decode(bytes(data), salvage=True, progress=progress)
+
+    @torch.no_grad()
+    def _decode(self, data: bytes, salvage: bool, progress: Progress | None
+                ) -> tuple[Image.Image, DecodeReport]:
+        with stage("container"):
+            parsed = container.unpack(data, salvage=salvage)
+        header = parsed.header
+        coder = self._coder_for(header)
+        grid = header.grid
+        problems = [str(lost) for lost in parsed.lost]
+        damaged = {c.tile for c in parsed.lost if c.tile != container.IMAGE_WIDE}
+        lost_tiles = sorted(damaged)
+        todo = [i for i in range(len(grid)) if i not in damaged]
+        grey = (LOST_TILE_GREY,) * len(header.mode)
+        if "A" in header.mode:
+            grey = grey[:-1] + (255,)
+        out = Image.new(header.mode, (header.width, header.height), grey)
+
+        def tile_failed(i: int, exc: CorruptFileError) -> None:
+            if not salvage:
+                where = f"tile {i} of {len(grid)}: " if len(grid) > 1 else ""
+                raise CorruptFileError(f"{where}{exc}") from None
+            lost_tiles.append(i)
+            problems.append(f"tile {i} ({exc})")
+
+        jobs = ((i, parsed.tiles[i], _size(grid.coded_box(i))) for i in todo)
+        pool = self._pool(header.model, len(todo))
+        if pool is not None:
+            results = pool.decode(jobs, header.quality, header.version, header.mode)
+        else:
+            results = ((i, _run_now(decode_tile, coder, chunks, size, header.quality,
+                                    header.version, header.mode)) for i, chunks, size in jobs)
+        for done, (i, future) in enumerate(results, 1):
+            try:
+                tile = future.result()
+            except CorruptFileError as exc:
+                tile_failed(i, exc)
+            else:  # in raster order, so the left and upper neighbours are in place
+                out.paste(tile, grid.coded_box(i)[:2], blend_mask(grid, i))
+            if progress:
+                progress(done, len(todo))
+        attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))
+        return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
+
+
+def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    left, top, right, bottom = box
+    return right - left, bottom - top
+
+
+def _run_now(fn: Callable, *args) -> Future:
+    """Run ``fn`` here, in the shape of a worker's result (one path for both)."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # re-raised by future.result() where it is handled
+        future.set_exception(exc)
+    return future
+
+
+__all__ = ["Codec", "DecodeReport", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS"]

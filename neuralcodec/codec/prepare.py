@@ -1,0 +1,40 @@
+"""An image prepared for encoding: in a native mode, its metadata kept, checked against
+the pixel limit; and the analysis outputs a rate search reuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..io.images import check_pixel_limit, image_metadata, normalize_mode, open_image, split_alpha
+
+
+@dataclass
+class Analysis:
+    """An image prepared for encoding. The analysis transform's output can be cached: the
+    rate level only scales it by gains, so a search for a target size re-runs only the
+    latent coding."""
+
+    image: Image.Image  # in a native mode
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    # Per model: the analysis output of a one-tile image ...
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    # ... or of each tile of a larger one (filled only when caching is asked for).
+    tile_features: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def colour(self) -> Image.Image:
+        """The image without alpha."""
+        return split_alpha(self.image)[0]
+
+
+def prepare_image(image: Image.Image | str | Path, max_pixels: int | None) -> Analysis:
+    if not isinstance(image, Image.Image):
+        image = open_image(image, max_pixels)
+    check_pixel_limit(*image.size, max_pixels, "image")
+    icc, exif = image_metadata(image)
+    return Analysis(normalize_mode(image), icc, exif)

@@ -1,0 +1,103 @@
+"""Coding one tile, and the cross-fade that joins decoded tiles.
+
+A tile is coded independently of the others: the family coder sees it as a whole
+image (padded to its multiple), the alpha band of the tile goes in the tile's own
+``ALPH`` chunk. The same two functions run in the calling process or in a worker
+(:mod:`.workers`), so both paths give identical bytes and pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..families.base import ModelCoder
+from ..format.chunks import CHUNK_ALPHA
+from ..format.tiles import TileGrid
+from ..io.alpha import decode_alpha, encode_alpha
+from ..io.images import merge_alpha, split_alpha
+from ..io.tensors import image_to_tensor, pad, padded_size, tensor_to_image
+from ..stages import stage
+
+
+def model_input(coder: ModelCoder, colour: Image.Image, device: torch.device) -> torch.Tensor:
+    """Colour pixels as the family's input: a float tensor padded to its multiple."""
+    return pad(image_to_tensor(colour), coder.pad_multiple).to(device)
+
+
+def analyse_tile(coder: ModelCoder, colour: Image.Image, device: torch.device) -> torch.Tensor:
+    """The family's quality-independent analysis of one tile's colour pixels."""
+    x = model_input(coder, colour, device)
+    with stage("analysis transform"):
+        return coder.analyse(x)
+
+
+@torch.no_grad()
+def encode_tile(
+    coder: ModelCoder,
+    tile: Image.Image,
+    quality: int,
+    version: int,
+    device: torch.device,
+    features: torch.Tensor | None = None,
+) -> dict[bytes, bytes]:
+    """Chunks of one tile (an image in a native mode); ``features`` if already analysed."""
+    colour, alpha = split_alpha(tile)
+    if features is None:
+        features = analyse_tile(coder, colour, device)
+    with stage("entropy coding"):
+        chunks = dict(coder.compress(features, quality, version))
+    if alpha is not None:
+        chunks[CHUNK_ALPHA] = encode_alpha(alpha)
+    return chunks
+
+
+@torch.no_grad()
+def decode_tile(
+    coder: ModelCoder,
+    chunks: Mapping[bytes, bytes],
+    size: tuple[int, int],
+    quality: int,
+    version: int,
+    mode: str,
+) -> Image.Image:
+    """One tile's pixels, (width, height) = ``size``, in the file's ``mode``."""
+    width, height = size
+    with stage("entropy decoding"):
+        latents = coder.decompress_latents(
+            chunks, padded_size(width, height, coder.pad_multiple), quality, version
+        )
+    with stage("synthesis transform"):
+        x_hat = coder.synthesize(latents, quality)[:, :, :height, :width]
+    colour = tensor_to_image(x_hat, "L" if mode in ("L", "LA") else "RGB")
+    del latents, x_hat
+    alpha = None
+    if mode in ("LA", "RGBA"):
+        alpha = decode_alpha(chunks[CHUNK_ALPHA], size)
+    return merge_alpha(colour, alpha)
+
+
+def blend_mask(grid: TileGrid, index: int) -> Image.Image | None:
+    """Weights (mode L) for pasting tile ``index``'s coded box over its left and upper
+    neighbours, already in place: a linear ramp 0 -> 1 across the 2 x overlap pixels
+    around each shared border, 1 elsewhere. None where there is nothing to blend."""
+    row, col = divmod(index, grid.columns)
+    left, top, right, bottom = grid.coded_box(index)
+    ramp = 2 * grid.overlap
+
+    def weights(size: int, has_neighbour: bool) -> np.ndarray:
+        w = np.ones(size)
+        if has_neighbour and ramp:
+            n = min(ramp, size)
+            w[:n] = (np.arange(n) + 0.5) / ramp
+        return w
+
+    if not grid.overlap or (row == 0 and col == 0):
+        return None
+    wx = weights(right - left, col > 0)
+    wy = weights(bottom - top, row > 0)
+    mask = np.rint(255 * wy[:, None] * wx[None, :]).astype(np.uint8)
+    return Image.fromarray(mask, "L")

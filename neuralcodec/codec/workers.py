@@ -1,0 +1,103 @@
+"""Worker processes that code many tiles of one image in parallel.
+
+Workers are separate processes (not threads) because the range coder holds the GIL.
+They are forked from a *forkserver* that has imported torch but never run it, which is
+safe with OpenMP and cheaper than spawning a fresh interpreter per worker. Each loads
+the model once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import torch
+from PIL import Image
+
+from ..errors import AecError
+from ..families.base import ModelCoder
+from ..families.zoo import load_coder
+from .tiles import decode_tile, encode_tile
+
+_worker_coder: ModelCoder | None = None
+
+
+def _init_worker(model: str, threads: int) -> None:
+    global _worker_coder
+    torch.set_num_threads(threads)
+    _worker_coder = load_coder(model, "cpu")
+
+
+def _encode_in_worker(tile: Image.Image, quality: int, version: int) -> dict[bytes, bytes]:
+    assert _worker_coder is not None
+    return encode_tile(_worker_coder, tile, quality, version, torch.device("cpu"))
+
+
+def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], quality: int,
+                      version: int, mode: str) -> Image.Image:
+    assert _worker_coder is not None
+    return decode_tile(_worker_coder, chunks, size, quality, version, mode)
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class TileWorkers:
+    """A pool of processes, each with the model ``model`` loaded once, on the CPU."""
+
+    def __init__(self, model: str, workers: int):
+        self.model = model
+        self.workers = workers
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["neuralcodec.codec.workers"])
+        threads = max(1, usable_cpus() // workers)
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(model, threads)
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, fn: Callable, jobs: Iterable[tuple[int, tuple]]
+             ) -> Iterator[tuple[int, Future]]:
+        """(key, finished future of fn(*args)) for each (key, args), in the jobs' order.
+        At most two jobs per worker are in flight, so the arguments and results held stay
+        bounded, and results come in order, so nothing waits in a buffer."""
+        pending: deque[tuple[int, Future]] = deque()
+        jobs = iter(jobs)
+        try:
+            while True:
+                for key, args in jobs:
+                    pending.append((key, self._executor.submit(fn, *args)))
+                    if len(pending) >= 2 * self.workers:
+                        break
+                if not pending:
+                    return
+                key, future = pending.popleft()
+                if isinstance(future.exception(), BrokenProcessPool):
+                    raise AecError(
+                        "a tile worker process died (out of memory? a script that starts "
+                        "aec without `if __name__ == '__main__':`? workers=1 codes in "
+                        "this process)")
+                yield key, future
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    def encode(self, tiles: Iterable[tuple[int, Image.Image]], quality: int,
+               version: int) -> Iterator[tuple[int, Future]]:
+        return self._run(_encode_in_worker,
+                         ((i, (tile, quality, version)) for i, tile in tiles))
+
+    def decode(self, tiles: Iterable[tuple[int, dict[bytes, bytes], tuple[int, int]]],
+               quality: int, version: int, mode: str) -> Iterator[tuple[int, Future]]:
+        return self._run(_decode_in_worker, (
+            (i, (chunks, size, quality, version, mode)) for i, chunks, size in tiles))

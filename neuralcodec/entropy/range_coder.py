@@ -1,0 +1,77 @@
+"""Entropy coding of integer symbols with constriction's range coder.
+
+The coder knows nothing about models: it receives integer symbols, an integer *table
+index* per symbol, and a :class:`TableSet` of fixed integer frequency tables (16-bit
+CDFs shipped inside the weights file). Encoder and decoder therefore use identical
+probabilities by construction. Symbols outside a table's range are coded as the table's
+last ("escape") entry and their values are stored, in coding order, in a separate
+escape stream of zig-zag varints, so any integer codes losslessly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import constriction
+import numpy as np
+
+from ..errors import CorruptFileError
+from .tables import TableSet
+
+
+class SymbolEncoder:
+    """Appends groups of symbols to one range-coded stream plus the escape list."""
+
+    def __init__(self) -> None:
+        self._coder = constriction.stream.queue.RangeEncoder()
+        self.escapes: list[int] = []
+
+    def encode(self, symbols: np.ndarray, table_idx: np.ndarray, tables: TableSet) -> None:
+        """Code ``symbols`` (ints) in the order: table 0's members, table 1's, ...
+        Within a table, members keep their order in the flattened arrays."""
+        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        table_idx = np.asarray(table_idx, dtype=np.int64).ravel()
+        for t in np.unique(table_idx).tolist():
+            values = symbols[table_idx == t] - tables.offsets[t]
+            esc = tables.escape_symbol(t)
+            over = (values < 0) | (values >= esc)
+            if over.any():
+                self.escapes.extend((values[over] + tables.offsets[t]).tolist())
+                values = np.where(over, esc, values)
+            self._coder.encode(values.astype(np.int32), tables.model(t))
+
+    def finish(self) -> tuple[bytes, list[int]]:
+        words = self._coder.get_compressed()
+        return words.astype("<u4").tobytes(), self.escapes
+
+
+class SymbolDecoder:
+    """Reads groups of symbols back in the order :class:`SymbolEncoder` wrote them."""
+
+    def __init__(self, stream: bytes, escapes: Iterator[int]):
+        if len(stream) % 4:
+            raise CorruptFileError("range-coded stream length is not a multiple of 4")
+        words = np.frombuffer(stream, dtype="<u4").astype(np.uint32)
+        self._coder = constriction.stream.queue.RangeDecoder(words)
+        self._escapes = escapes
+
+    def decode(self, table_idx: np.ndarray, tables: TableSet) -> np.ndarray:
+        table_idx = np.asarray(table_idx, dtype=np.int64).ravel()
+        symbols = np.zeros(table_idx.shape, dtype=np.int64)
+        for t in np.unique(table_idx).tolist():
+            member = table_idx == t
+            count = int(member.sum())
+            try:
+                values = np.asarray(self._coder.decode(tables.model(t), count), dtype=np.int64)
+            except (ValueError, RuntimeError, AssertionError) as exc:
+                raise CorruptFileError(f"range-coded stream is damaged ({exc})") from None
+            esc = tables.escape_symbol(t)
+            values = values + tables.offsets[t]
+            hit = np.flatnonzero(values == esc + tables.offsets[t])
+            for i in hit.tolist():
+                try:
+                    values[i] = next(self._escapes)
+                except StopIteration:
+                    raise CorruptFileError("escape stream ended early") from None
+            symbols[member] = values
+        return symbols

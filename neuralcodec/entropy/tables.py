@@ -1,0 +1,40 @@
+"""Fixed integer frequency tables, the only thing the range coder knows of a model."""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+CDF_PRECISION = 16  # CompressAI's quantized CDFs sum to 2**16
+
+
+class TableSet:
+    """Integer CDF tables: row ``t`` covers values ``offset[t] .. offset[t]+len-3`` plus
+    one escape symbol. Layout as CompressAI's ``_quantized_cdf``/``_cdf_length``/``_offset``."""
+
+    def __init__(self, cdfs: np.ndarray, lengths: np.ndarray, offsets: np.ndarray):
+        self.cdfs = np.asarray(cdfs, dtype=np.int64)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        if not (len(self.cdfs) == len(self.lengths) == len(self.offsets)):
+            raise ValueError("table arrays disagree in length")
+        self._models: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def escape_symbol(self, t: int) -> int:
+        return int(self.lengths[t]) - 2
+
+    def model(self, t: int):
+        """constriction model for table ``t``: dyadic probabilities, so exact in float64."""
+        m = self._models.get(t)
+        if m is None:
+            cdf = self.cdfs[t, : self.lengths[t]]
+            freqs = np.diff(cdf).astype(np.float64)
+            if np.any(freqs <= 0):
+                raise ValueError(f"table {t} has an empty bin")
+            probabilities = freqs / float(1 << CDF_PRECISION)
+            m = constriction.stream.model.Categorical(probabilities, perfect=False)
+            self._models[t] = m
+        return m

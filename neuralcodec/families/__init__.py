@@ -1,0 +1,12 @@
+"""Model families. Importing this package registers the built-in families (a few
+lines each, no torch); a family's networks load only when one of its models is used.
+
+    base.py      the contract: Family (declared chunks, downsampling) and ModelCoder
+    layers.py    conv, deconv, GDN, ste_round: plain torch, CompressAI-compatible names
+    zoo.py       installed models: names, cards, fingerprints, the default; load_coder
+    weights.py   weights files: stored dtypes, writing and loading tensors
+    hyperprior/  mean-scale hyperprior, checkerboard context, exact integer parameter path
+    vq/          VQ-VAE: residual product quantization with a context prior
+"""
+
+from . import hyperprior, vq  # noqa: F401  (register the built-in families)

@@ -1,0 +1,84 @@
+"""The family contract: what every model family declares and what its coder does.
+
+A *family* is an architecture with its own way of coding latents (the hyperprior with
+checkerboard context; the VQ-VAE). Each registers itself, light (no torch), when
+:mod:`neuralcodec.families` is imported: its name as model cards spell it, the chunk
+tags it writes (registered with the container, which knows no family), its
+downsampling, the container versions it reads and writes, and the module that loads a
+model of it into a :class:`ModelCoder` (imported only when such a model is used).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..format.chunks import register_chunk
+
+if TYPE_CHECKING:
+    import torch
+
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the model card's "family"
+    chunks: Mapping[bytes, str]  # tag -> what it holds
+    pad_multiple: int  # the transform's downsampling: images are padded to this
+    formats: tuple[int, ...]  # container versions its coder writes and reads
+    coder_module: str  # module with ``load(info: ModelInfo, device) -> ModelCoder``
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Make a family known to the model zoo and its chunk tags known to the container."""
+    if family.name in _FAMILIES and _FAMILIES[family.name] != family:
+        raise ValueError(f"model family '{family.name}' is registered twice")
+    for tag, what in family.chunks.items():
+        register_chunk(tag, f"{family.name}: {what}")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> Family | None:
+    return _FAMILIES.get(name)
+
+
+def families() -> list[Family]:
+    return list(_FAMILIES.values())
+
+
+class ModelCoder(Protocol):
+    """What :class:`~neuralcodec.codec.Codec` needs from a loaded model of any family.
+
+    Images reach it as padded float tensors (1, 3, H, W) in [0, 1], H and W multiples of
+    ``pad_multiple``; it answers with named container chunks and takes them back.
+    ``quality`` is the stored integer (see :mod:`neuralcodec.format.quality`).
+    """
+
+    name: str
+    fingerprint: bytes
+    card: dict
+    pad_multiple: int
+    formats: tuple[int, ...]  # container versions it writes and reads
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """Quality-independent analysis, cached by the codec across a rate search."""
+        ...
+
+    def compress(self, features: torch.Tensor, quality: int, version: int) -> dict[bytes, bytes]:
+        ...
+
+    def decompress_latents(
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+    ) -> Any:
+        """Entropy-decode the latents of a padded (H, W) image (family-specific type)."""
+        ...
+
+    def synthesize(self, latents: Any, quality: int) -> torch.Tensor:
+        """Pixels (1, 3, H, W) in [0, 1] from decoded latents."""
+        ...
+

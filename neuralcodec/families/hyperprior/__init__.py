@@ -1,0 +1,38 @@
+"""The hyperprior family: a mean-scale hyperprior (Minnen et al. 2018) with a two-pass
+checkerboard context (He et al. 2021) and gain-vector rate control (Cui et al. 2021).
+
+::
+
+    x ──g_a──► y ──h_a──► z ──Q──► ẑ ── range coder (factorized tables) ──► HYPR
+                  │                  │
+                  │                 h_s (exact integer network) ──► hyper
+                  │                                                   │
+                  └── Q around μ ◄── (scale index, μ) ◄── entropy_parameters(hyper, ctx)
+                        │                   ▲  anchors: ctx = 0; non-anchors: ctx =
+                        │                   └─ context(decoded anchors)
+                        ▼
+                  ŷ ── range coder (Gaussian tables by scale index) ──► LATN (+ ESCP)
+                  ŷ ──g_s──► x̂
+
+Modules: ``model`` (the networks), ``integer_net`` (the exact parameter path),
+``latent_codec`` (y, z ↔ streams), ``weights`` (file layout), ``coder`` (the family's
+:class:`~neuralcodec.families.base.ModelCoder`).
+"""
+
+from ..base import Family, register_family
+
+# Latents are downsampled 16x by g_a and another 4x by h_a: inputs are padded to this.
+PAD_MULTIPLE = 64
+CHUNK_HYPER = b"HYPR"
+CHUNK_LATENT = b"LATN"
+CHUNK_ESCAPE = b"ESCP"
+
+FAMILY = register_family(Family(
+    name="hyperprior-checkerboard",
+    chunks={CHUNK_HYPER: "hyper-latent z, range-coded",
+            CHUNK_LATENT: "latents y, range-coded",
+            CHUNK_ESCAPE: "values outside the tables' range"},
+    pad_multiple=PAD_MULTIPLE,
+    formats=(1, 2, 3),  # 1: float64 parameter path; 2, 3: exact integer path (3: tiled)
+    coder_module="neuralcodec.families.hyperprior.coder",
+))

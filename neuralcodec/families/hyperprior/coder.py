@@ -1,0 +1,94 @@
+"""The hyperprior family's coder: how a loaded model codes a padded image.
+
+Encoding: ``g_a`` (cached across a rate search), the rate level's gains, then the
+:class:`~neuralcodec.families.hyperprior.latent_codec.LatentCodec` writes the
+HYPR/LATN/ESCP chunks. Decoding reverses it; the synthesis ``g_s`` runs on the codec's
+device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from ...format.chunks import require_chunks
+from ...format.quality import from_stored
+from ..zoo import ModelInfo
+from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
+from .integer_net import IntegerParamPath
+from .latent_codec import DecodedLatents, FloatParamPath, LatentCodec, LatentStreams
+from .model import HyperpriorCheckerboard, rate_level
+from .weights import read_model
+
+
+class HyperpriorCoder:
+    """A loaded hyperprior model, coding padded images into container chunks."""
+
+    pad_multiple = FAMILY.pad_multiple
+    formats = FAMILY.formats
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        model: HyperpriorCheckerboard,
+        weight_shifts: dict[str, int],
+        int_gain_z_inv: Tensor,
+    ):
+        self.name = info.name
+        self.fingerprint = info.fingerprint
+        self.card = info.card
+        self.model = model
+        self.weight_shifts = weight_shifts
+        self.int_gain_z_inv = int_gain_z_inv
+        self._latent_codecs: dict[int, LatentCodec] = {}
+
+    def latent_codec(self, version: int) -> LatentCodec:
+        """The latent codec of a format version (built on first use)."""
+        codec = self._latent_codecs.get(version)
+        if codec is None:
+            if version == 1:
+                path = FloatParamPath(self.model)
+            else:
+                path = IntegerParamPath(self.model, self.int_gain_z_inv, self.weight_shifts)
+            codec = self._latent_codecs[version] = LatentCodec(self.model, path)
+        return codec
+
+    def _level(self, quality: int, device: torch.device) -> Tensor:
+        level = rate_level(from_stored(quality), self.model.config.levels)
+        return torch.tensor([level], device=device)
+
+    @torch.no_grad()
+    def analyse(self, x: Tensor) -> Tensor:
+        return self.model.g_a(x)
+
+    @torch.no_grad()
+    def compress(self, features: Tensor, quality: int, version: int) -> dict[bytes, bytes]:
+        y = features * self.model.gain_y(self._level(quality, features.device))
+        streams, _ = self.latent_codec(version).compress(y, quality)
+        chunks = {CHUNK_HYPER: streams.z, CHUNK_LATENT: streams.y}
+        if streams.escapes:
+            chunks[CHUNK_ESCAPE] = streams.escapes
+        return chunks
+
+    def decompress_latents(
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+    ) -> DecodedLatents:
+        require_chunks(chunks, (CHUNK_HYPER, CHUNK_LATENT))
+        streams = LatentStreams(
+            chunks[CHUNK_HYPER], chunks[CHUNK_LATENT], chunks.get(CHUNK_ESCAPE, b"")
+        )
+        h, w = size
+        return self.latent_codec(version).decompress(streams, (h // 16, w // 16), quality)
+
+    @torch.no_grad()
+    def synthesize(self, latents: DecodedLatents, quality: int) -> Tensor:
+        device = next(self.model.parameters()).device
+        return self.model.synthesis(latents.y_hat.to(device), self._level(quality, device))
+
+
+def load(info: ModelInfo, device: str | torch.device = "cpu") -> HyperpriorCoder:
+    model, shifts, gains = read_model(info)
+    model.eval().to(device)
+    return HyperpriorCoder(info, model, shifts, gains)

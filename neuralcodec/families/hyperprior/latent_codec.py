@@ -1,0 +1,162 @@
+"""Latent codec: from latents ``y`` to coded streams and back.
+
+It drives the *entropy-parameter path*, which decides the table index and the mean of
+every latent: the hyper-latent ``z``, the hyper-synthesis, the two-pass checkerboard
+context and the entropy-parameter network. Two implementations of that path exist:
+
+* :class:`~.integer_net.IntegerParamPath` (format versions 2 and 3, the default):
+  integer arithmetic, bit-exact on any machine;
+* :class:`FloatParamPath` (format version 1): the same networks in float64 on the CPU,
+  kept so that version-1 files still decode and as the reference for the rate cost of
+  integerization.
+
+Coding order in the latent stream: anchors grouped by table index, then non-anchors
+grouped by table index; ``z`` goes in its own stream, channel by channel.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...entropy import SymbolDecoder, SymbolEncoder, pack_varints, unpack_varints
+from ...format.quality import from_stored
+from ...stages import stage
+from .model import HyperpriorCheckerboard, checkerboard_anchor_mask, rate_level
+from .tables import CodingTables
+
+PARAM_DTYPE = torch.float64
+
+
+class ParamPath(Protocol):
+    def hyper(self, z_symbols: Tensor, quality: int) -> Tensor: ...
+
+    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(table index, mean) for every latent position; context from decoded anchors."""
+        ...
+
+
+class FloatParamPath:
+    """The parameter path in float64 on the CPU (format version 1)."""
+
+    def __init__(self, model: HyperpriorCheckerboard):
+        def f64(module):
+            return copy.deepcopy(module).to("cpu", PARAM_DTYPE).eval()
+
+        self.levels = model.config.levels
+        self.h_s = f64(model.h_s)
+        self.context = f64(model.context)
+        self.entropy_parameters = f64(model.entropy_parameters)
+        self.gain_z_inv = f64(model.gain_z_inv)
+        tables = model.coding_tables()
+        self.z_medians = tables.z_medians
+        self.scale_table = tables.scale_table
+
+    @torch.no_grad()
+    def hyper(self, z_symbols: Tensor, quality: int) -> Tensor:
+        level = torch.tensor([rate_level(from_stored(quality), self.levels)],
+                             dtype=PARAM_DTYPE)
+        return self.h_s((z_symbols + self.z_medians) * self.gain_z_inv(level))
+
+    @torch.no_grad()
+    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None) -> tuple[Tensor, Tensor]:
+        ctx = torch.zeros_like(hyper) if y_hat_anchor is None else self.context(y_hat_anchor)
+        scales, means = self.entropy_parameters(torch.cat([hyper, ctx], 1)).chunk(2, 1)
+        # First table scale >= the predicted scale (CompressAI's convention).
+        idx = torch.searchsorted(self.scale_table, scales.reshape(-1).contiguous())
+        idx = idx.clamp_(max=len(self.scale_table) - 1).view(scales.shape)
+        return idx, means
+
+
+@dataclass
+class LatentStreams:
+    z: bytes
+    y: bytes
+    escapes: bytes
+
+
+@dataclass
+class DecodedLatents:
+    y_hat: Tensor  # float32 (1, M, h, w), ready for the synthesis transform
+    z_symbols: np.ndarray  # int64, for tests and diagnostics
+    y_symbols: np.ndarray
+
+
+class LatentCodec:
+    def __init__(self, model: HyperpriorCheckerboard, path: ParamPath,
+                 tables: CodingTables | None = None):
+        tables = tables or model.coding_tables()
+        self.model = model
+        self.path = path
+        self.z_medians = tables.z_medians
+        self.z_tables = tables.z
+        self.y_tables = tables.y
+
+    @staticmethod
+    def _z_table_index(shape: tuple[int, ...]) -> np.ndarray:
+        c = shape[1]
+        return np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), shape).ravel()
+
+    @torch.no_grad()
+    def compress(self, y: Tensor, quality: int) -> tuple[LatentStreams, DecodedLatents]:
+        """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
+        (stored integer, hundredths)."""
+        level = rate_level(from_stored(quality), self.model.config.levels)
+        lv = torch.tensor([level], device=y.device, dtype=y.dtype)
+        with stage("entropy parameters"):
+            z = self.model.hyper_analysis(y, lv).to("cpu", PARAM_DTYPE)
+        z_sym = torch.round(z - self.z_medians)
+        enc_z = SymbolEncoder()
+        enc_z.encode(z_sym.long().numpy(), self._z_table_index(tuple(z.shape)), self.z_tables)
+        with stage("entropy parameters"):
+            hyper = self.path.hyper(z_sym, quality)
+
+        y = y.to("cpu", PARAM_DTYPE)
+        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3]).expand_as(y)
+        enc_y = SymbolEncoder()
+        y_sym = torch.zeros_like(y)
+        y_hat = torch.zeros_like(y)
+        for part in (anchor, ~anchor):
+            with stage("entropy parameters"):
+                idx, means = self.path.params(hyper, None if part is anchor else y_hat)
+            sym = torch.round(y - means)
+            enc_y.encode(sym[part].long().numpy(), idx[part].numpy(), self.y_tables)
+            y_sym[part] = sym[part]
+            y_hat[part] = (sym + means)[part]
+
+        z_bytes, z_esc = enc_z.finish()
+        y_bytes, y_esc = enc_y.finish()
+        streams = LatentStreams(z_bytes, y_bytes, pack_varints(z_esc + y_esc))
+        decoded = DecodedLatents(y_hat.float(), z_sym.long().numpy(), y_sym.long().numpy())
+        return streams, decoded
+
+    @torch.no_grad()
+    def decompress(
+        self, streams: LatentStreams, latent_hw: tuple[int, int], quality: int
+    ) -> DecodedLatents:
+        h, w = latent_hw  # multiples of 4: images are padded to multiples of 64
+        n, m = self.model.config.N, self.model.config.M
+        escapes = unpack_varints(streams.escapes)
+        z_shape = (1, n, h // 4, w // 4)
+        z_dec = SymbolDecoder(streams.z, escapes)
+        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables).reshape(z_shape)
+        with stage("entropy parameters"):
+            hyper = self.path.hyper(torch.from_numpy(z_sym).to(PARAM_DTYPE), quality)
+
+        shape = (1, m, h, w)
+        anchor = checkerboard_anchor_mask(h, w).expand(shape)
+        dec_y = SymbolDecoder(streams.y, escapes)
+        y_sym = torch.zeros(shape, dtype=PARAM_DTYPE)
+        y_hat = torch.zeros(shape, dtype=PARAM_DTYPE)
+        for part in (anchor, ~anchor):
+            with stage("entropy parameters"):
+                idx, means = self.path.params(hyper, None if part is anchor else y_hat)
+            sym = torch.from_numpy(dec_y.decode(idx[part].numpy(), self.y_tables))
+            y_sym[part] = sym.to(PARAM_DTYPE)
+            y_hat[part] = sym.to(PARAM_DTYPE) + means[part]
+        return DecodedLatents(y_hat.float(), z_sym, y_sym.long().numpy())

@@ -1,0 +1,93 @@
+"""Layers shared by the model families, in plain torch.
+
+``GDN`` is generalized divisive normalization (Ballé, Laparra & Simoncelli 2016) with
+CompressAI's parametrization and state-dict names (``beta``, ``gamma``, their
+``*_reparam`` buffers), so weights trained with CompressAI's layer load unchanged, and
+the coding path never imports CompressAI (whose package ``__init__`` alone costs ~2 s).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1
+    )
+
+
+def ste_round(x: Tensor) -> Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+class _LowerBoundFunction(torch.autograd.Function):
+    """max(x, bound), whose gradient passes where x is above the bound or where the
+    step would move x up towards it (so a parameter stuck at the bound can leave it)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bound: Tensor) -> Tensor:
+        ctx.save_for_backward(x, bound)
+        return torch.max(x, bound)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        x, bound = ctx.saved_tensors
+        return ((x >= bound) | (grad_output < 0)) * grad_output, None
+
+
+class LowerBound(nn.Module):
+    bound: Tensor
+
+    def __init__(self, bound: float):
+        super().__init__()
+        self.register_buffer("bound", torch.tensor([float(bound)]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _LowerBoundFunction.apply(x, self.bound)
+        return torch.max(x, self.bound)
+
+
+class NonNegative(nn.Module):
+    """Parameters kept non-negative as ``max(p, bound)**2 - pedestal``; stable near 0."""
+
+    pedestal: Tensor
+
+    def __init__(self, minimum: float = 0.0, offset: float = 2**-18):
+        super().__init__()
+        self.register_buffer("pedestal", torch.tensor([offset**2]))
+        self.lower_bound = LowerBound((minimum + offset**2) ** 0.5)
+
+    def init(self, x: Tensor) -> Tensor:
+        return torch.sqrt(torch.max(x + self.pedestal, self.pedestal))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.lower_bound(x) ** 2 - self.pedestal
+
+
+class GDN(nn.Module):
+    """``y = x / sqrt(beta + gamma · x²)`` per position (``inverse``: ``x * sqrt(...)``)."""
+
+    def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6,
+                 gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_reparam = NonNegative(minimum=beta_min)
+        self.beta = nn.Parameter(self.beta_reparam.init(torch.ones(channels)))
+        self.gamma_reparam = NonNegative()
+        self.gamma = nn.Parameter(self.gamma_reparam.init(gamma_init * torch.eye(channels)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = x.shape[1]
+        beta = self.beta_reparam(self.beta)
+        gamma = self.gamma_reparam(self.gamma).reshape(c, c, 1, 1)
+        norm = F.conv2d(x * x, gamma, beta)
+        return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))

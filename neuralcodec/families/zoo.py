@@ -1,0 +1,98 @@
+"""Shipped and user models: finding weights, identifying them, loading them into coders.
+
+A model is ``NAME.safetensors`` plus ``NAME.json`` (its config and model card). The
+card's ``family`` names a registered :class:`~neuralcodec.families.base.Family`, whose
+coder module knows the weights' layout and how that family codes an image; this module
+knows neither, and imports no torch (listing models and reading headers stay light).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AecError
+from .base import get_family
+
+if TYPE_CHECKING:
+    from .base import ModelCoder
+
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
+DEFAULT_MODEL = "aec-hp-ckbd"
+# Extra folders searched for models, separated like PATH (for user-trained models).
+MODEL_PATH_ENV = "AEC_MODEL_PATH"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    weights: Path
+    card: dict
+
+    @property
+    def fingerprint(self) -> bytes:
+        return weights_fingerprint(self.weights)
+
+    @property
+    def family(self) -> str:
+        return self.card.get("family", "hyperprior-checkerboard")
+
+
+def weights_fingerprint(path: Path) -> bytes:
+    """First 8 bytes of the SHA-256 of the weights file: identifies exact weights."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()[:8]
+
+
+def _search_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get(MODEL_PATH_ENV, "").split(os.pathsep) if p]
+    return dirs + [WEIGHTS_DIR]
+
+
+def available_models() -> list[ModelInfo]:
+    """Every model found in AEC_MODEL_PATH folders and the package's own weights."""
+    found: dict[str, ModelInfo] = {}
+    for d in _search_dirs():
+        for card_path in sorted(d.glob("*.json")):
+            weights = card_path.with_suffix(".safetensors")
+            if not weights.exists():
+                continue
+            try:
+                card = json.loads(card_path.read_text())
+            except (OSError, ValueError):
+                continue
+            found.setdefault(card_path.stem, ModelInfo(card_path.stem, weights, card))
+    return list(found.values())
+
+
+def find_model(name: str) -> ModelInfo:
+    path = Path(name)
+    if path.suffix == ".safetensors" and path.exists():
+        card_path = path.with_suffix(".json")
+        if not card_path.exists():
+            raise AecError(f"model config {card_path} is missing beside {path}")
+        return ModelInfo(path.stem, path, json.loads(card_path.read_text()))
+    for info in available_models():
+        if info.name == name:
+            return info
+    names = ", ".join(m.name for m in available_models()) or "none"
+    raise AecError(f"model '{name}' is not installed (installed: {names})")
+
+
+def load_coder(name: str = DEFAULT_MODEL, device: Any = "cpu") -> ModelCoder:
+    """Find a model and load it (on ``device``) with its family's loader."""
+    info = find_model(name)
+    family = get_family(info.family)
+    if family is None:
+        raise AecError(
+            f"model '{info.name}' is of family '{info.family}', which this aec cannot run"
+        )
+    return importlib.import_module(family.coder_module).load(info, device)

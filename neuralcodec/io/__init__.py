@@ -1,0 +1,1 @@
+"""Image and file I/O: what comes in from and goes out to the user's files."""

@@ -1,0 +1,162 @@
+"""Images in and out: opening with limits, native modes, alpha split, metadata, saving."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import AecError
+from .files import atomic_write, reading
+
+# Modes coded natively; everything else is converted (with a notice) to one of these.
+NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+def warn(message: str) -> None:
+    print(f"aec: note: {message}", file=sys.stderr)
+
+
+def check_pixel_limit(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    """Refuse an image above the pixel limit, before its pixels are allocated."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise AecError(
+            f"{what} is {width}x{height} = {width * height} pixels, above the limit of "
+            f"{max_pixels} (raise it with --max-pixels)"
+        )
+
+
+def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into an AecError.
+
+    The size is checked against ``max_pixels`` from the file's header, before Pillow
+    decodes any pixels; Pillow's own decompression-bomb limit is replaced by ours.
+    """
+    with reading(path):
+        try:
+            with _pillow_pixel_limit(max_pixels), Image.open(path) as im:
+                check_pixel_limit(*im.size, max_pixels, f"{path}: image")
+                # The loaded pixels stay valid once the file is closed; no copy, which
+                # would double the peak memory of a huge image.
+                im.load()
+                return im
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except UnidentifiedImageError:
+            raise AecError(f"{path}: not an image file Pillow can read") from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise AecError(f"{path}: cannot read image ({exc})") from None
+
+
+@contextmanager
+def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; aec applies its
+    own limit instead, so Pillow's is lifted while aec opens a file."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def image_metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    """(ICC profile, EXIF block) of an image, as stored in its file, or None each."""
+    icc = im.info.get("icc_profile") or None
+    exif = im.info.get("exif") or None
+    if exif is None:
+        parsed = im.getexif()  # e.g. set on an in-memory image by the caller
+        exif = parsed.tobytes() if len(parsed) else None
+    if isinstance(exif, str):  # some plugins keep it as text
+        exif = exif.encode("latin-1")
+    return icc, exif
+
+
+def attach_metadata(im: Image.Image, icc: bytes | None, exif: bytes | None) -> Image.Image:
+    """Put an ICC profile and EXIF block in ``im.info``, where Pillow's writers look."""
+    if icc:
+        im.info["icc_profile"] = icc
+    if exif:
+        im.info["exif"] = exif
+    return im
+
+
+def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Image.Image:
+    """Return the image in one of NATIVE_MODES, telling the user about any conversion."""
+    if im.mode in NATIVE_MODES:
+        return im
+    if im.mode == "P":
+        has_alpha = "transparency" in im.info or im.palette.mode == "RGBA"
+        target = "RGBA" if has_alpha else "RGB"
+    elif im.mode in ("1",):
+        target = "L"
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        target = "L"
+        notice(f"{im.mode} image reduced to 8-bit grayscale")
+        arr = np.asarray(im, dtype=np.float64)
+        if im.mode != "F":
+            arr = arr / 257.0 if arr.max() > 255 else arr
+        else:
+            arr = arr * 255.0 if arr.max() <= 1.0 else arr
+        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
+    elif im.mode == "PA":
+        target = "RGBA"
+    elif im.mode == "La":
+        target = "LA"
+    elif im.mode == "RGBa":
+        target = "RGBA"
+    else:
+        target = "RGB"
+    notice(f"{im.mode} image converted to {target}")
+    return im.convert(target)
+
+
+def split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """(colour image in L or RGB, alpha band or None)."""
+    if im.mode == "RGBA":
+        return im.convert("RGB"), im.getchannel("A")
+    if im.mode == "LA":
+        return im.convert("L"), im.getchannel("A")
+    return im, None
+
+
+def merge_alpha(im: Image.Image, alpha: Image.Image | None) -> Image.Image:
+    if alpha is None:
+        return im
+    out = im.convert("LA" if im.mode == "L" else "RGBA")
+    out.putalpha(alpha)
+    return out
+
+
+def output_format(path: str | Path) -> str:
+    """Pillow format name for an output path's suffix; PNG when there is none."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    Image.init()
+    fmt = Image.EXTENSION.get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise AecError(f"{path}: cannot write images with suffix '{suffix}'")
+    return fmt
+
+
+def save_image(im: Image.Image, path: str | Path) -> None:
+    """Save atomically in the format the suffix names (PNG if none), keeping the ICC
+    profile and EXIF block where the format can hold them."""
+    fmt = output_format(path)
+    if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
+        warn(f"{path}: JPEG has no alpha channel; alpha dropped")
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    metadata = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
+
+    def write(f):
+        try:
+            im.save(f, format=fmt, **metadata)
+        except (OSError, ValueError, KeyError) as exc:
+            raise AecError(f"{path}: cannot write {fmt} ({exc})") from None
+
+    atomic_write(path, write)
