@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import print_and_save  # noqa: E402
-from neuralcodec.codec import describe  # noqa: E402
 from neuralcodec.codec.codec import DEFAULT_TILE_SIZE as TILE  # noqa: E402
+from neuralcodec.format.inspect import describe  # noqa: E402
 from neuralcodec.metrics import psnr_from_mse as _psnr  # noqa: E402
 
 WIDTH, HEIGHT = 12000, 8400

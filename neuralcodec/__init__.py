@@ -22,31 +22,24 @@ The package follows the data path::
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import families, pillow_plugin  # noqa: F401  (register the built-in model families
-
-# and their chunk tags, and the Pillow format; neither imports torch)
+# Registering the built-in model families (and their chunk tags) and the Pillow format
+# imports no torch; neither does the API below until it codes something.
+from . import families, pillow_plugin  # noqa: F401
+from .api import decode, default_codec, encode
 from .errors import AecError, CorruptFileError
 from .format.quality import DEFAULT_QUALITY
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from .codec import Codec
 
 __version__ = "0.1.0"
 
 # Attributes loaded on first access, so `import neuralcodec` stays light.
 _LAZY = {
     "Codec": "neuralcodec.codec",
-    "describe": "neuralcodec.codec",
+    "describe": "neuralcodec.format.inspect",
     "DEFAULT_MODEL": "neuralcodec.families.zoo",
     "available_models": "neuralcodec.families.zoo",
 }
-
-_default_codecs: dict[str | None, Codec] = {}
 
 
 def __getattr__(name: str) -> Any:
@@ -58,28 +51,6 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def default_codec(model: str | None = None) -> Codec:
-    """A process-wide codec per model, so one-off calls load weights only once."""
-    codec = _default_codecs.get(model)
-    if codec is None:
-        from .codec import Codec
-
-        codec = _default_codecs[model] = Codec(model)
-    return codec
-
-
-def encode(
-    image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY, model: str | None = None
-) -> bytes:
-    """Compress an image to .aec bytes at ``quality`` (0..100, higher is better)."""
-    return default_codec(model).encode(image, quality)
-
-
-def decode(data: bytes) -> Image.Image:
-    """Restore the image stored in .aec bytes."""
-    return default_codec().decode(data)
-
-
 __all__ = [
     "AecError",
     "Codec",
@@ -88,6 +59,7 @@ __all__ = [
     "DEFAULT_QUALITY",
     "available_models",
     "decode",
+    "default_codec",
     "describe",
     "encode",
 ]

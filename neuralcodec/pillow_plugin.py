@@ -10,6 +10,7 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
+from .api import decode, encode
 from .errors import AecError
 from .format import container
 
@@ -40,8 +41,6 @@ class AecImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self._aec_data is not None:
-            from . import decode  # deferred: keeps plain header reads light
-
             decoded = decode(self._aec_data)
             self._aec_data = None
             self.im = decoded.im
@@ -52,8 +51,6 @@ class AecImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    from . import encode
-
     quality = im.encoderinfo.get("quality", None)
     model = im.encoderinfo.get("model", None)
     kwargs = {} if quality is None else {"quality": float(quality)}

@@ -22,7 +22,7 @@ from neuralcodec.cli import run
 from neuralcodec.errors import AecError
 from neuralcodec.format import container
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 # Big enough for MS-SSIM's five scales (short side > 160), small enough to code quickly.
 SIDE = 176

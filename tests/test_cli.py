@@ -13,7 +13,7 @@ from PIL import Image
 
 from neuralcodec.cli import run
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from neuralcodec.families.hyperprior.model import rate_level
 
-from .conftest import photo_like, torch_threads
+from .helpers import photo_like, torch_threads
 
 
 def test_latents_identical_across_thread_counts(codec):

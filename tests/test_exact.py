@@ -12,7 +12,7 @@ from torch import nn
 from neuralcodec import Codec
 from neuralcodec.families.hyperprior.integer_net import ACT_LIMIT, WEIGHT_BITS, quantize_layer
 
-from .conftest import photo_like, torch_threads
+from .helpers import photo_like, torch_threads
 
 
 def _image() -> Image.Image:

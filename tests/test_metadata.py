@@ -9,7 +9,7 @@ from neuralcodec.cli import run
 from neuralcodec.format import container
 from neuralcodec.format.chunks import CHUNK_ICC
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 ORIENTATION = 0x0112
 

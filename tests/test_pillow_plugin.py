@@ -8,7 +8,7 @@ from PIL import Image
 import neuralcodec  # noqa: F401  (registers the plugin)
 from neuralcodec.metrics import psnr
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 
 def test_save_and_open(tmp_path):

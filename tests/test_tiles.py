@@ -16,7 +16,7 @@ from neuralcodec.format import container
 from neuralcodec.format.tiles import TileGrid
 from neuralcodec.metrics import psnr
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 
 @pytest.fixture(scope="module")

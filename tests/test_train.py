@@ -13,7 +13,7 @@ from neuralcodec.cli import run
 from neuralcodec.codec import Codec
 from neuralcodec.training.loop import TrainOptions, export, relevel_checkpoint, train
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 TINY = {"N": 16, "M": 16, "lambdas": [0.002, 0.02, 0.2]}
 

@@ -20,7 +20,7 @@ from neuralcodec.families.hyperprior.model import ModelConfig
 from neuralcodec.training.hyperprior import new_model, rd_loss
 from neuralcodec.training.loop import TrainOptions, _lr_at, export, train
 
-from .conftest import photo_like
+from .helpers import photo_like
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--N", "16", "--M", "16", "--lambdas", "0.002,0.02,0.2"]

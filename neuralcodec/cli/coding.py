@@ -131,7 +131,7 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(files, as_json) -> None:
     """Show the header and chunk sizes of .aec files (no decoding)."""
-    from ..codec.inspect import describe
+    from ..format.inspect import describe
 
     failures = 0
     for name in files:

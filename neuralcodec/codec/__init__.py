@@ -5,10 +5,9 @@
     tiles.py        one tile through a family coder; the cross-fade of decoded tiles
     workers.py      processes that code the tiles of one image in parallel
     rate_search.py  the highest quality meeting a target
-    inspect.py      describe(): header facts and chunk sizes, no decoding
 """
 
+from ..format.inspect import describe
 from .codec import DEFAULT_MAX_PIXELS, Codec, DecodeReport, resolve_device
-from .inspect import describe
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Codec", "DecodeReport", "describe", "resolve_device"]

@@ -1,8 +1,8 @@
-"""What a file holds, from its header and chunk directory, without decoding."""
+"""What a file holds, from its header and chunk directory, without decoding (no torch)."""
 
 from __future__ import annotations
 
-from ..format import container
+from . import container
 
 
 def describe(data: bytes) -> dict:

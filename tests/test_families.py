@@ -1,0 +1,107 @@
+"""The family contract, checked for every registered model family through its shipped
+model: round trips at odd sizes and in every native mode, rate and fidelity that follow
+the quality, identical bytes and pixels whatever the thread count, the rate search,
+and chunks that the family declared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuralcodec import Codec
+from neuralcodec.families.base import families
+from neuralcodec.families.zoo import available_models
+from neuralcodec.format import container
+from neuralcodec.format.chunks import CHUNK_ALPHA
+from neuralcodec.metrics import psnr
+
+from .helpers import photo_like, torch_threads
+
+
+def _model_of(family: str) -> str:
+    names = sorted(m.name for m in available_models() if m.family == family)
+    assert names, f"no installed model of the registered family {family}"
+    return names[0]
+
+
+FAMILIES = sorted(f.name for f in families())
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def codec(request) -> Codec:
+    torch.set_num_threads(2)
+    return Codec(model=_model_of(request.param), device="cpu").load()
+
+
+def test_every_builtin_family_is_registered():
+    assert FAMILIES == ["hyperprior-checkerboard", "vq-vae"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (65, 47)])
+def test_odd_sizes_roundtrip(codec, size):
+    im = Image.fromarray(photo_like(*size, seed=size[0]), "RGB")
+    out = codec.decode(codec.encode(im, 75))
+    assert out.size == size and out.mode == "RGB"
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_native_modes_keep_mode_and_alpha_exactly(codec, mode):
+    im = Image.fromarray(photo_like(40, 24, seed=3), "RGB").convert(mode)
+    if "A" in mode:
+        alpha = np.random.default_rng(1).integers(0, 256, (24, 40), dtype=np.uint8)
+        im.putalpha(Image.fromarray(alpha, "L"))
+    out = codec.decode(codec.encode(im, 80))
+    assert out.mode == mode
+    if "A" in mode:
+        assert out.getchannel("A").tobytes() == im.getchannel("A").tobytes()
+
+
+def test_quality_trades_size_for_fidelity(codec):
+    im = Image.fromarray(photo_like(96, 64, seed=5), "RGB")
+    sizes, scores = [], []
+    for q in (0, 50, 100):
+        data = codec.encode(im, q)
+        sizes.append(len(data))
+        scores.append(psnr(np.asarray(im), np.asarray(codec.decode(data))))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert scores[-1] > scores[0] and scores[-1] > 22
+
+
+def test_same_bytes_and_pixels_whatever_the_thread_count(codec):
+    im = Image.fromarray(photo_like(120, 72, seed=9), "RGB")
+    with torch_threads(1):
+        one = codec.encode(im, 70)
+        pixels_one = codec.decode(one).tobytes()
+    with torch_threads(2):
+        two = codec.encode(im, 70)
+        pixels_two = codec.decode(one).tobytes()
+    assert one == two and pixels_one == pixels_two
+
+
+def test_bpp_search_meets_the_target(codec):
+    im = Image.fromarray(photo_like(128, 96, seed=2), "RGB")
+    pixels = 128 * 96
+    top = 8 * len(codec.encode(im, 100)) / pixels
+    bottom = 8 * len(codec.encode(im, 0)) / pixels
+    target = (top + bottom) / 2
+    data, q = codec.encode_to_bpp(im, target)
+    assert 8 * len(data) / pixels <= target and 0 < q < 100
+    # The next step up in quality would overshoot: the search did not stop early.
+    assert 8 * len(codec.encode(im, min(100, q + 2))) / pixels > target * 0.97
+
+
+def test_writes_only_the_chunks_its_family_declared(codec):
+    im = Image.fromarray(photo_like(40, 24, seed=4), "RGB").convert("RGBA")
+    parsed = container.unpack(codec.encode(im, 60))
+    declared = set(_family_of(codec).chunks) | {CHUNK_ALPHA}
+    for tile in parsed.tiles:
+        assert CHUNK_ALPHA in tile and set(tile) <= declared
+    assert codec.coder().pad_multiple == _family_of(codec).pad_multiple
+
+
+def _family_of(codec: Codec):
+    from neuralcodec.families.base import get_family
+
+    return get_family(codec.coder().card["family"])

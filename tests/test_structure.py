@@ -1,0 +1,130 @@
+"""The package's shape: lean imports, layers that only import downwards, no cycles."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import neuralcodec
+
+PACKAGE = Path(neuralcodec.__file__).parent
+GOLDEN = Path(__file__).parent / "golden"
+
+# Lower layers never import higher ones; a module may import its own layer.
+LAYERS = {
+    "errors": 0, "stages": 0, "metrics": 0,
+    "io": 1, "entropy": 1, "format": 1,
+    "families": 2,
+    "codec": 3,
+    "api": 4,
+    "pillow_plugin": 5, "training": 5, "bench": 5,
+    "cli": 6,
+    "__init__": 7, "__main__": 7,
+}
+
+
+def _modules_loaded_by(code: str) -> set[str]:
+    script = f"{code}\nimport sys\nprint(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    return set(out.split())
+
+
+def _heavy(modules: set[str]) -> set[str]:
+    return {m for m in modules if m.split(".")[0] in ("torch", "compressai", "torch_geometric")}
+
+
+def test_import_neuralcodec_loads_neither_torch_nor_compressai():
+    assert not _heavy(_modules_loaded_by("import neuralcodec"))
+
+
+def test_help_and_info_load_no_torch():
+    golden = sorted(GOLDEN.glob("*.aec"))[0]
+    for args in (["--help"], ["info", str(golden)], ["models"]):
+        loaded = _modules_loaded_by(
+            f"from neuralcodec.cli import run\nassert run({args!r}) == 0")
+        assert not _heavy(loaded), args
+
+
+def test_coding_path_loads_no_compressai():
+    loaded = _modules_loaded_by(
+        "import numpy as np, neuralcodec\nfrom PIL import Image\n"
+        "im = Image.fromarray(np.zeros((20, 30, 3), np.uint8))\n"
+        "neuralcodec.decode(neuralcodec.encode(im, 50))")
+    assert "torch" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("compressai", "torch_geometric")}
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported neuralcodec module, whether at module level) for each import in ``path``."""
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    top_level = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [f"{target}.{a.name}" for a in node.names]
+            targets = [n for n in names if _is_module(n)] or [target]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        for t in targets:
+            if t.split(".")[0] == "neuralcodec":
+                found.append((t, id(node) in top_level))
+    return found
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split(".")[1:])
+    return (PACKAGE / rel).with_suffix(".py").exists() or (PACKAGE / rel / "__init__.py").exists()
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS["__init__"] if len(parts) == 1 else LAYERS[parts[1]]
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_down_the_layers(path):
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    own = _layer(module)
+    for target, _ in _imports(path):
+        assert _layer(target) <= own, f"{module} imports {target} from a higher layer"
+
+
+def test_no_import_cycles():
+    graph: dict[str, set[str]] = {}
+    for path in SOURCES:
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        graph[module] = {t for t, top in _imports(path) if top and t != module}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt):] if nxt in trail else trail
+                raise AssertionError("import cycle: " + " -> ".join([*cycle, nxt]))
+            if state.get(nxt) is None:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
