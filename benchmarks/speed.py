@@ -1,12 +1,15 @@
-"""Wall time of the ``aec`` command for one image, start-up included.
+"""Wall time of the ``aec`` command, start-up included, and coding time per image with
+the model loaded.
 
-The per-stage speed of the codec itself (seconds and megapixels per second of the
-analysis/synthesis transforms, entropy parameters, entropy coding and container, on CPU
-and GPU, and frames per second at 1920x1080) is part of ``aec bench``
-(:mod:`neuralcodec.bench_speed`); this script measures what a user waits for when running
-the CLI once: interpreter, imports and model loading included.
+What a user waits for when running the CLI once (interpreter, imports and model loading
+included): ``aec --help``, ``aec info``, ``aec encode`` and ``aec decode`` of one image,
+the median of ``--repeats`` fresh processes each. Then, in this process with the model
+loaded and ``--threads`` torch threads, the median encode and decode seconds per image
+over the first ``--images`` images of ``--folder`` (after one warm-up). The per-stage
+speed of the codec (and frames per second at 1920x1080) is part of ``aec bench``
+(:mod:`neuralcodec.bench.speed`).
 
-    python benchmarks/speed.py --image ../shared/datasets/kodak/kodim01.png
+    python benchmarks/speed.py --image ../shared/datasets/kodak/kodim23.png
 """
 
 from __future__ import annotations
@@ -27,12 +30,20 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import save_json  # noqa: E402
 
 
+def _timed(command: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
 def cli_wall_time(image_path: Path, quality: float) -> dict[str, float]:
-    """Wall seconds of `aec encode` and `aec decode` as a user runs them (fresh process)."""
+    """Wall seconds of `aec --help`, `aec encode`, `aec info` and `aec decode` as a user
+    runs them (each a fresh process)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     launcher = [sys.executable, str(ROOT / "bin" / "aec")]
     with tempfile.TemporaryDirectory() as tmp:
         aec, png = Path(tmp) / "x.aec", Path(tmp) / "x.png"
+        t_help = _timed([*launcher, "--help"], env)
         t0 = time.perf_counter()
         subprocess.run([*launcher, "encode", str(image_path), str(aec), "-q", str(quality),
                         "--device", "cpu", "--quiet"], check=True, env=env)
@@ -41,7 +52,31 @@ def cli_wall_time(image_path: Path, quality: float) -> dict[str, float]:
         subprocess.run([*launcher, "decode", str(aec), str(png), "--device", "cpu", "--quiet"],
                        check=True, env=env)
         t_dec = time.perf_counter() - t0
-    return {"cli_encode_s": t_enc, "cli_decode_s": t_dec}
+        t_info = _timed([*launcher, "info", str(aec)], env)
+    return {"cli_help_s": t_help, "cli_info_s": t_info, "cli_encode_s": t_enc,
+            "cli_decode_s": t_dec}
+
+
+def coding_time(folder: Path, count: int, quality: float, threads: int) -> dict[str, float]:
+    """Median encode and decode seconds per image, model loaded, ``threads`` threads."""
+    import torch
+    from PIL import Image
+
+    from neuralcodec import Codec
+
+    torch.set_num_threads(threads)
+    images = [Image.open(p).convert("RGB") for p in sorted(folder.glob("*.png"))[:count]]
+    codec = Codec(device="cpu").load()
+    codec.decode(codec.encode(images[0], quality))  # warm-up
+    encode_s, decode_s = [], []
+    for im in images:
+        t0 = time.perf_counter()
+        data = codec.encode(im, quality)
+        t1 = time.perf_counter()
+        codec.decode(data)
+        encode_s.append(t1 - t0)
+        decode_s.append(time.perf_counter() - t1)
+    return {"encode_s": statistics.median(encode_s), "decode_s": statistics.median(decode_s)}
 
 
 def main() -> None:
@@ -50,6 +85,10 @@ def main() -> None:
                                            / "kodim01.png"))
     ap.add_argument("--quality", type=float, default=75)
     ap.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
+    ap.add_argument("--folder", default=str(ROOT.parent / "shared" / "datasets" / "kodak"),
+                    help="images for the coding time with the model loaded")
+    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cli-wall-time.json"))
     args = ap.parse_args()
     image = Path(args.image)
@@ -57,10 +96,12 @@ def main() -> None:
         sys.exit(f"image not found: {image}")
     runs = [cli_wall_time(image, args.quality) for _ in range(args.repeats)]
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    median.update(coding_time(Path(args.folder), args.images, args.quality, args.threads))
     env = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-           "python": platform.python_version(), "image": image.name, "quality": args.quality}
+           "python": platform.python_version(), "image": image.name, "quality": args.quality,
+           "threads": args.threads, "images": args.images}
     for key, value in median.items():
-        print(f"{key:13s} {value:.2f} s (median of {args.repeats})")
+        print(f"{key:13s} {value:.3f} s (median)")
     out = Path(args.out)
     save_json({"environment": env, "median": median, "runs": runs}, out)
     print(f"saved {out}")

@@ -73,8 +73,18 @@ class NonNegative(nn.Module):
         return self.lower_bound(x) ** 2 - self.pedestal
 
 
+# Positions normalised per block by the inference path of GDN: a block's squares and
+# norms stay in the CPU's cache (measured fastest of 512..8192 on a 2-core EPYC).
+GDN_BLOCK = 2048
+
+
 class GDN(nn.Module):
-    """``y = x / sqrt(beta + gamma · x²)`` per position (``inverse``: ``x * sqrt(...)``)."""
+    """``y = x / sqrt(beta + gamma · x²)`` per position (``inverse``: ``x * sqrt(...)``).
+
+    Without autograd (coding) it runs as a matrix product over blocks of positions,
+    fusing the square, the 1x1 "convolution", the root and the product per block: about
+    half the time of the convolution form on a channels-last tensor.
+    """
 
     def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6,
                  gamma_init: float = 0.1):
@@ -88,6 +98,24 @@ class GDN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         c = x.shape[1]
         beta = self.beta_reparam(self.beta)
-        gamma = self.gamma_reparam(self.gamma).reshape(c, c, 1, 1)
-        norm = F.conv2d(x * x, gamma, beta)
+        gamma = self.gamma_reparam(self.gamma)
+        if not torch.is_grad_enabled() and x.dtype == torch.float32:
+            return self._blockwise(x, beta, gamma)
+        norm = F.conv2d(x * x, gamma.reshape(c, c, 1, 1), beta)
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
+
+    def _blockwise(self, x: Tensor, beta: Tensor, gamma: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).contiguous().view(-1, c)  # a view if channels-last
+        out = torch.empty_like(rows)
+        weight = gamma.t().contiguous()
+        block = min(GDN_BLOCK, rows.shape[0])
+        square, norm = rows.new_empty(block, c), rows.new_empty(block, c)
+        for start in range(0, rows.shape[0], block):
+            part = rows[start:start + block]
+            k = part.shape[0]
+            torch.mul(part, part, out=square[:k])
+            torch.addmm(beta, square[:k], weight, out=norm[:k])
+            scale = norm[:k].sqrt_() if self.inverse else norm[:k].rsqrt_()
+            torch.mul(part, scale, out=out[start:start + k])
+        return out.view(n, h, w, c).permute(0, 3, 1, 2)

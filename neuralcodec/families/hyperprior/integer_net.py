@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...format.quality import STORED_MAX
+from .model import checkerboard_anchor_mask
 
 FRAC_BITS = 10  # activation grid: 1/1024
 ACT_LIMIT = float(2**20)  # |activation| <= 1024.0 in real units
@@ -62,10 +63,19 @@ class IntegerLayer:
                                      self.output_padding)
         else:
             acc = F.conv2d(a, self.weight, self.bias, self.stride, self.padding)
+        return self.finish(acc)
+
+    def finish(self, acc: Tensor) -> Tensor:
+        """Rescale, activate and clamp exact accumulator values."""
         out = torch.floor(acc * (2.0 ** -self.shift))
         if self.leaky:
             out = torch.where(out < 0, torch.floor(out * LEAK_NUM * 2.0**-LEAK_SHIFT), out)
         return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+    def rows(self, a: Tensor) -> Tensor:
+        """A 1x1 layer applied to (positions, channels) rows: one matrix product."""
+        weight = self.weight.view(self.weight.shape[0], -1)
+        return self.finish(torch.addmm(self.bias, a, weight.t()))
 
 
 def weight_shift(weight: Tensor) -> int:
@@ -162,13 +172,11 @@ class IntegerParamPath:
         self.thresholds = torch.ceil(scale_table * 2**FRAC_BITS).contiguous()
         # Calibration: set to a dict to record each layer's largest |activation|.
         self.peaks: dict[str, float] | None = None
+        self._tap_weights: dict[int, Tensor] = {}
 
     def _run(self, layers: list[IntegerLayer], a: Tensor, name: str = "") -> Tensor:
         for i, layer in enumerate(layers):
-            a = layer(a)
-            if self.peaks is not None:
-                key = f"{name}[{i}]"
-                self.peaks[key] = max(self.peaks.get(key, 0.0), float(a.abs().max()))
+            a = self._record(f"{name}[{i}]", layer(a))
         return a
 
     def hyper(self, z_symbols: Tensor, quality: int) -> Tensor:
@@ -177,15 +185,50 @@ class IntegerParamPath:
         z = torch.floor(z * g * 2.0**-GAIN_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
         return self._run(self.h_s, z, "h_s")
 
-    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(table index as int64, mean as real float64) for every latent position."""
+    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None, positions: Tensor
+               ) -> tuple[Tensor, Tensor]:
+        """(table index as int64, mean as real float64), each (channels, P), at the P
+        ``positions`` (an (h, w) mask of one checkerboard colour, raster order); the
+        context comes from the decoded anchors ``y_hat_anchor`` (None: no context).
+
+        Only those positions are computed, and the 5x5 context only over the taps that
+        fall on anchors (12 of 25): other latents are zero when the context runs, so
+        the sums, exact integers, are the same as the full convolution's."""
+        rows = hyper[0][:, positions].t()  # (P, channels)
         if y_hat_anchor is None:
-            ctx = torch.zeros_like(hyper)
+            ctx = torch.zeros_like(rows)
         else:
-            a = (y_hat_anchor * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
-            ctx = self._run(self.context, a, "context")
-        out = self._run(self.entropy_parameters, torch.cat([hyper, ctx], 1), "entropy_parameters")
-        scales, means = out.chunk(2, 1)
+            ctx = self._context_at(y_hat_anchor, positions)
+        a = torch.cat([rows, ctx], 1)
+        for i, layer in enumerate(self.entropy_parameters):
+            a = self._record(f"entropy_parameters[{i}]", layer.rows(a))
+        scales, means = a.t().chunk(2, 0)
         idx = torch.searchsorted(self.thresholds, scales.reshape(-1).contiguous())
         idx = idx.clamp_(max=len(self.thresholds) - 1).view(scales.shape)
         return idx, means * 2.0**-FRAC_BITS
+
+    def _context_at(self, y_hat_anchor: Tensor, positions: Tensor) -> Tensor:
+        (layer,) = self.context
+        k = layer.weight.shape[-1]
+        r = k // 2
+        ii, jj = positions.nonzero(as_tuple=True)
+        parity = int(ii[0] + jj[0]) % 2 if len(ii) else 0
+        anchors = checkerboard_anchor_mask(*positions.shape)[0]
+        a = (y_hat_anchor[0] * anchors * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        a = F.pad(a, (r, r, r, r))
+        # Anchor taps of a position of this parity: offsets with di + dj of its parity.
+        taps = [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)
+                if (di + dj) % 2 == parity]
+        gathered = torch.cat([a[:, ii + di + r, jj + dj + r] for di, dj in taps])
+        weight = self._tap_weights.get(parity)
+        if weight is None:
+            w = layer.weight  # (out, in, k, k)
+            weight = torch.cat([w[:, :, di + r, dj + r] for di, dj in taps], 1)
+            self._tap_weights[parity] = weight
+        acc = torch.addmm(layer.bias[:, None], weight, gathered)  # (out, P)
+        return self._record("context[0]", layer.finish(acc).t())
+
+    def _record(self, key: str, a: Tensor) -> Tensor:
+        if self.peaks is not None and a.numel():
+            self.peaks[key] = max(self.peaks.get(key, 0.0), float(a.abs().max()))
+        return a

@@ -36,8 +36,10 @@ PARAM_DTYPE = torch.float64
 class ParamPath(Protocol):
     def hyper(self, z_symbols: Tensor, quality: int) -> Tensor: ...
 
-    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(table index, mean) for every latent position; context from decoded anchors."""
+    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None, positions: Tensor
+               ) -> tuple[Tensor, Tensor]:
+        """(table index, mean), each (channels, P), at the P ``positions`` (an (h, w)
+        mask, raster order); context from decoded anchors (None: none)."""
         ...
 
 
@@ -64,9 +66,11 @@ class FloatParamPath:
         return self.h_s((z_symbols + self.z_medians) * self.gain_z_inv(level))
 
     @torch.no_grad()
-    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None) -> tuple[Tensor, Tensor]:
+    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None, positions: Tensor
+               ) -> tuple[Tensor, Tensor]:
         ctx = torch.zeros_like(hyper) if y_hat_anchor is None else self.context(y_hat_anchor)
-        scales, means = self.entropy_parameters(torch.cat([hyper, ctx], 1)).chunk(2, 1)
+        out = self.entropy_parameters(torch.cat([hyper, ctx], 1))[0][:, positions]
+        scales, means = out.chunk(2, 0)
         # First table scale >= the predicted scale (CompressAI's convention).
         idx = torch.searchsorted(self.scale_table, scales.reshape(-1).contiguous())
         idx = idx.clamp_(max=len(self.scale_table) - 1).view(scales.shape)
@@ -117,17 +121,17 @@ class LatentCodec:
             hyper = self.path.hyper(z_sym, quality)
 
         y = y.to("cpu", PARAM_DTYPE)
-        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3]).expand_as(y)
+        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3])[0, 0]
         enc_y = SymbolEncoder()
         y_sym = torch.zeros_like(y)
         y_hat = torch.zeros_like(y)
-        for part in (anchor, ~anchor):
+        for part in (anchor, ~anchor):  # symbols of a part: channel by channel, raster
             with stage("entropy parameters"):
-                idx, means = self.path.params(hyper, None if part is anchor else y_hat)
-            sym = torch.round(y - means)
-            enc_y.encode(sym[part].long().numpy(), idx[part].numpy(), self.y_tables)
-            y_sym[part] = sym[part]
-            y_hat[part] = (sym + means)[part]
+                idx, means = self.path.params(hyper, None if part is anchor else y_hat, part)
+            sym = torch.round(y[0][:, part] - means)
+            enc_y.encode(sym.long().numpy(), idx.numpy(), self.y_tables)
+            y_sym[0][:, part] = sym
+            y_hat[0][:, part] = sym + means
 
         z_bytes, z_esc = enc_z.finish()
         y_bytes, y_esc = enc_y.finish()
@@ -149,14 +153,15 @@ class LatentCodec:
             hyper = self.path.hyper(torch.from_numpy(z_sym).to(PARAM_DTYPE), quality)
 
         shape = (1, m, h, w)
-        anchor = checkerboard_anchor_mask(h, w).expand(shape)
+        anchor = checkerboard_anchor_mask(h, w)[0, 0]
         dec_y = SymbolDecoder(streams.y, escapes)
         y_sym = torch.zeros(shape, dtype=PARAM_DTYPE)
         y_hat = torch.zeros(shape, dtype=PARAM_DTYPE)
         for part in (anchor, ~anchor):
             with stage("entropy parameters"):
-                idx, means = self.path.params(hyper, None if part is anchor else y_hat)
-            sym = torch.from_numpy(dec_y.decode(idx[part].numpy(), self.y_tables))
-            y_sym[part] = sym.to(PARAM_DTYPE)
-            y_hat[part] = sym.to(PARAM_DTYPE) + means[part]
+                idx, means = self.path.params(hyper, None if part is anchor else y_hat, part)
+            sym = torch.from_numpy(dec_y.decode(idx.numpy(), self.y_tables))
+            sym = sym.to(PARAM_DTYPE).view(means.shape)
+            y_sym[0][:, part] = sym
+            y_hat[0][:, part] = sym + means
         return DecodedLatents(y_hat.float(), z_sym, y_sym.long().numpy())
