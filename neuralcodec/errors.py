@@ -2,7 +2,12 @@
 
 
 class AecError(Exception):
-    """A user-facing failure (bad input, damaged file, missing model)."""
+    """A user-facing failure (bad input, damaged file, missing model). ``field`` names the
+    parameter to change, where one would help (the CLI names its option)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class CorruptFileError(AecError):

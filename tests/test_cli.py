@@ -173,3 +173,12 @@ def test_no_partial_output_when_writing_fails(tmp_path, png, capsys):
     assert run(["decode", str(aec), str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not np.any([p.suffix == ".part" for p in tmp_path.rglob("*")])
+
+
+def test_limit_errors_name_the_option_to_raise(tmp_path, png, capsys):
+    assert run(["encode", str(png), "--max-pixels", "100"]) == 1
+    assert "raise it with --max-pixels" in capsys.readouterr().err
+    aec = tmp_path / "x.aec"
+    assert run(["encode", str(png), str(aec), "--quiet"]) == 0
+    assert run(["decode", str(aec), "--max-tile-pixels", "100"]) == 1
+    assert "raise it with --max-tile-pixels" in capsys.readouterr().err

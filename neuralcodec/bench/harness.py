@@ -300,18 +300,16 @@ def _one_tile(codec: Any, image: SourceImage) -> bool:
     return grid is None or len(grid(w, h)) == 1
 
 
-def _analyse_batch(codec: Any, coder: Any, group: Sequence[SourceImage]) -> list:
-    """Prepare a group of same-sized one-tile images and fill in their analysis outputs
-    with one batched call; returns (prepared, seconds per image) pairs."""
+def _analyse_batch(codec: Any, group: Sequence[SourceImage]) -> list:
+    """Prepare a group of same-sized one-tile images and analyse them in one batched
+    call; returns (prepared, seconds per image) pairs."""
     from .speed import synchronize
 
     t0 = time.perf_counter()
     prepared = [codec.prepare(Image.fromarray(im.pixels)) for im in group]
-    analysed = coder.analyse(torch.cat([codec.padded_input(p, coder) for p in prepared]))
+    codec.analyse_together(prepared)
     synchronize(codec.device)
     seconds = (time.perf_counter() - t0) / len(group)
-    for i, prep in enumerate(prepared):
-        prep.features[coder.name] = analysed[i:i + 1]
     return [(prep, seconds) for prep in prepared]
 
 
@@ -328,7 +326,6 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
 
     options = {} if spec.format_version is None else {"format_version": spec.format_version}
     codec = Codec(model=spec.model, device=device, **options).load()
-    coder = codec.coder()
     config = _neural_config(spec)
     todo = [im for im in images
             if any(cache.get(cache.key(config, im.digest, s)) is None for s in settings)]
@@ -341,7 +338,7 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
 
     def jobs() -> Iterator[tuple[SourceImage, Any, float | None]]:
         for group in _groups([im for im in todo if _one_tile(codec, im)], batch):
-            for im, (prep, s) in zip(group, _analyse_batch(codec, coder, group), strict=True):
+            for im, (prep, s) in zip(group, _analyse_batch(codec, group), strict=True):
                 yield im, prep, s  # one group's analysis outputs in memory at a time
         yield from ((im, None, None) for im in todo if not _one_tile(codec, im))
 

@@ -16,6 +16,7 @@ from ..io.files import read_bytes
 from .common import (
     AEC_SUFFIX,
     device_option,
+    explain,
     fail,
     make_codec,
     max_pixels_option,
@@ -139,7 +140,8 @@ def info(files, as_json) -> None:
             facts = describe(read_bytes(Path(name)))
         except AecError as exc:
             failures += 1
-            fail(f"{name}: {exc}" if not str(exc).startswith(name) else str(exc))
+            message = explain(exc)
+            fail(message if message.startswith(name) else f"{name}: {message}")
             continue
         if as_json:
             click.echo(json.dumps({"file": name, **facts}))

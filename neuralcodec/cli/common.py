@@ -14,8 +14,24 @@ from ..io.files import atomic_write
 AEC_SUFFIX = ".aec"
 
 
+# What to change, in the command's words, for errors that name an API field.
+_OPTION_HINTS = {
+    "max_pixels": "raise it with --max-pixels",
+    "max_tile_pixels": "raise it with --max-tile-pixels",
+    "workers": "see --workers",
+    "bpp": "see --bpp",
+    "device": "see --device",
+}
+
+
 def fail(message: str) -> None:
     click.echo(f"aec: error: {message}", err=True)
+
+
+def explain(exc: AecError) -> str:
+    """An error's message for the command line: the option to change, where one helps."""
+    hint = _OPTION_HINTS.get(exc.field or "")
+    return f"{exc} ({hint})" if hint else str(exc)
 
 
 def progress(items: list, label: str) -> Iterator:
@@ -64,7 +80,7 @@ def run_batch(pairs: list[tuple[Path, Path]], label: str, job: Callable[[Path, P
                 click.echo(line)
         except AecError as exc:
             failures += 1
-            message = str(exc)
+            message = explain(exc)
             fail(message if message.startswith(str(src)) else f"{src}: {message}")
     if failures:
         if len(pairs) > 1:

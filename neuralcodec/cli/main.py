@@ -14,7 +14,7 @@ import click
 
 from ..errors import AecError
 from . import bench, coding, train
-from .common import fail
+from .common import explain, fail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,7 +39,7 @@ def run(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except AecError as exc:
-        fail(str(exc))
+        fail(explain(exc))
         return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1

@@ -25,7 +25,7 @@ from ..stages import stage
 from .prepare import Analysis, prepare_image
 from .rate_search import highest_quality_within
 from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_input
-from .workers import TileWorkers, usable_cpus
+from .workers import TileWorkers, WorkerPools
 
 # Limit like Pillow's MAX_IMAGE_PIXELS; override with Codec(max_pixels=...) or --max-pixels.
 # Tiles bound the working memory, so what remains per pixel is the decoded image itself
@@ -41,9 +41,6 @@ DEFAULT_TILE_SIZE = 1024 - 2 * DEFAULT_TILE_OVERLAP
 # The largest region decoded at once: a tile of a version-3 file, or the whole image of
 # an untiled version-1/2 file. Bounds a decoder's working memory per worker.
 DEFAULT_MAX_TILE_PIXELS = 2048 * 2048
-# Below this many tiles, starting worker processes costs more than it saves.
-PARALLEL_MIN_TILES = 8
-MAX_AUTO_WORKERS = 4  # each worker holds its own model and tile: memory grows with them
 LOST_TILE_GREY = 128
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
@@ -54,7 +51,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise AecError("--device cuda was requested but no CUDA device is available")
+        raise AecError("device cuda was requested but no CUDA device is available",
+                       field="device")
     return device
 
 
@@ -103,7 +101,7 @@ class Codec:
         if not 0 <= 2 * tile_overlap <= tile_size:
             raise AecError(f"tile overlap {tile_overlap} is outside 0..{tile_size // 2}")
         if workers is not None and workers < 1:
-            raise AecError(f"--workers must be at least 1, got {workers}")
+            raise AecError(f"workers must be at least 1, got {workers}", field="workers")
         self.model_name = model or DEFAULT_MODEL
         self.device = resolve_device(device)
         self.max_pixels = max_pixels
@@ -113,7 +111,7 @@ class Codec:
         self.workers = workers
         self.max_tile_pixels = max_tile_pixels
         self._coders: dict[str, ModelCoder] = {}
-        self._pools: dict[str, TileWorkers] = {}
+        self._pools = WorkerPools()
 
     # -- models and workers ------------------------------------------------------------
 
@@ -136,32 +134,28 @@ class Codec:
 
     def _pool(self, model: str, tiles: int) -> TileWorkers | None:
         """Worker processes for an image of ``tiles`` tiles, or None to code in-process."""
-        workers = self.workers
-        if workers is None:
-            if tiles < PARALLEL_MIN_TILES:
-                return None
-            workers = min(usable_cpus(), MAX_AUTO_WORKERS)
-        workers = min(workers, tiles)
-        if workers <= 1 or self.device.type != "cpu":
+        if self.device.type != "cpu":
             return None
-        pool = self._pools.get(model)
-        if pool is None or pool.workers != workers:
-            if pool is not None:
-                pool.close()
-            pool = self._pools[model] = TileWorkers(model, workers)
-        return pool
+        return self._pools.get(model, tiles, self.workers)
 
     def close(self) -> None:
         """Stop worker processes (they are also stopped when the program exits)."""
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        self._pools.close()
 
     # -- encoding ----------------------------------------------------------------------
 
     def prepare(self, image: Image.Image | str | Path) -> Analysis:
         """An image (or path) checked against the pixel limit, in a native mode."""
         return prepare_image(image, self.max_pixels)
+
+    @torch.no_grad()
+    def analyse_together(self, prepared: list[Analysis]) -> None:
+        """One call of the analysis transform for one-tile images of equal size, cached in
+        each (a rate search or a quality sweep then runs only the latent coding)."""
+        coder = self.load().coder()
+        analysed = coder.analyse(torch.cat([self.padded_input(p, coder) for p in prepared]))
+        for i, one in enumerate(prepared):
+            one.features[coder.name] = analysed[i:i + 1]
 
     def padded_input(self, prepared: Analysis, coder: ModelCoder) -> torch.Tensor:
         """The colour image as the model's padded input tensor on the codec's device."""
@@ -210,7 +204,7 @@ class Codec:
                                        features)
                 if progress:
                     progress(i + 1, len(grid))
-        return self._pack(coder, prepared, q, grid, tiles)
+        return pack_file(coder, prepared, q, grid, tiles, self.format_version)
 
     def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY,
                progress: Progress | None = None) -> bytes:
@@ -225,35 +219,12 @@ class Codec:
         on the continuous quality knob). Returns (data, quality); if even quality 0 is
         larger than the target, returns quality 0's file."""
         if not bpp > 0 or not math.isfinite(bpp):
-            raise AecError(f"--bpp must be a positive number, got {bpp}")
+            raise AecError(f"bpp must be a positive number, got {bpp}", field="bpp")
         prepared = self.prepare(image)
         pixels = prepared.image.width * prepared.image.height
         return highest_quality_within(
             lambda quality: self.encode_prepared(prepared, quality),
             lambda data: 8 * len(data) / pixels <= bpp, iterations)
-
-    def _pack(self, coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
-              tiles: list[dict[bytes, bytes]]) -> bytes:
-        w, h = prepared.image.size
-        tiled = self.format_version >= container.TILED_VERSION
-        header = Header(
-            model=coder.name,
-            fingerprint=coder.fingerprint,
-            width=w,
-            height=h,
-            mode=prepared.image.mode,
-            quality=q,
-            version=self.format_version,
-            tile_width=grid.tile_width if tiled else 0,
-            tile_height=grid.tile_height if tiled else 0,
-            tile_overlap=grid.overlap if tiled else 0,
-        )
-        metadata = {}
-        if tiled:  # versions 1 and 2 have no place for metadata
-            metadata = {tag: value for tag, value in (
-                (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, prepared.exif)) if value}
-        with stage("container"):
-            return container.pack(header, tiles, metadata)
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -267,8 +238,7 @@ class Codec:
             what = "tiles" if header.version >= container.TILED_VERSION else "untiled image"
             raise AecError(
                 f"file decodes {what} of {tile_pixels} pixels at once, above the limit of "
-                f"{self.max_tile_pixels} (raise it with --max-tile-pixels)"
-            )
+                f"{self.max_tile_pixels}", field="max_tile_pixels")
 
     def decode_latents(self, data: bytes, tile: int = 0):
         """Parse and entropy-decode one tile (default: the first, the whole image of an
@@ -350,6 +320,31 @@ class Codec:
                 progress(done, len(todo))
         attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))
         return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
+
+
+def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
+              tiles: list[dict[bytes, bytes]], version: int) -> bytes:
+    """The file of an encoded image: header, tiles' chunks and metadata."""
+    w, h = prepared.image.size
+    tiled = version >= container.TILED_VERSION
+    header = Header(
+        model=coder.name,
+        fingerprint=coder.fingerprint,
+        width=w,
+        height=h,
+        mode=prepared.image.mode,
+        quality=q,
+        version=version,
+        tile_width=grid.tile_width if tiled else 0,
+        tile_height=grid.tile_height if tiled else 0,
+        tile_overlap=grid.overlap if tiled else 0,
+    )
+    metadata = {}
+    if tiled:  # versions 1 and 2 have no place for metadata
+        metadata = {tag: value for tag, value in (
+            (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, prepared.exif)) if value}
+    with stage("container"):
+        return container.pack(header, tiles, metadata)
 
 
 def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:

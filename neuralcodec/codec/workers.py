@@ -43,6 +43,11 @@ def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], quality
     return decode_tile(_worker_coder, chunks, size, quality, version, mode)
 
 
+# Below this many tiles, starting worker processes costs more than it saves.
+PARALLEL_MIN_TILES = 8
+MAX_AUTO_WORKERS = 4  # each worker holds its own model and tile: memory grows with them
+
+
 def usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -101,3 +106,32 @@ class TileWorkers:
                quality: int, version: int, mode: str) -> Iterator[tuple[int, Future]]:
         return self._run(_decode_in_worker, (
             (i, (chunks, size, quality, version, mode)) for i, chunks, size in tiles))
+
+
+class WorkerPools:
+    """One pool per model, kept between images, resized when an image needs another size."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, TileWorkers] = {}
+
+    def get(self, model: str, tiles: int, workers: int | None) -> TileWorkers | None:
+        """A pool for an image of ``tiles`` tiles, or None to code in-process; ``workers``
+        None chooses: none below PARALLEL_MIN_TILES, else the CPUs (at most 4)."""
+        if workers is None:
+            if tiles < PARALLEL_MIN_TILES:
+                return None
+            workers = min(usable_cpus(), MAX_AUTO_WORKERS)
+        workers = min(workers, tiles)
+        if workers <= 1:
+            return None
+        pool = self._pools.get(model)
+        if pool is None or pool.workers != workers:
+            if pool is not None:
+                pool.close()
+            pool = self._pools[model] = TileWorkers(model, workers)
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

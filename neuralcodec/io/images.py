@@ -26,8 +26,7 @@ def check_pixel_limit(width: int, height: int, max_pixels: int | None, what: str
     if max_pixels is not None and width * height > max_pixels:
         raise AecError(
             f"{what} is {width}x{height} = {width * height} pixels, above the limit of "
-            f"{max_pixels} (raise it with --max-pixels)"
-        )
+            f"{max_pixels}", field="max_pixels")
 
 
 def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
