@@ -182,7 +182,7 @@ def run(args) -> None:
 
     from neuralcodec.families.hyperprior.model import ModelConfig
     from neuralcodec.families.zoo import find_model
-    from neuralcodec.training.loop import TrainOptions, export, train
+    from neuralcodec.training.hyperprior import TrainOptions, export, train
 
     t0 = time.time()
     out = Path(args.out)

@@ -81,8 +81,7 @@ def main() -> None:
     from neuralcodec.families.hyperprior.model import ModelConfig
     from neuralcodec.families.zoo import DEFAULT_MODEL
     from neuralcodec.training.data import list_images, load_rgb
-    from neuralcodec.training.hyperprior import new_model
-    from neuralcodec.training.loop import TrainOptions, evaluate, train
+    from neuralcodec.training.hyperprior import TrainOptions, evaluate, new_model, train
 
     images = [load_rgb(p, 4096) for p in list_images([args.kodak])[: args.eval_images]]
     results = []

@@ -128,3 +128,9 @@ def test_no_import_cycles():
     for module in graph:
         if module not in state:
             visit(module, [module])
+
+
+def test_every_folder_of_modules_is_a_package():
+    """A folder without __init__.py is left out of the wheel (setuptools' find)."""
+    folders = {path.parent for path in SOURCES}
+    assert [f for f in folders if not (f / "__init__.py").exists()] == []

@@ -11,7 +11,7 @@ from PIL import Image
 
 from neuralcodec.cli import run
 from neuralcodec.codec import Codec
-from neuralcodec.training.loop import TrainOptions, export, relevel_checkpoint, train
+from neuralcodec.training.hyperprior import TrainOptions, export, relevel_checkpoint, train
 
 from .helpers import photo_like
 

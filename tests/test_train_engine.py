@@ -17,8 +17,7 @@ from PIL import Image
 
 from neuralcodec.cli import run
 from neuralcodec.families.hyperprior.model import ModelConfig
-from neuralcodec.training.hyperprior import new_model, rd_loss
-from neuralcodec.training.loop import TrainOptions, _lr_at, export, train
+from neuralcodec.training.hyperprior import TrainOptions, _lr_at, export, new_model, rd_loss, train
 
 from .helpers import photo_like
 

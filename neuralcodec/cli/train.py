@@ -84,8 +84,8 @@ def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, ev
             raise AecError(f"training with {nproc} processes failed (exit code {code})")
         return
     from ..families.hyperprior.model import ModelConfig
-    from ..training.loop import TrainOptions, export
-    from ..training.loop import train as run_training
+    from ..training.hyperprior import TrainOptions, export
+    from ..training.hyperprior import train as run_training
 
     config = {**ModelConfig().to_dict(), "N": n, "M": m}
     if lambdas is not None:

@@ -1,19 +1,65 @@
-"""The hyperprior family's training step: its trainable model and its loss.
+"""The hyperprior family's training: its model, loss, schedule and step.
 
-Training is where CompressAI comes in: its ``EntropyBottleneck`` (factorized model of
-``z``, with a quantile auxiliary loss) and ``GaussianConditional`` (``y``) give the
-likelihoods of the rate term; after training their integer tables are built and
-shipped (:func:`neuralcodec.families.hyperprior.weights.save_model`).
+Each step samples a continuous rate level per image, so the whole quality range is
+trained at once; the loss is lambda(level) * 255^2 * MSE + bpp. A second optimizer fits
+the factorized model's quantiles (CompressAI's auxiliary loss). Training is where
+CompressAI comes in: its ``EntropyBottleneck`` (``z``) and ``GaussianConditional``
+(``y``) give the likelihoods of the rate term; after training their integer tables are
+built and shipped (:func:`neuralcodec.families.hyperprior.weights.save_model`).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..families.hyperprior import PAD_MULTIPLE
 from ..families.hyperprior.model import HyperpriorCheckerboard, ModelConfig
+from ..families.hyperprior.weights import save_model
+from ..io.tensors import pad
+from . import distributed
+from .distributed import World
+from .loop import CHECKPOINT, RunSetup, run, save_checkpoint
+
+
+@dataclass
+class TrainOptions:
+    data: list[str]
+    out: str = "runs/default"
+    eval_dir: str | None = None
+    steps: int = 20000
+    batch_size: int = 8
+    patch: int = 128
+    lr: float = 3e-4
+    aux_lr: float = 1e-3
+    lr_drop_at: float = 0.85  # fraction of `steps` after which lr is divided by 10
+    clip: float = 1.0
+    eval_every: int = 1000
+    eval_images: int = 6
+    checkpoint_every: int = 200
+    log_every: int = 50
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+    config: dict = field(default_factory=lambda: ModelConfig().to_dict())
+    relevel: bool = False  # resuming: move the checkpoint's rate levels to config's lambdas
+    # -- speed ----------------------------------------------------------------------
+    precision: str = "fp32"  # "bf16": g_a/g_s under bfloat16 autocast (see the model)
+    compile: bool = False  # torch.compile the training forward (falls back to eager)
+    channels_last: bool = False
+    crops_on_device: bool = False  # keep the images on the training device and crop there
+    # -- runs of fixed wall time (a GPU burst) and runs started from shipped weights -----
+    seconds: float | None = None  # stop after this many seconds of this process (with a
+    # checkpoint); the lr drop then falls at lr_drop_at of this time instead of the steps
+    init: str | None = None  # a new run starts from these weights (model name or file)
+    warmup: int = 0  # steps of linear lr warm-up at the start of this process (a run
+    # started from weights, or resumed after its optimizer state was lost, needs one)
 
 
 def new_model(config: ModelConfig | None = None) -> HyperpriorCheckerboard:
@@ -43,3 +89,259 @@ def rd_loss(model: HyperpriorCheckerboard, x: Tensor, level: Tensor, forward=Non
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def _main_parameters(model: HyperpriorCheckerboard) -> list[tuple[str, torch.nn.Parameter]]:
+    """What the main optimizer trains, in its order (the quantiles have their own)."""
+    return [(n, p) for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+
+
+def _optimizers(model: HyperpriorCheckerboard, opts: TrainOptions, fused: bool = False):
+    main = [p for _, p in _main_parameters(model)]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    return (torch.optim.Adam(main, lr=opts.lr, fused=fused or None),
+            torch.optim.Adam(aux, lr=opts.aux_lr))
+
+
+def _lr_at(step: int, opts: TrainOptions, elapsed: float = 0.0, steps_here: int = 0) -> float:
+    """The schedule: lr, then lr / 10 after ``lr_drop_at`` of the run (of its steps, or of
+    its seconds for a run of fixed wall time); ``steps_here`` (steps this process has
+    taken) below ``opts.warmup`` scales it down linearly."""
+    if opts.seconds is not None:
+        late = elapsed >= opts.lr_drop_at * opts.seconds
+    else:
+        late = step >= opts.lr_drop_at * opts.steps
+    lr = opts.lr / 10 if late else opts.lr
+    if steps_here < opts.warmup:
+        lr *= (steps_here + 1) / opts.warmup
+    return lr
+
+
+@torch.no_grad()
+def evaluate(model: HyperpriorCheckerboard, images: list[torch.Tensor], device) -> list[dict]:
+    """Likelihood-based RD (rounding, no entropy coder) at the lowest, middle and top level."""
+    model.eval()
+    autocast, model.transform_autocast = model.transform_autocast, None  # as coding runs
+    rows = []
+    top = model.config.levels - 1
+    for level in (0.0, top / 2, float(top)):
+        bpps, psnrs = [], []
+        for img in images:
+            x = img.float().unsqueeze(0).to(device) / 255.0
+            h, w = x.shape[2:]
+            out = model(pad(x, PAD_MULTIPLE), torch.tensor([level], device=device))
+            bits = sum((-torch.log2(lik)).sum() for lik in out["likelihoods"].values())
+            x_hat = out["x_hat"][:, :, :h, :w].clamp(0, 1)
+            mse = torch.mean((torch.round(x_hat * 255) - torch.round(x * 255)) ** 2)
+            bpps.append(float(bits) / (h * w))
+            psnrs.append(float(10 * torch.log10(255**2 / mse)))
+        rows.append({"level": level, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
+    model.train()
+    model.transform_autocast = autocast
+    return rows
+
+
+def initial_state(opts: TrainOptions) -> dict:
+    """A new run's starting point from shipped weights (``opts.init``), as a checkpoint-like
+    state without optimizer moments; moved to ``opts.config``'s levels if ``opts.relevel``."""
+    from ..families.hyperprior.weights import read_state
+    from ..families.zoo import find_model
+
+    info = find_model(opts.init)
+    weights, _, _ = read_state(info)
+    training = info.card.get("training", {})
+    state = {"model": weights, "optimizer": {"state": {}},
+             "step": training.get("steps", 0),  # the step count continues
+             "options": {"config": info.card["config"]},
+             "relevels": training.get("relevels", [])}
+    if opts.relevel:
+        relevel_state(state, opts.config["lambdas"])
+    return state
+
+
+def _configure_speed(model: HyperpriorCheckerboard, opts: TrainOptions, device,
+                     world: World, log) -> Callable:
+    """Apply the speed options; returns the module the training steps call."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    if opts.precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {opts.precision!r}")
+    model.transform_autocast = torch.bfloat16 if opts.precision == "bf16" else None
+    if (opts.precision == "bf16" and device.type == "cpu"
+            and "AVX512" not in torch.backends.cpu.get_cpu_capability()):
+        # Without AVX-512 (BF16) torch runs bf16 convolutions on slow reference kernels
+        # (see benchmarks/results/train-speed.json, from an AVX2-only EPYC).
+        log(f"note: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native "
+            "bf16 convolutions; --precision bf16 will be much slower than fp32")
+    if opts.channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = distributed.wrap(model, world)
+    return torch.compile(forward) if opts.compile else forward
+
+
+def _backward_step(forward, model, x, level, optimizer, aux_optimizer, clip: float,
+                   world: World):
+    """One optimisation step; returns (rd terms, aux loss), or None if the loss was not
+    finite on any rank (the batch is skipped everywhere)."""
+    result = rd_loss(model, x, level, forward)
+    optimizer.zero_grad(set_to_none=True)
+    if world.any(not torch.isfinite(result["loss"]).item()):
+        return None
+    result["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    aux_loss = model.aux_loss()
+    aux_optimizer.zero_grad(set_to_none=True)
+    aux_loss.backward()
+    world.average_gradients(aux_optimizer.param_groups[0]["params"])
+    aux_optimizer.step()
+    return result, aux_loss
+
+
+class HyperpriorTrainer:
+    """The hyperprior's part of a run (see :class:`.loop.Trainer`)."""
+
+    data_parallel = True
+
+    def __init__(self, opts: TrainOptions):
+        self.opts = opts
+        self.level_rng = torch.Generator().manual_seed(opts.seed + 1)
+        self.generators = {"level_rng": self.level_rng}
+        self.relevels: list = []
+
+    def start(self, state: dict | None, resumed: bool, setup: RunSetup, world: World,
+              log: Callable[[str], None]) -> int:
+        opts, device = self.opts, setup.device
+        if resumed and opts.relevel and relevel_state(state, opts.config["lambdas"]):
+            log(f"moved {setup.checkpoint}'s rate levels to lambdas {opts.config['lambdas']}")
+        if state is None and opts.init:
+            log(f"starting from the weights of {opts.init}")
+            state = initial_state(opts)
+        if state is not None:
+            # A run keeps its own architecture and rate levels, whatever today's defaults.
+            opts.config = state["options"]["config"]
+            self.relevels = state.get("relevels", [])
+        self.config = ModelConfig.from_dict(opts.config)
+        self.model = model = new_model(self.config).to(device)
+        if state is not None:
+            model.load_state_dict(state["model"])
+        self.optimizer, self.aux_optimizer = _optimizers(model, opts,
+                                                         fused=device.type == "cuda")
+        if resumed:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, device {device}, "
+            f"{opts.precision}{', compiled' if opts.compile else ''}"
+            f"{', channels_last' if opts.channels_last else ''}"
+            f"{f', {world.size} processes' if world.distributed else ''}")
+        self.device, self.world, self.log = device, world, log
+        self.forward = _configure_speed(model, opts, device, world, log)
+        self.compiled_ok = not opts.compile
+        model.train()
+        return state["step"] if state is not None else 0
+
+    def train_step(self, x: Tensor, step: int, elapsed: float, steps_here: int
+                   ) -> dict[str, float] | None:
+        opts = self.opts
+        lr = _lr_at(step, opts, elapsed, steps_here)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if opts.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        level = (torch.rand(x.shape[0], generator=self.level_rng)
+                 * (self.config.levels - 1)).to(self.device)
+        args = (self.model, x, level, self.optimizer, self.aux_optimizer, opts.clip,
+                self.world)
+        try:
+            done = _backward_step(self.forward, *args)
+            self.compiled_ok = True
+        except Exception as exc:  # a compiler failure must not cost the run
+            if self.compiled_ok:
+                raise
+            self.log(f"torch.compile failed ({type(exc).__name__}: {exc}); training eagerly")
+            self.forward, self.compiled_ok = distributed.wrap(self.model, self.world), True
+            done = _backward_step(self.forward, *args)
+        if done is None:
+            return None
+        result, aux_loss = done
+        row = {k: float(v.detach()) for k, v in result.items()}
+        row.update(aux=float(aux_loss.detach()), lr=lr)
+        return row
+
+    def after_step(self, step: int, log: Callable[[str], None]) -> None:
+        pass
+
+    def log_line(self, row: dict[str, float]) -> str:
+        return (f"loss {row['loss']:.3f} bpp {row['bpp']:.3f} psnr {row['psnr']:.2f} "
+                f"aux {row['aux']:.1f}")
+
+    def evaluate(self, images: list[Tensor]) -> list[dict]:
+        return evaluate(self.model, images, self.device)
+
+    def eval_label(self, row: dict) -> str:
+        return f"L{row['level']:.1f}"
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "aux_optimizer": self.aux_optimizer.state_dict(), "relevels": self.relevels}
+
+
+def train(opts: TrainOptions, log: Callable[[str], None] = print) -> Path:
+    """Train a hyperprior model (resuming from ``opts.out``/checkpoint.pt if present);
+    returns the run folder."""
+    return run(opts, HyperpriorTrainer(opts), log)
+
+
+def relevel_state(state: dict, lambdas: list[float]) -> bool:
+    """Move a checkpoint's rate levels to new lambdas (in memory); False if already there.
+
+    Each gain bank is a function of log(lambda); the new levels start from that function
+    interpolated (or linearly extrapolated past the ends) at the new lambdas. Adam's
+    moments of the gains are dropped, as they belong to the old levels.
+    """
+    old_config = ModelConfig.from_dict(state["options"]["config"])
+    new_config = ModelConfig(old_config.N, old_config.M, tuple(float(v) for v in lambdas))
+    if new_config.lambdas == old_config.lambdas:
+        return False
+    old_x = np.log(np.asarray(old_config.lambdas))
+    new_x = np.log(np.asarray(new_config.lambdas))
+    # Segment of the old curve each new level reads from (end segments extrapolate).
+    seg = np.clip(np.searchsorted(old_x, new_x) - 1, 0, len(old_x) - 2)
+    frac = torch.tensor((new_x - old_x[seg]) / (old_x[seg + 1] - old_x[seg]),
+                        dtype=torch.float32).view(-1, 1)
+    seg = torch.from_numpy(seg)
+    for name, value in list(state["model"].items()):
+        if name.endswith("log_gain"):
+            frac = frac.to(value.device)
+            state["model"][name] = (1 - frac) * value[seg] + frac * value[seg + 1]
+
+    for index, (name, _) in enumerate(_main_parameters(new_model(old_config))):
+        if name.endswith("log_gain"):
+            state["optimizer"]["state"].pop(index, None)
+    new_lambdas = list(new_config.lambdas)
+    state["options"] = {**state["options"],
+                        "config": {**state["options"]["config"], "lambdas": new_lambdas}}
+    state.setdefault("relevels", []).append(
+        {"step": state["step"], "from": list(old_config.lambdas), "to": new_lambdas})
+    return True
+
+
+def relevel_checkpoint(path: str | Path, lambdas: list[float]) -> None:
+    """:func:`relevel_state` on a checkpoint file, in place."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if relevel_state(state, lambdas):
+        save_checkpoint(Path(path), state)
+
+
+def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None) -> Path:
+    """Turn a run's checkpoint into shippable weights (safetensors + JSON card)."""
+    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=True)
+    config = ModelConfig.from_dict(state["options"]["config"])
+    model = new_model(config)
+    model.load_state_dict(state["model"])
+    info = {"training": {"steps": state["step"], "options": state["options"],
+                         "relevels": state.get("relevels", [])}}
+    info.update(card or {})
+    return save_model(model, Path(directory), name, info)

@@ -10,7 +10,8 @@ codebooks through the entropy-constrained assignment.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +28,7 @@ from ..families.vq.model import (
 )
 from ..io.tensors import pad
 from ..metrics import psnr
-from .loop import (
-    CHECKPOINT,
-    RunLog,
-    random_states,
-    restore_random_states,
-    save_checkpoint,
-    start_run,
-)
+from .loop import CHECKPOINT, RunSetup, run
 
 USAGE_DECAY = 0.99
 DEAD_USAGE = 0.03  # a code used less than this fraction of a uniform share is re-seeded
@@ -184,66 +178,69 @@ def _optimizer(model: VQAutoencoder, opts: VQTrainOptions) -> torch.optim.Adam:
     ])
 
 
-def train(opts: VQTrainOptions, log=print) -> Path:
-    """Train (resuming from ``opts.out``/checkpoint.pt if present); returns the run folder."""
-    from ..families.hyperprior.weights import read_model  # the warm start's family
-    from ..families.zoo import find_model
+class VQTrainer:
+    """The VQ-VAE's part of a run (see :class:`.loop.Trainer`)."""
 
-    run = start_run(opts, log)
-    device, out, ckpt_path = run.device, run.out, run.checkpoint
-    sampler, eval_images = run.sampler, run.eval_images
-    config = VQConfig.from_dict(opts.config)
+    data_parallel = False
 
-    step = 0
-    unit_rng = torch.Generator().manual_seed(opts.seed + 1)
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        opts.config = state["options"]["config"]  # holds the unit order chosen at init
-        config = VQConfig.from_dict(opts.config)
-        model = VQAutoencoder(config)
-        model.load_state_dict(state["model"])
-        optimizer = _optimizer(model, opts)
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        restore_random_states(state, sampler, {"unit_rng": unit_rng})
-        log(f"resumed from {ckpt_path} at step {step}")
-    else:
-        hp, _, _ = read_model(find_model(opts.warm_start))
-        model = from_hyperprior(hp, config, opts.warm_start_level)
-        del hp
-        with torch.no_grad():
-            z = torch.cat([model.analysis(sampler.batch(16))
-                           for _ in range(max(1, opts.init_crops // 16))])
-        config = initialise(model, z, opts.kmeans_iters, log)
-        opts.config = config.to_dict()
-        optimizer = _optimizer(model, opts)
-    top = config.top_units  # the config may come from the checkpoint
-    eval_units = sorted({max(1, top // 7), top // 3, (2 * top) // 3, top})
-    if eval_images and step == 0:
-        log(f"eval at init: {evaluate(model, eval_images, eval_units)}")
-    model.to(device).train()
-    for p in model.g_a.parameters():
-        p.requires_grad_(False)
-    model.log_scale_in.requires_grad_(False)
+    def __init__(self, opts: VQTrainOptions):
+        self.opts = opts
+        self.unit_rng = torch.Generator().manual_seed(opts.seed + 1)
+        self.generators = {"unit_rng": self.unit_rng}
 
-    run_log = RunLog(out, step)
-    while step < opts.steps:
+    def start(self, state: dict | None, resumed: bool, setup: RunSetup, world,
+              log: Callable[[str], None]) -> int:
+        from ..families.hyperprior.weights import read_model  # the warm start's family
+        from ..families.zoo import find_model
+
+        opts = self.opts
+        step = 0
+        if state is not None:
+            opts.config = state["options"]["config"]  # holds the unit order chosen at init
+            model = VQAutoencoder(VQConfig.from_dict(opts.config))
+            model.load_state_dict(state["model"])
+            self.optimizer = _optimizer(model, opts)
+            self.optimizer.load_state_dict(state["optimizer"])
+            step = state["step"]
+        else:
+            hp, _, _ = read_model(find_model(opts.warm_start))
+            model = from_hyperprior(hp, VQConfig.from_dict(opts.config), opts.warm_start_level)
+            del hp
+            with torch.no_grad():
+                z = torch.cat([model.analysis(setup.sampler.batch(16))
+                               for _ in range(max(1, opts.init_crops // 16))])
+            opts.config = initialise(model, z, opts.kmeans_iters, log).to_dict()
+            self.optimizer = _optimizer(model, opts)
+        self.config = config = VQConfig.from_dict(opts.config)
+        top = config.top_units
+        self.eval_units = sorted({max(1, top // 7), top // 3, (2 * top) // 3, top})
+        if setup.eval_images and step == 0:
+            log(f"eval at init: {evaluate(model, setup.eval_images, self.eval_units)}")
+        model.to(setup.device).train()
+        for p in model.g_a.parameters():
+            p.requires_grad_(False)
+        model.log_scale_in.requires_grad_(False)
+        self.model, self.device = model, setup.device
+        return step
+
+    def train_step(self, x: Tensor, step: int, elapsed: float, steps_here: int
+                   ) -> dict[str, float]:
+        opts, config, model = self.opts, self.config, self.model
         drop = 0.1 if step >= opts.lr_drop_at * opts.steps else 1.0
-        for group in optimizer.param_groups:
+        for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * drop
-        x = sampler.batch(opts.batch_size).to(device)
-        units = torch.randint(config.min_units, config.top_units + 1, (opts.batch_size,),
-                              generator=unit_rng)
+        units = torch.randint(config.min_units, config.top_units + 1, (x.shape[0],),
+                              generator=self.unit_rng)
         with torch.no_grad():
-            z = model.analysis(x)
-        result = model(x, units.to(device), z=z)
+            self.z = z = model.analysis(x)
+        result = model(x, units.to(self.device), z=z)
         mse = (result["x_hat"] - x).pow(2).mean()
         bpp = result["bits"].sum() / (x.shape[0] * x.shape[2] * x.shape[3])
         loss = opts.lmbda * 255**2 * mse + bpp + opts.codebook_weight * result["codebook_loss"]
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.g_s.parameters(), 1.0)
-        optimizer.step()
+        self.optimizer.step()
         with torch.no_grad():
             idx = result["quantized"].indices.reshape(config.units, -1)
             k = config.codebook_size
@@ -251,35 +248,38 @@ def train(opts: VQTrainOptions, log=print) -> Path:
             counts = torch.bincount((idx + offsets).flatten(), minlength=config.units * k)
             share = counts.view(config.units, k).float() / idx.shape[1] * k
             model.usage.view(config.units, k).mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * share)
-        step += 1
+        return {"loss": float(loss.detach()), "bpp": float(bpp.detach()),
+                "psnr": float(-10 * torch.log10(mse.detach())),
+                "codebook": float(result["codebook_loss"].detach()),
+                "units": float(units.float().mean())}
 
-        if step % opts.reseed_every == 0:
-            n = reseed_dead_codes(model, z, unit_rng)
+    def after_step(self, step: int, log: Callable[[str], None]) -> None:
+        if step % self.opts.reseed_every == 0:
+            n = reseed_dead_codes(self.model, self.z, self.unit_rng)
             if n:
                 log(f"step {step}: re-seeded {n} dead codes")
-        if step % opts.context_every == 0:
-            model.prior.refresh_context_bins(model.vq.codebooks.detach(), model.usage)
-        if step % opts.log_every == 0:
-            rate = run_log.steps_per_s(step)
-            psnr = float(-10 * torch.log10(mse.detach()))
-            row = {"step": step, "loss": float(loss.detach()), "bpp": float(bpp.detach()),
-                   "psnr": psnr, "codebook": float(result["codebook_loss"].detach()),
-                   "units": float(units.float().mean()), "steps_per_s": rate}
-            log(f"step {step}: loss {row['loss']:.3f} bpp {row['bpp']:.3f} psnr {psnr:.2f} "
-                f"cb {row['codebook']:.4f} ({rate:.2f} steps/s)")
-            run_log.append("log.jsonl", row)
-        if eval_images and (step % opts.eval_every == 0 or step == opts.steps):
-            rows = evaluate(model, eval_images, eval_units)
-            run_log.evaluation(step, rows, lambda r: f"n{r['units']}", log)
-        if step % opts.checkpoint_every == 0 or step == opts.steps:
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                **random_states(sampler, {"unit_rng": unit_rng}),
-                "options": asdict(opts),
-            })
-    return out
+        if step % self.opts.context_every == 0:
+            self.model.prior.refresh_context_bins(self.model.vq.codebooks.detach(),
+                                                  self.model.usage)
+
+    def log_line(self, row: dict[str, float]) -> str:
+        return (f"loss {row['loss']:.3f} bpp {row['bpp']:.3f} psnr {row['psnr']:.2f} "
+                f"cb {row['codebook']:.4f}")
+
+    def evaluate(self, images: list[Tensor]) -> list[dict]:
+        return evaluate(self.model, images, self.eval_units)
+
+    def eval_label(self, row: dict) -> str:
+        return f"n{row['units']}"
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+
+def train(opts: VQTrainOptions, log: Callable[[str], None] = print) -> Path:
+    """Train a VQ-VAE (resuming from ``opts.out``/checkpoint.pt if present); returns the
+    run folder."""
+    return run(opts, VQTrainer(opts), log)
 
 
 def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None,

@@ -1,0 +1,8 @@
+"""Training: one loop every model family shares, and each family's trainer.
+
+    loop.py         ranks, crops, resume, the log/evaluation/checkpoint cadence, clean stops
+    hyperprior.py   the hyperprior's model (CompressAI's entropy models), loss and step
+    vq.py           the VQ-VAE's initialisation, loss and step
+    data.py         training crops
+    distributed.py  torchrun data parallelism
+"""
