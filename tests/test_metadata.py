@@ -41,7 +41,7 @@ def test_metadata_survives_files_on_the_command_line(tmp_path):
         im, icc = _tagged(mode)
         src = tmp_path / f"in{suffix}"
         im.save(src, icc_profile=icc, exif=im.info["exif"])
-        aec, out = tmp_path / "x.aec", tmp_path / f"out{suffix}.png"
+        aec, out = tmp_path / f"x{suffix}.aec", tmp_path / f"out{suffix}.png"
         assert run(["encode", str(src), str(aec)]) == 0
         assert run(["decode", str(aec), str(out)]) == 0
         with Image.open(out) as back:

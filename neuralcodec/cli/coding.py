@@ -12,12 +12,13 @@ import click
 from .. import metrics
 from ..errors import AecError
 from ..format import container
-from ..io.files import read_bytes
+from ..io.files import STDIO, check_new, read_bytes
 from .common import (
     AEC_SUFFIX,
     device_option,
     explain,
     fail,
+    force_option,
     make_codec,
     max_pixels_option,
     plan,
@@ -42,17 +43,23 @@ from .common import (
 @device_option
 @max_pixels_option
 @workers_option
+@click.option("--frame", type=click.IntRange(min=0), default=None,
+              help="Frame to code from an animation or multi-page file (refused otherwise).")
+@force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, workers,
-           quiet) -> None:
-    """Compress images into .aec files.
+           frame, force, quiet) -> None:
+    """Compress images into .aec files. An existing output is never replaced without -f;
+    - reads standard input or writes standard output.
 
     \b
       aec encode photo.png photo.aec -q 60
       aec encode *.png -o compressed/ --bpp 0.5
+      cat photo.png | aec encode - > photo.aec
     """
     from ..codec.codec import DEFAULT_TILE_SIZE
     from ..format.quality import DEFAULT_QUALITY
+    from ..io.images import open_image
 
     if quality is not None and bpp is not None:
         raise click.UsageError("give either --quality or --bpp, not both")
@@ -61,14 +68,16 @@ def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, w
     pairs = plan(inputs, output, AEC_SUFFIX, lambda p: Path(p).suffix.lower() == AEC_SUFFIX)
 
     def job(src: Path, dst: Path) -> str:
+        check_new(dst, force)  # before the work, not only when writing
         t0 = time.perf_counter()
+        image = open_image(src, codec.max_pixels, frame)
         if bpp is not None:
-            data, q = codec.encode_to_bpp(src, bpp)
+            data, q = codec.encode_to_bpp(image, bpp)
         else:
             q = DEFAULT_QUALITY if quality is None else quality
-            data = codec.encode(src, q, progress=tile_progress(src, len(pairs) > 1))
+            data = codec.encode(image, q, progress=tile_progress(src, len(pairs) > 1))
         seconds = time.perf_counter() - t0
-        write_bytes(dst, data)
+        write_bytes(dst, data, force)
         header, _, _ = container.parse_header(data)
         rate = metrics.bpp(len(data), header.width, header.height)
         return (f"{src} -> {dst}: {len(data)} bytes, {rate:.4f} bpp, "
@@ -91,14 +100,18 @@ def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, w
               help="Largest region decoded at once: a tile, or a whole untiled version-1/2 "
                    "file [default: 4194304].")
 @workers_option
+@force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, workers,
-           quiet) -> None:
-    """Restore images from .aec files. The output format follows the suffix (PNG by default).
+           force, quiet) -> None:
+    """Restore images from .aec files. The output format follows the suffix (PNG by
+    default, or --format for standard output). An existing output is never replaced
+    without -f; - reads standard input or writes standard output.
 
     \b
       aec decode photo.aec photo.png
       aec decode compressed/*.aec -o restored/
+      aec decode - < photo.aec > photo.png
     """
     from ..io.images import output_format, save_image
 
@@ -111,7 +124,8 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
     pairs = plan(inputs, output, suffix, lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
 
     def job(src: Path, dst: Path) -> str:
-        output_format(dst)
+        fmt_out = output_format(f"x{suffix}") if str(dst) == STDIO else output_format(dst)
+        check_new(dst, force)
         t0 = time.perf_counter()
         progress = tile_progress(src, len(pairs) > 1)
         if partial:
@@ -121,7 +135,7 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
         else:
             image = codec.decode(read_bytes(src), progress)
         seconds = time.perf_counter() - t0
-        save_image(image, dst)
+        save_image(image, dst, force, fmt_out)
         return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
 
     run_batch(pairs, "decoding", job, quiet)
@@ -194,7 +208,8 @@ def models(as_json) -> None:
 @device_option
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Also write the .aec and decoded PNG into this folder.")
-def demo(quality, device, keep) -> None:
+@force_option
+def demo(quality, device, keep, force) -> None:
     """Encode and decode the bundled sample image and report size, PSNR and time."""
     import numpy as np
     from PIL import Image
@@ -224,6 +239,8 @@ def demo(quality, device, keep) -> None:
     if keep:
         folder = Path(keep)
         folder.mkdir(parents=True, exist_ok=True)
-        write_bytes(folder / "kodim23.aec", data)
-        save_image(restored, folder / "kodim23.png")
+        for name in ("kodim23.aec", "kodim23.png"):  # both or neither
+            check_new(folder / name, force)
+        write_bytes(folder / "kodim23.aec", data, force)
+        save_image(restored, folder / "kodim23.png", force)
         click.echo(f"wrote:     {folder / 'kodim23.aec'}, {folder / 'kodim23.png'}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import AecError
-from ..io.files import atomic_write
+from ..io.files import STDIO, atomic_write, write_stdout
 
 AEC_SUFFIX = ".aec"
 
@@ -21,6 +21,8 @@ _OPTION_HINTS = {
     "workers": "see --workers",
     "bpp": "see --bpp",
     "device": "see --device",
+    "overwrite": "use -f to replace it",
+    "frame": "with --frame N",
 }
 
 
@@ -44,52 +46,84 @@ def progress(items: list, label: str) -> Iterator:
 
 
 def plan(inputs: tuple[str, ...], out: str | None, out_suffix: str,
-          second_is_output: Callable[[str], bool]) -> list[tuple[Path, Path]]:
-    """Pair inputs with outputs: ``IN OUT``, ``IN -o OUT`` or ``IN... -o DIR``."""
+         second_is_output: Callable[[str], bool]) -> list[tuple[Path, Path]]:
+    """Pair inputs with outputs: ``IN OUT``, ``IN -o OUT`` or ``IN... -o DIR``; ``-`` is
+    standard input or output (an input ``-`` goes to standard output unless named).
+    Refuses, before any work, an input that is also an output and outputs that collide."""
     if not inputs:
         raise click.UsageError("no input file given")
-    if out is None and len(inputs) == 2 and second_is_output(inputs[1]):
+    if out is None and len(inputs) == 2 and (inputs[1] == STDIO or second_is_output(inputs[1])):
         inputs, out = inputs[:1], inputs[1]
+    if inputs.count(STDIO) > 1:
+        raise click.UsageError("standard input (-) can be read only once")
     paths = [Path(p) for p in inputs]
     if len(paths) == 1:
         src = paths[0]
-        dst = Path(out) if out else src.with_suffix(out_suffix)
-        if out and Path(out).is_dir():
-            dst = Path(out) / (src.stem + out_suffix)
+        if out:
+            dst = Path(out)
+            if out != STDIO and dst.is_dir():
+                dst = dst / (("stdin" if str(src) == STDIO else src.stem) + out_suffix)
+        else:
+            dst = Path(STDIO) if str(src) == STDIO else src.with_suffix(out_suffix)
         pairs = [(src, dst)]
     else:
+        if out == STDIO:
+            raise click.UsageError("several inputs cannot all go to standard output")
+        if STDIO in inputs:
+            raise click.UsageError("standard input (-) must be the only input")
         folder = Path(out) if out else None
         if folder is not None:
             if folder.exists() and not folder.is_dir():
                 raise AecError(f"-o {folder}: with several inputs, -o must be a folder")
             folder.mkdir(parents=True, exist_ok=True)
         pairs = [(p, (folder or p.parent) / (p.stem + out_suffix)) for p in paths]
-    for src, dst in pairs:
-        if src.resolve() == dst.resolve():
-            raise AecError(f"{src}: output would overwrite the input")
+    _check_pairs(pairs)
     return pairs
 
 
+def _check_pairs(pairs: list[tuple[Path, Path]]) -> None:
+    sources = {src.resolve(): src for src, _ in pairs if str(src) != STDIO}
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        if str(dst) == STDIO:
+            continue
+        key = dst.resolve()
+        if key in sources:
+            raise AecError(f"{sources[key]}: would be overwritten by the output of {src}")
+        if key in seen:
+            raise AecError(f"{seen[key]} and {src} would both be written to {dst}; "
+                           "nothing was written")
+        seen[key] = src
+
+
 def run_batch(pairs: list[tuple[Path, Path]], label: str, job: Callable[[Path, Path], str],
-               quiet: bool) -> None:
+              quiet: bool) -> None:
     failures = 0
     for src, dst in progress(pairs, label):
         try:
             line = job(src, dst)
             if not quiet and len(pairs) == 1:
-                click.echo(line)
+                # Data on standard output: the report goes to standard error.
+                click.echo(line, err=str(dst) == STDIO)
         except AecError as exc:
             failures += 1
-            message = explain(exc)
-            fail(message if message.startswith(str(src)) else f"{src}: {message}")
+            message, where = explain(exc), "stdin" if str(src) == STDIO else str(src)
+            fail(message if message.startswith(where) else f"{where}: {message}")
     if failures:
         if len(pairs) > 1:
             fail(f"{failures} of {len(pairs)} files failed")
         sys.exit(1)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
+def write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
+    if str(path) == STDIO:
+        write_stdout(data)
+    else:
+        atomic_write(path, lambda f: f.write(data), overwrite)
+
+
+force_option = click.option("-f", "--force", is_flag=True,
+                            help="Replace existing output files (refused otherwise).")
 
 
 def device_option_with(help_text: str):

@@ -1,10 +1,12 @@
-"""Reading and writing files: one-line errors, and atomic writes (never a half-written
-file)."""
+"""Reading and writing files: one-line errors, standard input and output, and atomic
+writes that never leave a half-written file nor replace one unasked."""
 
 from __future__ import annotations
 
 import io
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +28,13 @@ def reading(path: str | Path) -> Iterator[None]:
         raise AecError(f"{path}: permission denied") from None
 
 
+STDIO = "-"  # a path of "-" is standard input or output
+
+
 def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes; ``-`` reads standard input."""
+    if str(path) == STDIO:
+        return sys.stdin.buffer.read()
     with reading(path):
         try:
             return Path(path).read_bytes()
@@ -36,26 +44,93 @@ def read_bytes(path: str | Path) -> bytes:
             raise AecError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write through a temporary file in the same folder, renamed into place on success."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+def write_stdout(data: bytes) -> None:
+    """Binary output to standard output, refused on a terminal (as zstd does)."""
+    if sys.stdout.isatty():
+        raise AecError("will not write binary data to a terminal: redirect standard output "
+                       "or name an output file")
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+def check_new(path: str | Path, overwrite: bool) -> None:
+    """Refuse an existing output file unless ``overwrite`` (devices and FIFOs are written
+    through, never replaced, so they are always allowed)."""
+    if overwrite or str(path) == STDIO:
+        return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise AecError(f"{path}: cannot check the output ({exc.strerror})") from None
+    if stat.S_ISREG(st.st_mode):
+        raise AecError(f"{path}: already exists, not replaced", field="overwrite")
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
+                 overwrite: bool = True) -> None:
+    """Write ``path`` so that it is never left half-written: through a temporary file in
+    the same folder, put in place only once complete. A symlink is written through (it
+    stays a link to the new file); a device or FIFO is written directly. Without
+    ``overwrite`` an existing file is refused, even one that appears meanwhile."""
+    path = Path(path)
+    check_new(path, overwrite)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise AecError(f"{path}: is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with reading(path), open(path, "wb") as f:
+            write(f)
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     except FileNotFoundError:
         raise AecError(f"{path}: folder {folder} does not exist") from None
     except PermissionError:
         raise AecError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise AecError(f"{path}: cannot write ({exc.strerror})") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _link_new(tmp, target, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise AecError(f"{path}: cannot write ({exc.strerror})") from None
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _remove(tmp)
         raise
+
+
+def _link_new(tmp: str, target: Path, path: Path) -> None:
+    """Put ``tmp`` at ``target`` only if nothing is there (a hard link fails if it is)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise AecError(f"{path}: already exists, not replaced", field="overwrite") from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if os.path.lexists(target):
+            raise AecError(f"{path}: already exists, not replaced",
+                           field="overwrite") from None
+        os.replace(tmp, target)
+        return
+    _remove(tmp)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import AecError
-from .files import atomic_write, reading
+from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
 NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
@@ -29,26 +31,50 @@ def check_pixel_limit(width: int, height: int, max_pixels: int | None, what: str
             f"{max_pixels}", field="max_pixels")
 
 
-def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Open and fully decode an image file, turning every failure into an AecError.
+def open_image(path: str | Path | IO[bytes], max_pixels: int | None = None,
+               frame: int | None = None, name: str | None = None) -> Image.Image:
+    """Open and fully decode an image (a path, ``-`` for standard input, or a binary file
+    object), turning every failure into an AecError naming it (``name``, default: the
+    path).
 
     The size is checked against ``max_pixels`` from the file's header, before Pillow
-    decodes any pixels; Pillow's own decompression-bomb limit is replaced by ours.
+    decodes any pixels; Pillow's own decompression-bomb limit is replaced by ours. A file
+    of several frames (animation, multi-page TIFF) is refused unless ``frame`` picks one.
     """
-    with reading(path):
+    if str(path) == STDIO:
+        path, name = io.BytesIO(read_bytes(STDIO)), name or "stdin"
+    name = name or str(path)
+    with reading(name):
         try:
             with _pillow_pixel_limit(max_pixels), Image.open(path) as im:
-                check_pixel_limit(*im.size, max_pixels, f"{path}: image")
+                check_pixel_limit(*im.size, max_pixels, f"{name}: image")
+                _select_frame(im, frame, name)
+                deep = any(";16" in str(tile.args) for tile in im.tile)
                 # The loaded pixels stay valid once the file is closed; no copy, which
                 # would double the peak memory of a huge image.
                 im.load()
+                if deep and im.mode in ("RGB", "RGBA", "LA"):
+                    warn(f"{name}: 16-bit {im.mode} image reduced to 8 bits per sample")
                 return im
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
         except UnidentifiedImageError:
-            raise AecError(f"{path}: not an image file Pillow can read") from None
+            raise AecError(f"{name}: not an image file Pillow can read") from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise AecError(f"{path}: cannot read image ({exc})") from None
+            raise AecError(f"{name}: cannot read image ({exc})") from None
+
+
+def _select_frame(im: Image.Image, frame: int | None, name: str) -> None:
+    frames = getattr(im, "n_frames", 1)
+    if frame is None:
+        if frames > 1:
+            raise AecError(f"{name}: has {frames} frames and aec codes one; choose it "
+                           f"(0..{frames - 1})", field="frame")
+        return
+    if not 0 <= frame < frames:
+        raise AecError(f"{name}: has no frame {frame} (frames 0..{frames - 1})",
+                       field="frame")
+    im.seek(frame)
 
 
 @contextmanager
@@ -95,10 +121,12 @@ def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Ima
         target = "L"
     elif im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         target = "L"
-        notice(f"{im.mode} image reduced to 8-bit grayscale")
+        notice(f"{im.mode} image reduced to 8-bit grayscale (less precision)")
         arr = np.asarray(im, dtype=np.float64)
         if im.mode != "F":
-            arr = arr / 257.0 if arr.max() > 255 else arr
+            # 16-bit samples (what files hold in these modes): full scale maps to full
+            # scale, whatever this image's own range, so dark images stay dark.
+            arr = arr / 257.0
         else:
             arr = arr * 255.0 if arr.max() <= 1.0 else arr
         return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
@@ -143,10 +171,12 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
-def save_image(im: Image.Image, path: str | Path) -> None:
-    """Save atomically in the format the suffix names (PNG if none), keeping the ICC
-    profile and EXIF block where the format can hold them."""
-    fmt = output_format(path)
+def save_image(im: Image.Image, path: str | Path, overwrite: bool = True,
+               fmt: str | None = None) -> None:
+    """Save atomically in ``fmt`` or the format the suffix names (PNG if none), keeping
+    the ICC profile and EXIF block where the format can hold them; ``-`` writes standard
+    output. Without ``overwrite`` an existing file is refused."""
+    fmt = fmt or output_format(path)
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         warn(f"{path}: JPEG has no alpha channel; alpha dropped")
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
@@ -158,4 +188,9 @@ def save_image(im: Image.Image, path: str | Path) -> None:
         except (OSError, ValueError, KeyError) as exc:
             raise AecError(f"{path}: cannot write {fmt} ({exc})") from None
 
-    atomic_write(path, write)
+    if str(path) == STDIO:
+        buffer = io.BytesIO()
+        write(buffer)
+        write_stdout(buffer.getvalue())
+    else:
+        atomic_write(path, write, overwrite)

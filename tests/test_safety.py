@@ -1,0 +1,147 @@
+"""The CLI never loses a user's data: no silent replacement, pipes, links and FIFOs
+written through, no silently dropped content (16-bit depth, extra frames)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neuralcodec.cli import run
+from neuralcodec.format.container import MAGIC
+
+from .helpers import photo_like
+
+
+@pytest.fixture()
+def png(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo_like(48, 32, seed=6), "RGB").save(path)
+    return path
+
+
+def test_an_existing_output_is_refused_without_force(tmp_path, png, capsys):
+    out = tmp_path / "out.aec"
+    out.write_bytes(b"keep me")
+    assert run(["encode", str(png), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(out) in err and "-f" in err and err.count("\n") == 1
+    assert out.read_bytes() == b"keep me"
+    assert run(["encode", str(png), str(out), "-f", "--quiet"]) == 0
+    assert out.read_bytes().startswith(MAGIC)
+
+
+def test_decoding_next_to_the_original_does_not_replace_it(tmp_path, png):
+    original = png.read_bytes()
+    assert run(["encode", str(png), "--quiet"]) == 0  # photo.aec beside photo.png
+    assert run(["decode", str(png.with_suffix(".aec"))]) == 1  # would write photo.png
+    assert png.read_bytes() == original
+
+
+@pytest.mark.parametrize("names", [("s1/pic.png", "s2/pic.png"), ("a.png", "a.jpg")])
+def test_colliding_batch_outputs_are_refused_before_any_work(tmp_path, capsys, names):
+    inputs = []
+    for name in names:
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(photo_like(24, 16), "RGB").save(path)
+        inputs.append(str(path))
+    out = tmp_path / "out"
+    assert run(["encode", *inputs, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert all(name in err for name in inputs)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_symlinked_output_stays_a_link(tmp_path, png):
+    target, link = tmp_path / "target.aec", tmp_path / "link.aec"
+    target.write_bytes(b"old")
+    link.symlink_to(target)
+    assert run(["encode", str(png), str(link), "--quiet"]) == 1  # exists: refused
+    assert run(["encode", str(png), str(link), "-f", "--quiet"]) == 0
+    assert link.is_symlink() and target.read_bytes().startswith(MAGIC)
+
+
+def test_a_fifo_output_is_written_through(tmp_path, png):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    try:
+        assert run(["encode", str(png), "-o", str(fifo), "--quiet"]) == 0
+    finally:
+        reader.join(timeout=60)
+    assert fifo.is_fifo() and received and received[0].startswith(MAGIC)
+
+
+def _aec(*args: str, data: bytes) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "neuralcodec", *args], input=data,
+                          capture_output=True, env=env, timeout=300)
+
+
+def test_standard_input_to_standard_output(png):
+    encoded = _aec("encode", "-", "-q", "50", data=png.read_bytes())
+    assert encoded.returncode == 0, encoded.stderr
+    assert encoded.stdout.startswith(MAGIC) and b"bytes" in encoded.stderr
+    decoded = _aec("decode", "-", "-o", "-", data=encoded.stdout)
+    assert decoded.returncode == 0, decoded.stderr
+    assert decoded.stdout.startswith(b"\x89PNG")
+
+
+def test_binary_output_to_a_terminal_is_refused(png, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert run(["encode", str(png), "-o", "-"]) == 1
+    assert "terminal" in capsys.readouterr().err
+
+
+def test_a_dark_16_bit_image_keeps_its_brightness(tmp_path):
+    dark = np.tile(np.arange(0, 256, dtype=np.uint16), (32, 1))[:, :240]  # 0..239 of 65535
+    src, aec, back = tmp_path / "dark.png", tmp_path / "dark.aec", tmp_path / "back.png"
+    Image.fromarray(dark).save(src)
+    assert run(["encode", str(src), str(aec), "-q", "90", "--quiet"]) == 0
+    assert run(["decode", str(aec), str(back), "--quiet"]) == 0
+    assert np.asarray(Image.open(back)).max() <= 4  # 239 / 257 < 1: black, not grey
+
+
+def _png16_rgb(path: Path, value: int) -> None:
+    w, h = 16, 8
+    rows = b"".join(b"\x00" + np.full((w, 3), value, ">u2").tobytes() for _ in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(
+            ">I", zlib.crc32(tag + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2,
+                                                                       0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_16_bit_colour_is_reduced_with_a_note(tmp_path, capsys):
+    src = tmp_path / "deep.png"
+    _png16_rgb(src, 40000)
+    assert run(["encode", str(src), str(tmp_path / "deep.aec"), "--quiet"]) == 0
+    assert "16-bit" in capsys.readouterr().err
+
+
+def test_several_frames_are_refused_or_one_is_chosen(tmp_path, capsys):
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    frames = [Image.new("RGB", (32, 32), c) for c in colours]
+    src = tmp_path / "anim.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100)
+    aec, back = tmp_path / "anim.aec", tmp_path / "back.png"
+    assert run(["encode", str(src), str(aec)]) == 1
+    assert "3 frames" in capsys.readouterr().err and not aec.exists()
+    assert run(["encode", str(src), str(aec), "--frame", "2", "--quiet"]) == 0
+    assert run(["decode", str(aec), str(back), "--quiet"]) == 0
+    mean = np.asarray(Image.open(back).convert("RGB"), dtype=float).mean(axis=(0, 1))
+    assert mean[2] > 150 and mean[0] < 80
