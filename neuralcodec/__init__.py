@@ -28,7 +28,7 @@ from typing import Any
 # imports no torch; neither does the API below until it codes something.
 from . import families, pillow_plugin  # noqa: F401
 from .api import decode, default_codec, encode
-from .errors import AecError, CorruptFileError
+from .errors import AecError, AecWarning, CorruptFileError
 from .format.quality import DEFAULT_QUALITY
 
 __version__ = "0.1.0"
@@ -53,6 +53,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AecError",
+    "AecWarning",
     "Codec",
     "CorruptFileError",
     "DEFAULT_MODEL",

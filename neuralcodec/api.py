@@ -3,7 +3,6 @@ use, so importing this stays light)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .format.quality import DEFAULT_QUALITY
@@ -12,6 +11,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .codec import Codec
+    from .codec.prepare import ImageSource
+    from .io.files import DataSource
 
 _default_codecs: dict[str | None, Codec] = {}
 
@@ -26,13 +27,15 @@ def default_codec(model: str | None = None) -> Codec:
     return codec
 
 
-def encode(
-    image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY, model: str | None = None
-) -> bytes:
-    """Compress an image to .aec bytes at ``quality`` (0..100, higher is better)."""
+def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, model: str | None = None
+           ) -> bytes:
+    """Compress an image (a PIL image, a path, a binary file object or a uint8 array of
+    shape (H, W), (H, W, 3) or (H, W, 4)) to .aec bytes at ``quality`` (0..100, higher
+    is better)."""
     return default_codec(model).encode(image, quality)
 
 
-def decode(data: bytes) -> Image.Image:
-    """Restore the image stored in .aec bytes."""
+def decode(data: DataSource) -> Image.Image:
+    """Restore the image stored in a .aec file: its bytes, its path or a binary file
+    object."""
     return default_codec().decode(data)

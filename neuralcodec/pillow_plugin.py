@@ -1,7 +1,8 @@
 """Pillow plugin: ``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)``.
 
-Opening reads only the header (size and mode are known at once); pixels are decoded on
-first access, like any other Pillow format.
+Opening reads only the header's bytes (size and mode are known at once); the rest is
+read and decoded on first access to the pixels, like any other Pillow format. ``save``
+takes ``quality``, ``model``, and ``icc_profile`` / ``exif`` to store.
 """
 
 from __future__ import annotations
@@ -27,22 +28,23 @@ class AecImageFile(ImageFile.ImageFile):
 
     def _open(self) -> None:
         assert self.fp is not None
-        data = self.fp.read()
+        self._aec_start: int | None = self.fp.tell()
         try:
-            header, _, _ = container.parse_header(data)
+            header = container.read_header(self.fp)  # the header's bytes only
         except AecError as exc:
             raise SyntaxError(str(exc)) from None
         self._size = (header.width, header.height)
         self._mode = header.mode
         self.info["quality"] = header.quality_value
         self.info["aec_model"] = header.model
-        self._aec_data: bytes | None = data
         self.tile = []
 
     def load(self):
-        if self._aec_data is not None:
-            decoded = decode(self._aec_data)
-            self._aec_data = None
+        if self._aec_start is not None:
+            assert self.fp is not None
+            self.fp.seek(self._aec_start)
+            decoded = decode(self.fp.read())
+            self._aec_start = None
             self.im = decoded.im
             for key in ("icc_profile", "exif"):  # the file's metadata chunks
                 if key in decoded.info:
@@ -54,6 +56,13 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     quality = im.encoderinfo.get("quality", None)
     model = im.encoderinfo.get("model", None)
     kwargs = {} if quality is None else {"quality": float(quality)}
+    metadata = {key: im.encoderinfo[key] for key in ("icc_profile", "exif")
+                if im.encoderinfo.get(key)}
+    if hasattr(metadata.get("exif"), "tobytes"):  # an Image.Exif
+        metadata["exif"] = metadata["exif"].tobytes()
+    if metadata:  # given to save(): they win over the image's own
+        im = im.copy()
+        im.info.update(metadata)
     fp.write(encode(im, model=model, **kwargs))
 
 

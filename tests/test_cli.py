@@ -76,7 +76,7 @@ def test_bpp_option(tmp_path, png):
 
 def test_quality_and_bpp_together_is_a_usage_error(tmp_path, png, capsys):
     assert run(["encode", str(png), "-q", "50", "--bpp", "1"]) == 2
-    assert "either --quality or --bpp" in capsys.readouterr().err
+    assert "not --quality and --bpp" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

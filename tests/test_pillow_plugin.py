@@ -37,4 +37,4 @@ def test_header_only_open_is_lazy(tmp_path):
     Image.fromarray(photo_like(16, 16), "RGB").save(tmp_path / "l.aec", quality=10)
     with Image.open(tmp_path / "l.aec") as im:
         assert im.size == (16, 16)
-        assert im._aec_data is not None  # nothing decoded yet
+        assert im._aec_start is not None  # nothing read or decoded yet

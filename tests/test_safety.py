@@ -129,7 +129,7 @@ def _png16_rgb(path: Path, value: int) -> None:
 def test_16_bit_colour_is_reduced_with_a_note(tmp_path, capsys):
     src = tmp_path / "deep.png"
     _png16_rgb(src, 40000)
-    assert run(["encode", str(src), str(tmp_path / "deep.aec"), "--quiet"]) == 0
+    assert run(["encode", str(src), str(tmp_path / "deep.aec")]) == 0
     assert "16-bit" in capsys.readouterr().err
 
 
@@ -145,3 +145,34 @@ def test_several_frames_are_refused_or_one_is_chosen(tmp_path, capsys):
     assert run(["decode", str(aec), str(back), "--quiet"]) == 0
     mean = np.asarray(Image.open(back).convert("RGB"), dtype=float).mean(axis=(0, 1))
     assert mean[2] > 150 and mean[0] < 80
+
+
+def test_size_and_psnr_targets_are_met(tmp_path, png, capsys):
+    small, good = tmp_path / "small.aec", tmp_path / "good.aec"
+    assert run(["encode", str(png), str(small), "--size", "300", "--quiet"]) == 0
+    assert small.stat().st_size <= 300
+    assert run(["encode", str(png), str(good), "--psnr", "30", "-v"]) == 0
+    report = capsys.readouterr().out
+    assert float(report.split("PSNR ")[1].split(" dB")[0]) >= 30
+    back = tmp_path / "back.png"
+    assert run(["decode", str(good), str(back), "--quiet"]) == 0
+    from neuralcodec.metrics import psnr
+    original = np.asarray(Image.open(png).convert("RGB"))
+    assert psnr(original, np.asarray(Image.open(back).convert("RGB"))) >= 30
+
+
+@pytest.mark.parametrize("target, nearest", [(["--bpp", "0.0001"], "smallest file"),
+                                             (["--size", "20"], "smallest file"),
+                                             (["--psnr", "99"], "quality 100 gives")])
+def test_an_unreachable_target_fails_and_names_the_nearest(tmp_path, png, capsys, target,
+                                                           nearest):
+    out = tmp_path / "x.aec"
+    assert run(["encode", str(png), str(out), *target]) == 1
+    assert nearest in capsys.readouterr().err and not out.exists()
+
+
+def test_quiet_silences_notes(tmp_path, capsys):
+    src = tmp_path / "deep.png"
+    _png16_rgb(src, 40000)
+    assert run(["encode", str(src), str(tmp_path / "deep.aec"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -22,6 +22,7 @@ from .common import (
     make_codec,
     max_pixels_option,
     plan,
+    quiet_notes,
     run_batch,
     tile_progress,
     workers_option,
@@ -36,6 +37,12 @@ from .common import (
               help="Quality 0..100, higher is better [default: 75].")
 @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target bits per pixel: the highest quality whose file fits.")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Target file size in bytes: the highest quality whose file fits.")
+@click.option("--psnr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target RGB PSNR in dB: the smallest file that reaches it.")
+@click.option("-v", "--print-psnr", is_flag=True,
+              help="Also report the file's RGB PSNR against the input.")
 @click.option("--model", default=None, help="Model name (see 'aec models').")
 @click.option("--tile-size", type=click.IntRange(64, 2032), default=None,
               help="Side of the independently coded square tiles, each also coding 8 px "
@@ -47,22 +54,28 @@ from .common import (
               help="Frame to code from an animation or multi-page file (refused otherwise).")
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, workers,
-           frame, force, quiet) -> None:
+def encode(inputs, output, quality, bpp, size, psnr, print_psnr, model, tile_size, device,
+           max_pixels, workers, frame, force, quiet) -> None:
     """Compress images into .aec files. An existing output is never replaced without -f;
     - reads standard input or writes standard output.
 
     \b
       aec encode photo.png photo.aec -q 60
       aec encode *.png -o compressed/ --bpp 0.5
+      aec encode photo.png --psnr 35 -v
       cat photo.png | aec encode - > photo.aec
     """
+    import numpy as np
+
     from ..codec.codec import DEFAULT_TILE_SIZE
     from ..format.quality import DEFAULT_QUALITY
     from ..io.images import open_image
 
-    if quality is not None and bpp is not None:
-        raise click.UsageError("give either --quality or --bpp, not both")
+    quiet_notes(quiet)
+    targets = {"--quality": quality, "--bpp": bpp, "--size": size, "--psnr": psnr}
+    given = [name for name, value in targets.items() if value is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"give one of {', '.join(targets)}, not {' and '.join(given)}")
     codec = make_codec(model, device, max_pixels, tile_size=tile_size or DEFAULT_TILE_SIZE,
                    workers=workers)
     pairs = plan(inputs, output, AEC_SUFFIX, lambda p: Path(p).suffix.lower() == AEC_SUFFIX)
@@ -71,8 +84,8 @@ def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, w
         check_new(dst, force)  # before the work, not only when writing
         t0 = time.perf_counter()
         image = open_image(src, codec.max_pixels, frame)
-        if bpp is not None:
-            data, q = codec.encode_to_bpp(image, bpp)
+        if len(given) == 1 and quality is None:
+            data, q = codec.encode_to_target(image, bpp=bpp, size=size, psnr=psnr)
         else:
             q = DEFAULT_QUALITY if quality is None else quality
             data = codec.encode(image, q, progress=tile_progress(src, len(pairs) > 1))
@@ -80,8 +93,13 @@ def encode(inputs, output, quality, bpp, model, tile_size, device, max_pixels, w
         write_bytes(dst, data, force)
         header, _, _ = container.parse_header(data)
         rate = metrics.bpp(len(data), header.width, header.height)
-        return (f"{src} -> {dst}: {len(data)} bytes, {rate:.4f} bpp, "
-                f"quality {q:g}, {seconds:.2f} s")
+        line = (f"{'stdin' if str(src) == STDIO else src} -> {dst}: {len(data)} bytes, "
+                f"{rate:.4f} bpp, quality {q:g}, {seconds:.2f} s")
+        if print_psnr:
+            decoded = codec.decode(data).convert("RGB")
+            score = metrics.psnr(np.asarray(image.convert("RGB")), np.asarray(decoded))
+            line += f", PSNR {score:.2f} dB"
+        return line
 
     run_batch(pairs, "encoding", job, quiet)
 
@@ -115,6 +133,7 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
     """
     from ..io.images import output_format, save_image
 
+    quiet_notes(quiet)
     suffix = "." + fmt.lower().lstrip(".")
     output_format(f"x{suffix}")  # reject an unknown --format before any work
     from ..codec.codec import DEFAULT_MAX_TILE_PIXELS

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
-from ..errors import AecError
+from ..errors import AecError, AecWarning
 from ..io.files import STDIO, atomic_write, write_stdout
 
 AEC_SUFFIX = ".aec"
@@ -20,6 +21,8 @@ _OPTION_HINTS = {
     "max_tile_pixels": "raise it with --max-tile-pixels",
     "workers": "see --workers",
     "bpp": "see --bpp",
+    "size": "see --size",
+    "psnr": "see --psnr",
     "device": "see --device",
     "overwrite": "use -f to replace it",
     "frame": "with --frame N",
@@ -28,6 +31,12 @@ _OPTION_HINTS = {
 
 def fail(message: str) -> None:
     click.echo(f"aec: error: {message}", err=True)
+
+
+def quiet_notes(quiet: bool) -> None:
+    """--quiet: no notes either (for the rest of this command)."""
+    if quiet:
+        warnings.simplefilter("ignore", AecWarning)
 
 
 def explain(exc: AecError) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 
 import click
 
-from ..errors import AecError
+from ..errors import AecError, AecWarning
 from . import bench, coding, train
 from .common import explain, fail
 
@@ -29,7 +30,25 @@ for command in (coding.encode, coding.decode, coding.info, coding.models, coding
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Entry point: turns AecError into one line on stderr and a non-zero exit code."""
+    """Entry point: turns AecError into one line on stderr and a non-zero exit code, and
+    the library's notes (AecWarning) into ``aec: note: ...`` lines."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AecWarning)  # every file's notes, not the first
+        warnings.showwarning = _show_note
+        return _run(argv)
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, AecWarning):
+        click.echo(f"aec: note: {message}", err=True)
+    else:
+        _show_other(message, category, filename, lineno, file, line)
+
+
+_show_other = warnings.showwarning
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         main.main(args=argv, prog_name="aec", standalone_mode=False)
     except click.exceptions.Abort:

@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -19,11 +18,12 @@ from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
 from ..format.container import Header
 from ..format.quality import DEFAULT_QUALITY, to_stored
 from ..format.tiles import TileGrid
+from ..io.files import DataSource, as_bytes
 from ..io.images import attach_metadata, check_pixel_limit, split_alpha
 from ..io.tensors import padded_size
 from ..stages import stage
-from .prepare import Analysis, prepare_image
-from .rate_search import highest_quality_within
+from .prepare import Analysis, ImageSource, prepare_image
+from .rate_search import encode_to_target
 from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_input
 from .workers import TileWorkers, WorkerPools
 
@@ -144,7 +144,7 @@ class Codec:
 
     # -- encoding ----------------------------------------------------------------------
 
-    def prepare(self, image: Image.Image | str | Path) -> Analysis:
+    def prepare(self, image: ImageSource) -> Analysis:
         """An image (or path) checked against the pixel limit, in a native mode."""
         return prepare_image(image, self.max_pixels)
 
@@ -206,25 +206,25 @@ class Codec:
                     progress(i + 1, len(grid))
         return pack_file(coder, prepared, q, grid, tiles, self.format_version)
 
-    def encode(self, image: Image.Image | str | Path, quality: float = DEFAULT_QUALITY,
+    def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY,
                progress: Progress | None = None) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes."""
         return self.encode_prepared(self.prepare(image), quality, cache=False,
                                     progress=progress)
 
-    def encode_to_bpp(
-        self, image: Image.Image | str | Path, bpp: float, iterations: int = 12
-    ) -> tuple[bytes, float]:
-        """Highest quality whose whole file is at most ``bpp`` bits per pixel (bisection
-        on the continuous quality knob). Returns (data, quality); if even quality 0 is
-        larger than the target, returns quality 0's file."""
-        if not bpp > 0 or not math.isfinite(bpp):
-            raise AecError(f"bpp must be a positive number, got {bpp}", field="bpp")
-        prepared = self.prepare(image)
-        pixels = prepared.image.width * prepared.image.height
-        return highest_quality_within(
-            lambda quality: self.encode_prepared(prepared, quality),
-            lambda data: 8 * len(data) / pixels <= bpp, iterations)
+    def encode_to_target(self, image: ImageSource, bpp: float | None = None,
+                         size: int | None = None, psnr: float | None = None
+                         ) -> tuple[bytes, float]:
+        """(file, quality) for exactly one target: at most ``bpp`` bits per pixel or
+        ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB
+        PSNR (the smallest file that reaches it). A target no quality meets raises
+        AecError naming the nearest reachable value."""
+        return encode_to_target(self, self.prepare(image), bpp, size, psnr)
+
+    def encode_to_bpp(self, image: ImageSource, bpp: float
+                      ) -> tuple[bytes, float]:
+        """``encode_to_target(image, bpp=bpp)``."""
+        return self.encode_to_target(image, bpp=bpp)
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -244,7 +244,7 @@ class Codec:
         """Parse and entropy-decode one tile (default: the first, the whole image of an
         untiled file) without the synthesis transform: (header, latents of the model's
         family)."""
-        parsed = container.unpack(bytes(data))
+        parsed = container.unpack(as_bytes(data))
         coder = self._coder_for(parsed.header)
         header = parsed.header
         size = padded_size(*_size(header.grid.coded_box(tile)), coder.pad_multiple)
@@ -265,18 +265,18 @@ class Codec:
             )
         return coder
 
-    def decode(self, data: bytes, progress: Progress | None = None) -> Image.Image:
-        """Restore the image stored in .aec bytes; any damage raises CorruptFileError
-        naming the damaged chunk."""
-        return self._decode(bytes(data), salvage=False, progress=progress)[0]
+    def decode(self, data: DataSource, progress: Progress | None = None) -> Image.Image:
+        """Restore the image stored in a .aec file (bytes, a path or a binary file
+        object); any damage raises CorruptFileError naming the damaged chunk."""
+        return self._decode(as_bytes(data), salvage=False, progress=progress)[0]
 
-    def decode_partial(self, data: bytes, progress: Progress | None = None
+    def decode_partial(self, data: DataSource, progress: Progress | None = None
                        ) -> tuple[Image.Image, DecodeReport]:
         """Restore what survives of a damaged file: tiles whose chunks are intact are
         decoded, lost tiles are filled with grey (which their neighbours' overlap fades
         into) and listed in the report. The header and chunk directory must be intact;
         version-1/2 files are decoded strictly."""
-        return self._decode(bytes(data), salvage=True, progress=progress)
+        return self._decode(as_bytes(data), salvage=True, progress=progress)
 
     @torch.no_grad()
     def _decode(self, data: bytes, salvage: bool, progress: Progress | None

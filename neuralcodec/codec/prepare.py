@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import torch
 from PIL import Image
 
-from ..io.images import check_pixel_limit, image_metadata, normalize_mode, open_image, split_alpha
+from ..io.images import as_image, check_pixel_limit, image_metadata, normalize_mode, split_alpha
+
+# What the API encodes: a PIL image, a path, a binary file object or a uint8 array.
+ImageSource = Image.Image | str | Path | IO[bytes] | np.ndarray
 
 
 @dataclass
@@ -32,9 +37,8 @@ class Analysis:
         return split_alpha(self.image)[0]
 
 
-def prepare_image(image: Image.Image | str | Path, max_pixels: int | None) -> Analysis:
-    if not isinstance(image, Image.Image):
-        image = open_image(image, max_pixels)
+def prepare_image(image: ImageSource, max_pixels: int | None) -> Analysis:
+    image = as_image(image, max_pixels)
     check_pixel_limit(*image.size, max_pixels, "image")
     icc, exif = image_metadata(image)
     return Analysis(normalize_mode(image), icc, exif)

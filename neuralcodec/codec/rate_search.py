@@ -1,30 +1,108 @@
-"""Rate targets: the highest quality whose file meets a constraint."""
+"""Rate targets: the quality that meets a file size, a bit rate or a PSNR.
+
+File size and PSNR both grow with the continuous quality knob, so a bisection over it
+finds the highest quality whose file fits a size (or bit rate), or the lowest quality
+(the smallest file) that reaches a PSNR. A target no quality meets is an error that
+names the nearest reachable value.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import metrics
+from ..errors import AecError
+
+if TYPE_CHECKING:
+    from .codec import Codec
+    from .prepare import Analysis
+
+Encode = Callable[[float], bytes]
+Test = Callable[[bytes], bool]
 
 
-def highest_quality_within(encode: Callable[[float], bytes], fits: Callable[[bytes], bool],
-                           iterations: int = 12) -> tuple[bytes, float]:
-    """Bisection on the continuous quality knob (file size grows with quality): the
-    highest quality, to 0.01, whose file ``fits``, and that file. If even quality 0 does
-    not fit, quality 0's file."""
-    lo_q, hi_q = 0.0, 100.0
-    best = encode(lo_q)
-    best_q = lo_q
-    if not fits(best):
-        return best, best_q
-    top = encode(hi_q)
-    if fits(top):
-        return top, hi_q
+def _bisect(encode: Encode, ok: Test, ok_high: bool, iterations: int
+            ) -> tuple[bytes, float] | None:
+    """The quality nearest the boundary on the ``ok`` side (to 0.01) and its file, where
+    ``ok`` holds at one end of 0..100 (``ok_high``: at 100) and fails at the other; None
+    if it does not hold at that end."""
+    inside, outside = (100.0, 0.0) if ok_high else (0.0, 100.0)
+    best = encode(inside)
+    if not ok(best):
+        return None
+    other = encode(outside)
+    if ok(other):
+        return other, outside
+    best_q = inside
     for _ in range(iterations):
-        mid = round((lo_q + hi_q) / 2, 2)
-        if mid in (lo_q, hi_q):
+        mid = round((inside + outside) / 2, 2)
+        if mid in (inside, outside):
             break
         data = encode(mid)
-        if fits(data):
-            lo_q, best, best_q = mid, data, mid
+        if ok(data):
+            inside, best, best_q = mid, data, mid
         else:
-            hi_q = mid
+            outside = mid
     return best, best_q
+
+
+def highest_quality_within(encode: Encode, fits: Test, iterations: int = 12
+                           ) -> tuple[bytes, float] | None:
+    """The highest quality whose file ``fits`` and that file; None if quality 0's does
+    not."""
+    return _bisect(encode, fits, ok_high=False, iterations=iterations)
+
+
+def lowest_quality_reaching(encode: Encode, reaches: Test, iterations: int = 12
+                            ) -> tuple[bytes, float] | None:
+    """The lowest quality whose file ``reaches`` a fidelity and that file; None if
+    quality 100's does not."""
+    return _bisect(encode, reaches, ok_high=True, iterations=iterations)
+
+
+def encode_to_target(codec: Codec, prepared: Analysis, bpp: float | None = None,
+                     size: int | None = None, psnr: float | None = None,
+                     iterations: int = 12) -> tuple[bytes, float]:
+    """(file, quality) meeting exactly one target: at most ``bpp`` bits per pixel or
+    ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB PSNR
+    (the lowest quality, so the smallest file, that reaches it)."""
+    if sum(t is not None for t in (bpp, size, psnr)) != 1:
+        raise AecError("give exactly one of bpp, size and psnr", field="target")
+    pixels = prepared.image.width * prepared.image.height
+
+    def encode(quality: float) -> bytes:
+        return codec.encode_prepared(prepared, quality)
+
+    if psnr is not None:
+        reference = np.asarray(prepared.colour.convert("RGB"))
+
+        def fidelity(data: bytes) -> float:
+            return metrics.psnr(reference, np.asarray(codec.decode(data).convert("RGB")))
+
+        found = lowest_quality_reaching(encode, lambda d: fidelity(d) >= psnr, iterations)
+        if found is None:
+            top = fidelity(encode(100.0))
+            raise AecError(f"a PSNR of {psnr:g} dB cannot be reached: quality 100 gives "
+                           f"{top:.2f} dB", field="psnr")
+        return found
+    if bpp is not None:
+        _positive(bpp, "bpp")
+        limit, field = bpp * pixels / 8, "bpp"
+    else:
+        _positive(size, "size")
+        limit, field = float(size), "size"
+    found = highest_quality_within(encode, lambda d: len(d) <= limit, iterations)
+    if found is None:
+        smallest = len(encode(0.0))
+        wanted = f"{bpp:g} bpp" if field == "bpp" else f"{size} bytes"
+        raise AecError(f"{wanted} cannot be met: the smallest file (quality 0) is "
+                       f"{smallest} bytes, {8 * smallest / pixels:.4f} bpp", field=field)
+    return found
+
+
+def _positive(value: float, field: str) -> None:
+    if not (value > 0 and np.isfinite(value)):
+        raise AecError(f"{field} must be a positive number, got {value}", field=field)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import IO
 
 from ..errors import AecError, CorruptFileError
 from .chunks import CHUNK_ALPHA, is_known
@@ -154,11 +155,22 @@ def _tail(version: int) -> struct.Struct:
     return _TAIL_V3 if version >= TILED_VERSION else _TAIL_V2
 
 
-def parse_header(data: bytes) -> tuple[Header, int, int]:
+def read_header(fp: IO[bytes]) -> Header:
+    """The header of a file object positioned at a file's start, reading the header's
+    bytes only (an image viewer's ``open``); nothing after it is checked."""
+    head = fp.read(_FIXED.size)
+    if len(head) == _FIXED.size and is_aec(head):
+        _, _, header_len = _FIXED.unpack_from(head)
+        head += fp.read(max(0, header_len - len(head)))
+    return parse_header(head, header_only=True)[0]
+
+
+def parse_header(data: bytes, header_only: bool = False) -> tuple[Header, int, int]:
     """Validate and parse the header: (header, offset after it, chunk count).
 
     For version 3 the offset is that of the chunk directory, whose count is read and
-    bounded by the file size here (its entries are checked by :func:`unpack`).
+    bounded by the file size here (its entries are checked by :func:`unpack`), unless
+    ``header_only`` (``data`` then need not hold more than the header; count 0).
     """
     if len(data) < len(MAGIC) or not is_aec(data):
         raise CorruptFileError("not an .aec file (bad magic bytes)")
@@ -206,6 +218,8 @@ def parse_header(data: bytes) -> tuple[Header, int, int]:
         raise CorruptFileError(f"tile overlap {overlap} is more than half the tile size")
     header = Header(model, fingerprint, width, height, MODES[mode], quality, version,
                     tile_width, tile_height, overlap)
+    if header_only:
+        return header, header_len, 0
     if len(data) < header_len + _COUNT.size:
         raise CorruptFileError("file is truncated inside the chunk directory")
     (n_chunks,) = _COUNT.unpack_from(data, header_len)

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from ..errors import AecError
 
@@ -42,6 +43,25 @@ def read_bytes(path: str | Path) -> bytes:
             raise
         except OSError as exc:
             raise AecError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+# What the API decodes: the file's bytes, its path or a binary file object.
+DataSource = bytes | bytearray | memoryview | str | Path | IO[bytes]
+
+
+def as_bytes(source: DataSource) -> bytes:
+    """The bytes of a file given as bytes, a path (``-``: standard input) or a binary
+    file object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, Path)):
+        return read_bytes(source)
+    if hasattr(source, "read"):
+        data = source.read()
+        if isinstance(data, bytes):
+            return data
+    raise AecError(f"cannot read .aec data from a {type(source).__name__}: give bytes, a "
+                   "path or a binary file object")
 
 
 def write_stdout(data: bytes) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import AecError
+from ..errors import AecError, AecWarning
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
@@ -20,7 +20,7 @@ NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
 
 
 def warn(message: str) -> None:
-    print(f"aec: note: {message}", file=sys.stderr)
+    warnings.warn(message, AecWarning, stacklevel=2)
 
 
 def check_pixel_limit(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -62,6 +62,29 @@ def open_image(path: str | Path | IO[bytes], max_pixels: int | None = None,
             raise AecError(f"{name}: not an image file Pillow can read") from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise AecError(f"{name}: cannot read image ({exc})") from None
+
+
+def as_image(source: Image.Image | str | Path | IO[bytes] | np.ndarray,
+             max_pixels: int | None) -> Image.Image:
+    """A PIL image from what the API accepts: a PIL image, a path (``-``: standard
+    input), a binary file object, or a uint8 array of shape (H, W), (H, W, 3) or
+    (H, W, 4)."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        if source.dtype != np.uint8 or not (
+                source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (3, 4))):
+            raise AecError(f"an image array must be uint8 of shape (H, W), (H, W, 3) or "
+                           f"(H, W, 4), not {source.dtype} {source.shape}")
+        check_pixel_limit(source.shape[1], source.shape[0], max_pixels, "array image")
+        mode = "L" if source.ndim == 2 else ("RGB" if source.shape[2] == 3 else "RGBA")
+        return Image.fromarray(np.ascontiguousarray(source), mode)
+    if hasattr(source, "read"):
+        return open_image(source, max_pixels, name=getattr(source, "name", "file object"))
+    if isinstance(source, (str, Path)):
+        return open_image(source, max_pixels)
+    raise AecError(f"cannot encode a {type(source).__name__}: give a PIL image, a path, "
+                   "a binary file object or a uint8 array")
 
 
 def _select_frame(im: Image.Image, frame: int | None, name: str) -> None:
