@@ -176,3 +176,28 @@ def test_quiet_silences_notes(tmp_path, capsys):
     _png16_rgb(src, 40000)
     assert run(["encode", str(src), str(tmp_path / "deep.aec"), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_thread_counts_give_identical_files(tmp_path, png):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        outputs = []
+        for n in (1, 2):
+            out = tmp_path / f"t{n}.aec"
+            assert run(["encode", str(png), str(out), "--threads", str(n), "--quiet"]) == 0
+            outputs.append(out.read_bytes())
+    finally:
+        torch.set_num_threads(before)
+    assert outputs[0] == outputs[1]
+
+
+def test_a_partial_decode_that_recovers_nothing_fails(tmp_path, png, capsys):
+    aec, back = tmp_path / "x.aec", tmp_path / "back.png"
+    assert run(["encode", str(png), str(aec), "--quiet"]) == 0
+    data = bytearray(aec.read_bytes())
+    data[-3] ^= 0xFF  # inside the only tile's last chunk
+    aec.write_bytes(bytes(data))
+    assert run(["decode", str(aec), str(back), "--partial"]) == 1
+    assert "nothing could be recovered" in capsys.readouterr().err and not back.exists()

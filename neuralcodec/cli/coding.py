@@ -24,7 +24,9 @@ from .common import (
     plan,
     quiet_notes,
     run_batch,
+    threads_option,
     tile_progress,
+    use_threads,
     workers_option,
     write_bytes,
 )
@@ -50,12 +52,13 @@ from .common import (
 @device_option
 @max_pixels_option
 @workers_option
+@threads_option
 @click.option("--frame", type=click.IntRange(min=0), default=None,
               help="Frame to code from an animation or multi-page file (refused otherwise).")
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 def encode(inputs, output, quality, bpp, size, psnr, print_psnr, model, tile_size, device,
-           max_pixels, workers, frame, force, quiet) -> None:
+           max_pixels, workers, threads, frame, force, quiet) -> None:
     """Compress images into .aec files. An existing output is never replaced without -f;
     - reads standard input or writes standard output.
 
@@ -72,6 +75,7 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, model, tile_siz
     from ..io.images import open_image
 
     quiet_notes(quiet)
+    use_threads(threads)
     targets = {"--quality": quality, "--bpp": bpp, "--size": size, "--psnr": psnr}
     given = [name for name, value in targets.items() if value is not None]
     if len(given) > 1:
@@ -118,10 +122,11 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, model, tile_siz
               help="Largest region decoded at once: a tile, or a whole untiled version-1/2 "
                    "file [default: 4194304].")
 @workers_option
+@threads_option
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, workers,
-           force, quiet) -> None:
+           threads, force, quiet) -> None:
     """Restore images from .aec files. The output format follows the suffix (PNG by
     default, or --format for standard output). An existing output is never replaced
     without -f; - reads standard input or writes standard output.
@@ -134,6 +139,7 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
     from ..io.images import output_format, save_image
 
     quiet_notes(quiet)
+    use_threads(threads)
     suffix = "." + fmt.lower().lstrip(".")
     output_format(f"x{suffix}")  # reject an unknown --format before any work
     from ..codec.codec import DEFAULT_MAX_TILE_PIXELS
@@ -149,6 +155,8 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
         progress = tile_progress(src, len(pairs) > 1)
         if partial:
             image, report = codec.decode_partial(read_bytes(src), progress)
+            if len(report.lost_tiles) == report.tiles:
+                raise AecError(f"nothing could be recovered: {report}")
             if report.lost_tiles or report.problems:
                 click.echo(f"aec: note: {src}: {report}", err=True)
         else:

@@ -131,6 +131,19 @@ def write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
         atomic_write(path, lambda f: f.write(data), overwrite)
 
 
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Threads of the transforms (torch intra-op threads) [default: torch's, one per "
+         "core]. Files are identical whatever the number.")
+
+
+def use_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 force_option = click.option("-f", "--force", is_flag=True,
                             help="Replace existing output files (refused otherwise).")
 
