@@ -219,7 +219,9 @@ class Codec:
         ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB
         PSNR (the smallest file that reaches it). A target no quality meets raises
         AecError naming the nearest reachable value."""
-        return encode_to_target(self, self.prepare(image), bpp, size, psnr)
+        prepared = self.prepare(image)
+        return encode_to_target(prepared, lambda q: self.encode_prepared(prepared, q),
+                                self.decode, bpp, size, psnr)
 
     def encode_to_bpp(self, image: ImageSource, bpp: float
                       ) -> tuple[bytes, float]:

@@ -17,7 +17,8 @@ from .. import metrics
 from ..errors import AecError
 
 if TYPE_CHECKING:
-    from .codec import Codec
+    from PIL import Image
+
     from .prepare import Analysis
 
 Encode = Callable[[float], bytes]
@@ -63,24 +64,21 @@ def lowest_quality_reaching(encode: Encode, reaches: Test, iterations: int = 12
     return _bisect(encode, reaches, ok_high=True, iterations=iterations)
 
 
-def encode_to_target(codec: Codec, prepared: Analysis, bpp: float | None = None,
-                     size: int | None = None, psnr: float | None = None,
-                     iterations: int = 12) -> tuple[bytes, float]:
+def encode_to_target(prepared: Analysis, encode: Encode, decode: Callable[[bytes], Image.Image],
+                     bpp: float | None = None, size: int | None = None,
+                     psnr: float | None = None, iterations: int = 12) -> tuple[bytes, float]:
     """(file, quality) meeting exactly one target: at most ``bpp`` bits per pixel or
     ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB PSNR
-    (the lowest quality, so the smallest file, that reaches it)."""
+    (the lowest quality, so the smallest file, that reaches it). ``encode`` makes the
+    file of ``prepared`` at a quality, ``decode`` restores one (for the PSNR)."""
     if sum(t is not None for t in (bpp, size, psnr)) != 1:
         raise AecError("give exactly one of bpp, size and psnr", field="target")
     pixels = prepared.image.width * prepared.image.height
-
-    def encode(quality: float) -> bytes:
-        return codec.encode_prepared(prepared, quality)
-
     if psnr is not None:
         reference = np.asarray(prepared.colour.convert("RGB"))
 
         def fidelity(data: bytes) -> float:
-            return metrics.psnr(reference, np.asarray(codec.decode(data).convert("RGB")))
+            return metrics.psnr(reference, np.asarray(decode(data).convert("RGB")))
 
         found = lowest_quality_reaching(encode, lambda d: fidelity(d) >= psnr, iterations)
         if found is None:
