@@ -201,3 +201,18 @@ def test_a_partial_decode_that_recovers_nothing_fails(tmp_path, png, capsys):
     aec.write_bytes(bytes(data))
     assert run(["decode", str(aec), str(back), "--partial"]) == 1
     assert "nothing could be recovered" in capsys.readouterr().err and not back.exists()
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(png):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "neuralcodec", "encode", str(png),
+                             str(png.with_suffix(".aec"))], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    time.sleep(1.5)  # importing torch, loading the model and coding take longer
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and err.strip().endswith(b"interrupted")
