@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,3 +33,11 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def save_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    """A photo-like RGB image saved at ``path`` (format from the suffix)."""
+    from PIL import Image
+
+    Image.fromarray(photo_like(width, height, seed), "RGB").save(path)
+    return path

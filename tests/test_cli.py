@@ -13,16 +13,14 @@ from PIL import Image
 
 from neuralcodec.cli import run
 
-from .helpers import photo_like
+from .helpers import photo_like, save_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
 def png(tmp_path) -> Path:
-    path = tmp_path / "photo.png"
-    Image.fromarray(photo_like(70, 50, seed=4), "RGB").save(path)
-    return path
+    return save_photo(tmp_path / "photo.png", 70, 50, seed=4)
 
 
 def test_encode_decode_info_with_positional_output(tmp_path, png, capsys):
