@@ -20,9 +20,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
-from neuralcodec.families.hyperprior.model import rate_level  # noqa: E402
-from neuralcodec.format.quality import to_stored as quantize_quality  # noqa: E402
-from neuralcodec.image_io import image_to_tensor, pad_to_multiple  # noqa: E402
+from neuralcodec.families.hyperprior import PAD_MULTIPLE  # noqa: E402
+from neuralcodec.families.hyperprior.model import ModelConfig, rate_level  # noqa: E402
+from neuralcodec.families.hyperprior.weights import read_state  # noqa: E402
+from neuralcodec.families.zoo import find_model  # noqa: E402
+from neuralcodec.format.quality import from_stored, to_stored  # noqa: E402
+from neuralcodec.io.tensors import image_to_tensor, pad  # noqa: E402
+from neuralcodec.training.hyperprior import new_model  # noqa: E402
 
 
 def main() -> None:
@@ -33,15 +37,19 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "coding-overhead.json"))
     args = ap.parse_args()
     codec = Codec(device="cpu").load()
-    model = codec.coder().model
+    # The likelihoods come from the trainable entropy models, loaded with the same weights.
+    info = find_model(codec.model_name)
+    model = new_model(ModelConfig.from_dict(info.card["config"]))
+    model.load_state_dict(read_state(info)[0])
+    model.eval()
     rows = []
     for path in sorted(Path(args.images).glob("*.png"))[: args.limit]:
         image = Image.open(path).convert("RGB")
         for q in (float(v) for v in args.qualities.split(",")):
             data = codec.encode(image, q)
-            level = rate_level(quantize_quality(q) / 100, model.config.levels)
+            level = rate_level(from_stored(to_stored(q)), model.config.levels)
             with torch.no_grad():
-                out = model(pad_to_multiple(image_to_tensor(image)), torch.tensor([level]))
+                out = model(pad(image_to_tensor(image), PAD_MULTIPLE), torch.tensor([level]))
             bits = sum(float((-torch.log2(lik)).sum()) for lik in out["likelihoods"].values())
             rows.append({"image": path.name, "quality": q, "file_bytes": len(data),
                          "estimated_bytes": bits / 8, "overhead": 8 * len(data) / bits - 1})

@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun``: one process per device or CPU share.
 
-``torchrun --nproc_per_node=N -m neuralcodec.train ...`` (or ``aec train --nproc N``)
+``torchrun --nproc_per_node=N -m neuralcodec train ...`` (or ``aec train --nproc N``)
 starts N copies of the trainer. Each draws its own crops and rate levels (its own random
 streams), gradients are averaged across processes (PyTorch's DistributedDataParallel
 for the model, an all-reduce for the entropy bottleneck's auxiliary loss), so every
