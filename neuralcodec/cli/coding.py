@@ -11,7 +11,6 @@ import click
 
 from .. import metrics
 from ..errors import AecError
-from ..format import container
 from ..io.files import STDIO, check_new, read_bytes
 from .common import (
     AEC_SUFFIX,
@@ -88,15 +87,14 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, model, tile_siz
         check_new(dst, force)  # before the work, not only when writing
         t0 = time.perf_counter()
         image = open_image(src, codec.max_pixels, frame)
-        if len(given) == 1 and quality is None:
+        if given and quality is None:  # a rate or fidelity target
             data, q = codec.encode_to_target(image, bpp=bpp, size=size, psnr=psnr)
         else:
             q = DEFAULT_QUALITY if quality is None else quality
             data = codec.encode(image, q, progress=tile_progress(src, len(pairs) > 1))
         seconds = time.perf_counter() - t0
         write_bytes(dst, data, force)
-        header, _, _ = container.parse_header(data)
-        rate = metrics.bpp(len(data), header.width, header.height)
+        rate = metrics.bpp(len(data), *image.size)
         line = (f"{'stdin' if str(src) == STDIO else src} -> {dst}: {len(data)} bytes, "
                 f"{rate:.4f} bpp, quality {q:g}, {seconds:.2f} s")
         if print_psnr:

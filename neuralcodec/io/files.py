@@ -85,7 +85,11 @@ def check_new(path: str | Path, overwrite: bool) -> None:
     except OSError as exc:
         raise AecError(f"{path}: cannot check the output ({exc.strerror})") from None
     if stat.S_ISREG(st.st_mode):
-        raise AecError(f"{path}: already exists, not replaced", field="overwrite")
+        raise _exists(path)
+
+
+def _exists(path: str | Path) -> AecError:
+    return AecError(f"{path}: already exists, not replaced", field="overwrite")
 
 
 def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
@@ -139,11 +143,10 @@ def _link_new(tmp: str, target: Path, path: Path) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise AecError(f"{path}: already exists, not replaced", field="overwrite") from None
+        raise _exists(path) from None
     except OSError:  # no hard links on this file system: check, then rename
         if os.path.lexists(target):
-            raise AecError(f"{path}: already exists, not replaced",
-                           field="overwrite") from None
+            raise _exists(path) from None
         os.replace(tmp, target)
         return
     _remove(tmp)
