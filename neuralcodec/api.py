@@ -27,12 +27,13 @@ def default_codec(model: str | None = None) -> Codec:
     return codec
 
 
-def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, model: str | None = None
-           ) -> bytes:
+def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, model: str | None = None,
+           effort: int = 1) -> bytes:
     """Compress an image (a PIL image, a path, a binary file object or a uint8 array of
     shape (H, W), (H, W, 3) or (H, W, 4)) to .aec bytes at ``quality`` (0..100, higher
-    is better)."""
-    return default_codec(model).encode(image, quality)
+    is better); ``effort`` > 1 spends encoding time for a smaller file (see
+    :meth:`neuralcodec.Codec.encode`)."""
+    return default_codec(model).encode(image, quality, effort=effort)
 
 
 def decode(data: DataSource) -> Image.Image:

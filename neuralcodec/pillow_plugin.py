@@ -2,7 +2,8 @@
 
 Opening reads only the header's bytes (size and mode are known at once); the rest is
 read and decoded on first access to the pixels, like any other Pillow format. ``save``
-takes ``quality``, ``model``, and ``icc_profile`` / ``exif`` to store.
+takes ``quality``, ``model``, ``effort`` (encoder effort, see ``aec encode --effort``),
+and ``icc_profile`` / ``exif`` to store.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     if metadata:  # given to save(): they win over the image's own
         im = im.copy()
         im.info.update(metadata)
-    fp.write(encode(im, model=model, **kwargs))
+    fp.write(encode(im, model=model, effort=int(im.encoderinfo.get("effort", 1)), **kwargs))
 
 
 Image.register_open(FORMAT, AecImageFile, _accept)

@@ -47,3 +47,22 @@ def test_gdn_inference_path_equals_training_path(inverse, channels_last):
     with torch.no_grad():
         fast = gdn(x.detach())
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_gdn_input_gradient_with_frozen_parameters_equals_training_path(inverse):
+    # Encoder refinement differentiates through a frozen g_s: the blockwise backward
+    # must give the training path's input gradient.
+    torch.manual_seed(2)
+    gdn = GDN(24, inverse=inverse)
+    with torch.no_grad():
+        gdn.beta.add_(torch.rand(24))
+        gdn.gamma.add_(torch.rand(24, 24) * 0.1)
+    x = torch.randn(1, 24, 50, 70).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(1, 24, 50, 70)
+    x.requires_grad_()
+    (gdn(x) * weights).sum().backward()
+    expected, x.grad = x.grad.clone(), None
+    gdn.requires_grad_(False)
+    (gdn(x) * weights).sum().backward()
+    torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-5)

@@ -72,6 +72,7 @@ class BenchOptions:
     out: str | Path
     codecs: Sequence[str] = ALL_FAMILIES  # families: aec, jpeg, webp, avif, jxl, jpeg2000
     models: Sequence[str] | None = None  # None: every installed model; "NAME@v1": format 1
+    efforts: Sequence[int] = (1,)  # encoder effort levels: one curve per model and level
     quick: bool = False  # first QUICK_IMAGES images, a few settings per codec, 1 speed run
     device: str = "auto"  # where neural transforms and MS-SSIM run
     workers: int | None = None  # Pillow worker processes (default: CPU count, at most 8)
@@ -114,14 +115,19 @@ def load_rgb(path: Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NeuralSpec:
-    """An aec model to sweep; ``format_version`` 1 selects the float64 parameter path."""
+    """An aec model to sweep; ``format_version`` 1 selects the float64 parameter path;
+    ``effort`` is the encoder effort (one curve per level)."""
 
     model: str
     format_version: int | None = None
+    effort: int = 1
 
     @property
     def label(self) -> str:
-        return self.model if self.format_version is None else f"{self.model}@v{self.format_version}"
+        label = self.model
+        if self.format_version is not None:
+            label += f"@v{self.format_version}"
+        return label if self.effort == 1 else f"{label} effort {self.effort}"
 
     @classmethod
     def parse(cls, text: str) -> NeuralSpec:
@@ -131,15 +137,28 @@ class NeuralSpec:
         return cls(name, int(version) if version else None)
 
 
-def neural_specs(models: Sequence[str] | None) -> list[NeuralSpec]:
-    from ..families.zoo import available_models
+def neural_specs(models: Sequence[str] | None, efforts: Sequence[int] = (1,)
+                 ) -> list[NeuralSpec]:
+    """Every model (default: every installed one) at every effort level it offers (a
+    level beyond a model's top is skipped; an effort no model offers is an error)."""
+    from ..families.base import get_family
+    from ..families.zoo import available_models, find_model
 
     if models is None:
         names = [m.name for m in available_models()]
         if not names:
             raise AecError("no aec models installed (see 'aec models')")
-        return [NeuralSpec(n) for n in names]
-    return [NeuralSpec.parse(m) for m in models]
+        specs = [NeuralSpec(n) for n in names]
+    else:
+        specs = [NeuralSpec.parse(m) for m in models]
+    out = []
+    for spec in specs:
+        family = get_family(find_model(spec.model).family)
+        top = family.max_effort if family else 1
+        out += [NeuralSpec(spec.model, spec.format_version, e) for e in efforts if e <= top]
+    if not out or any(e < 1 for e in efforts):
+        raise AecError(f"effort {','.join(map(str, efforts))}: no model offers it")
+    return out
 
 
 # -- quality --------------------------------------------------------------------------
@@ -289,7 +308,15 @@ def _neural_config(spec: NeuralSpec) -> str:
     from ..format.container import VERSION
 
     version = spec.format_version or VERSION
-    return f"{spec.model}|v{version}|{find_model(spec.model).fingerprint.hex()}"
+    info = find_model(spec.model)
+    config = f"{spec.model}|v{version}|{info.fingerprint.hex()}"
+    if spec.effort > 1:  # the level's meaning (its refinement iterations) is part of it
+        from ..families.base import get_family
+
+        family = get_family(info.family)
+        assert family is not None
+        config += f"|e{spec.effort}x{family.efforts[spec.effort]}"
+    return config
 
 
 def _one_tile(codec: Any, image: SourceImage) -> bool:
@@ -332,7 +359,7 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
     progress = Progress(len(todo), spec.label, *show)
     if todo:  # one-time costs (allocator, kernel selection) must not land on image 1
         warm = Image.fromarray(todo[0].pixels)
-        codec.decode(codec.encode(warm, settings[len(settings) // 2]))
+        codec.decode(codec.encode(warm, settings[len(settings) // 2]))  # effort 1: warm-up
     if batch is None:  # batching pays on a GPU; on a CPU it only costs memory
         batch = CUDA_ANALYSIS_BATCH if codec.device.type == "cuda" else 1
 
@@ -349,12 +376,13 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
             prep = codec.prepare(Image.fromarray(im.pixels))
             codec.encode_prepared(prep, settings[0])  # analysis (cached) + coding
             t1 = time.perf_counter()
-            codec.encode_prepared(prep, settings[0])  # coding only
+            codec.encode_prepared(prep, settings[0])  # coding only (effort 1: the same
+            # analysis time at every effort)
             analysis_s = max(0.0, 2 * t1 - t0 - time.perf_counter())
         coded = []
         for setting in settings:
             t0 = time.perf_counter()
-            data = codec.encode_prepared(prep, setting)
+            data = codec.encode_prepared(prep, setting, effort=spec.effort)
             t1 = time.perf_counter()
             decoded = np.asarray(codec.decode(data).convert("RGB"))
             coded.append(Coded(setting, len(data), analysis_s + t1 - t0,
@@ -513,7 +541,8 @@ def run_bench(options: BenchOptions) -> BenchResult:
     limit = QUICK_IMAGES if options.quick and options.limit is None else options.limit
     paths = list_images(folder, limit)
     classical = classical_codecs([c for c in options.codecs if c != NEURAL_FAMILY])
-    specs = neural_specs(options.models) if NEURAL_FAMILY in options.codecs else []
+    specs = (neural_specs(options.models, options.efforts)
+             if NEURAL_FAMILY in options.codecs else [])
     workers = options.workers or min(os.cpu_count() or 1, 8)
     out.mkdir(parents=True, exist_ok=True)
     cache = RowCache(out / CACHE_NAME)

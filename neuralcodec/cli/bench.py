@@ -16,6 +16,9 @@ from .common import device_option_with
                    "[default: every installed model].")
 @click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False),
               help="Output folder (results.json/.csv, summary.md, plots; resumes from it).")
+@click.option("--effort", default="1", show_default=True,
+              help="Encoder effort levels of the aec models, comma-separated: one curve "
+                   "per level (e.g. 1,2,4).")
 @click.option("--quick", is_flag=True, help="Smoke run: 2 images, a few settings per codec.")
 @device_option_with("Where the aec transforms and MS-SSIM run.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -23,13 +26,15 @@ from .common import device_option_with
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
 @click.option("--no-speed", is_flag=True, help="Skip the per-stage speed report.")
 @click.option("--note", default="", help="Free text stored with the results (e.g. the machine).")
-def bench(folder, codecs, models, out, quick, device, workers, limit, no_speed, note) -> None:
+def bench(folder, codecs, models, effort, out, quick, device, workers, limit, no_speed,
+          note) -> None:
     """Rate-distortion (bpp, PSNR, MS-SSIM), BD-rates and speed of aec against JPEG, WebP,
     AVIF, JPEG XL and JPEG 2000 on a folder of images.
 
     \b
       aec bench photos/ --quick
       aec bench ../shared/datasets/kodak --out results/kodak --codecs aec,jpeg,webp
+      aec bench ../shared/datasets/kodak --codecs aec --effort 1,2,3,4
     """
     from ..bench.harness import BenchOptions, run_bench
 
@@ -38,8 +43,20 @@ def bench(folder, codecs, models, out, quick, device, workers, limit, no_speed, 
 
     result = run_bench(BenchOptions(
         folder=folder, out=out, codecs=split(codecs),
-        models=split(models) if models else None, quick=quick, device=device,
+        models=split(models) if models else None, quick=quick,
+        efforts=_efforts(effort), device=device,
         workers=workers, limit=limit, speed=not no_speed, note=note,
         log=lambda message: click.echo(message, err=True),
     ))
     click.echo((result.out / "summary.md").read_text())
+
+
+def _efforts(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of integers",
+                                 param_hint="--effort") from None
+    if not levels or min(levels) < 1:
+        raise click.BadParameter("levels start at 1", param_hint="--effort")
+    return levels

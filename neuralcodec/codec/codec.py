@@ -181,19 +181,30 @@ class Codec:
             features = store[key] = analyse_tile(coder, split_alpha(tile)[0], self.device)
         return features
 
+    def check_effort(self, effort: int) -> None:
+        """Refuse an effort level the encoding model does not offer."""
+        top = self.load().coder().max_effort
+        if not (isinstance(effort, int) and 1 <= effort <= top):
+            only = " (its family has no refinement)" if top == 1 else ""
+            raise AecError(f"effort {effort} is outside 1..{top} for model "
+                           f"'{self.model_name}'{only}", field="effort")
+
     @torch.no_grad()
     def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
-                        progress: Progress | None = None) -> bytes:
+                        progress: Progress | None = None, effort: int = 1) -> bytes:
         """Encode a prepared image. ``cache`` keeps each tile's analysis output in
-        ``prepared`` for another quality (memory: about 3 bytes per pixel)."""
-        coder = self.load().coder()
+        ``prepared`` for another quality (memory: about 3 bytes per pixel); ``effort``
+        (see :meth:`encode`)."""
+        self.check_effort(effort)
+        coder = self.coder()
         q = to_stored(quality)
         grid = self.grid(*prepared.image.size)
         pool = None if cache else self._pool(coder.name, len(grid))
         tiles: list[dict[bytes, bytes]] = [{} for _ in range(len(grid))]
         crops = ((i, prepared.image.crop(grid.coded_box(i))) for i in range(len(grid)))
         if pool is not None:
-            for done, (i, future) in enumerate(pool.encode(crops, q, self.format_version), 1):
+            jobs = pool.encode(crops, q, self.format_version, effort)
+            for done, (i, future) in enumerate(jobs, 1):
                 tiles[i] = future.result()
                 if progress:
                     progress(done, len(grid))
@@ -201,32 +212,39 @@ class Codec:
             for i, tile in crops:
                 features = self._features(prepared, coder, grid, i, tile, cache)
                 tiles[i] = encode_tile(coder, tile, q, self.format_version, self.device,
-                                       features)
+                                       features, effort)
                 if progress:
                     progress(i + 1, len(grid))
         return pack_file(coder, prepared, q, grid, tiles, self.format_version)
 
     def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY,
-               progress: Progress | None = None) -> bytes:
-        """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes."""
+               progress: Progress | None = None, effort: int = 1) -> bytes:
+        """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes.
+
+        ``effort`` 1 (the default) is one pass of the analysis transform; higher levels
+        (up to the model's ``max_effort``) spend encoding time refining the latents for
+        this image to make a smaller file for the same quality. The decoder, and its
+        speed, are the same at every effort."""
         return self.encode_prepared(self.prepare(image), quality, cache=False,
-                                    progress=progress)
+                                    progress=progress, effort=effort)
 
     def encode_to_target(self, image: ImageSource, bpp: float | None = None,
-                         size: int | None = None, psnr: float | None = None
-                         ) -> tuple[bytes, float]:
+                         size: int | None = None, psnr: float | None = None,
+                         effort: int = 1) -> tuple[bytes, float]:
         """(file, quality) for exactly one target: at most ``bpp`` bits per pixel or
         ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB
-        PSNR (the smallest file that reaches it). A target no quality meets raises
-        AecError naming the nearest reachable value."""
+        PSNR (the smallest file that reaches it), each file made at ``effort``. A target
+        no quality meets raises AecError naming the nearest reachable value."""
+        self.check_effort(effort)
         prepared = self.prepare(image)
-        return encode_to_target(prepared, lambda q: self.encode_prepared(prepared, q),
-                                self.decode, bpp, size, psnr)
+        return encode_to_target(
+            prepared, lambda q: self.encode_prepared(prepared, q, effort=effort),
+            self.decode, bpp, size, psnr)
 
-    def encode_to_bpp(self, image: ImageSource, bpp: float
+    def encode_to_bpp(self, image: ImageSource, bpp: float, effort: int = 1
                       ) -> tuple[bytes, float]:
-        """``encode_to_target(image, bpp=bpp)``."""
-        return self.encode_to_target(image, bpp=bpp)
+        """``encode_to_target(image, bpp=bpp, effort=effort)``."""
+        return self.encode_to_target(image, bpp=bpp, effort=effort)
 
     # -- decoding ----------------------------------------------------------------------
 

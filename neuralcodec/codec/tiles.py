@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..families.base import ModelCoder
+from ..families.base import ModelCoder, Refinement
 from ..format.chunks import CHUNK_ALPHA
 from ..format.tiles import TileGrid
 from ..io.alpha import decode_alpha, encode_alpha
@@ -43,13 +43,19 @@ def encode_tile(
     version: int,
     device: torch.device,
     features: torch.Tensor | None = None,
+    effort: int = 1,
 ) -> dict[bytes, bytes]:
-    """Chunks of one tile (an image in a native mode); ``features`` if already analysed."""
+    """Chunks of one tile (an image in a native mode); ``features`` if already analysed;
+    ``effort`` > 1 refines the tile's latents on its own pixels."""
     colour, alpha = split_alpha(tile)
     if features is None:
         features = analyse_tile(coder, colour, device)
+    refinement = None
+    if effort > 1:
+        refinement = Refinement(effort, model_input(coder, colour, device),
+                                (colour.height, colour.width))
     with stage("entropy coding"):
-        chunks = dict(coder.compress(features, quality, version))
+        chunks = dict(coder.compress(features, quality, version, refinement))
     if alpha is not None:
         chunks[CHUNK_ALPHA] = encode_alpha(alpha)
     return chunks

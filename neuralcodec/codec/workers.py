@@ -32,9 +32,11 @@ def _init_worker(model: str, threads: int) -> None:
     _worker_coder = load_coder(model, "cpu")
 
 
-def _encode_in_worker(tile: Image.Image, quality: int, version: int) -> dict[bytes, bytes]:
+def _encode_in_worker(tile: Image.Image, quality: int, version: int, effort: int
+                      ) -> dict[bytes, bytes]:
     assert _worker_coder is not None
-    return encode_tile(_worker_coder, tile, quality, version, torch.device("cpu"))
+    return encode_tile(_worker_coder, tile, quality, version, torch.device("cpu"),
+                       effort=effort)
 
 
 def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], quality: int,
@@ -98,9 +100,9 @@ class TileWorkers:
                 future.cancel()
 
     def encode(self, tiles: Iterable[tuple[int, Image.Image]], quality: int,
-               version: int) -> Iterator[tuple[int, Future]]:
+               version: int, effort: int = 1) -> Iterator[tuple[int, Future]]:
         return self._run(_encode_in_worker,
-                         ((i, (tile, quality, version)) for i, tile in tiles))
+                         ((i, (tile, quality, version, effort)) for i, tile in tiles))
 
     def decode(self, tiles: Iterable[tuple[int, dict[bytes, bytes], tuple[int, int]]],
                quality: int, version: int, mode: str) -> Iterator[tuple[int, Future]]:

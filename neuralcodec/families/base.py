@@ -11,7 +11,7 @@ model of it into a :class:`ModelCoder` (imported only when such a model is used)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..format.chunks import register_chunk
@@ -28,6 +28,13 @@ class Family:
     pad_multiple: int  # the transform's downsampling: images are padded to this
     formats: tuple[int, ...]  # container versions its coder writes and reads
     coder_module: str  # module with ``load(info: ModelInfo, device) -> ModelCoder``
+    # Encoder effort level -> iterations of per-image latent refinement; level 1 is the
+    # single amortized pass of the analysis transform, the only level of some families.
+    efforts: Mapping[int, int] = field(default_factory=lambda: {1: 0})
+
+    @property
+    def max_effort(self) -> int:
+        return max(self.efforts)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -51,6 +58,17 @@ def families() -> list[Family]:
     return list(_FAMILIES.values())
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """What an encoder that spends effort on one image (or tile) measures its distortion
+    against: the padded input ``x``, whose top-left ``size`` (height, width) pixels are
+    real. Effort never changes the bitstream's syntax, only which values are written."""
+
+    effort: int
+    x: torch.Tensor
+    size: tuple[int, int]
+
+
 class ModelCoder(Protocol):
     """What :class:`~neuralcodec.codec.Codec` needs from a loaded model of any family.
 
@@ -64,12 +82,16 @@ class ModelCoder(Protocol):
     card: dict
     pad_multiple: int
     formats: tuple[int, ...]  # container versions it writes and reads
+    max_effort: int  # refinement levels it offers beyond 1 (its family's)
 
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         """Quality-independent analysis, cached by the codec across a rate search."""
         ...
 
-    def compress(self, features: torch.Tensor, quality: int, version: int) -> dict[bytes, bytes]:
+    def compress(self, features: torch.Tensor, quality: int, version: int,
+                 refinement: Refinement | None = None) -> dict[bytes, bytes]:
+        """Container chunks of analysed ``features``; with ``refinement`` (effort > 1)
+        the latents are first refined for this image."""
         ...
 
     def decompress_latents(

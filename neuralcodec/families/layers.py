@@ -99,23 +99,80 @@ class GDN(nn.Module):
         c = x.shape[1]
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma)
-        if not torch.is_grad_enabled() and x.dtype == torch.float32:
-            return self._blockwise(x, beta, gamma)
+        if x.dtype == torch.float32 and not (torch.is_grad_enabled() and self.beta.requires_grad):
+            if not (torch.is_grad_enabled() and x.requires_grad):
+                return _gdn_blockwise(x, beta, gamma, self.inverse)
+            # Gradients for the input only (encoder refinement): the same blockwise form.
+            return _BlockwiseGDN.apply(x, beta.detach(), gamma.detach(), self.inverse)
         norm = F.conv2d(x * x, gamma.reshape(c, c, 1, 1), beta)
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
 
-    def _blockwise(self, x: Tensor, beta: Tensor, gamma: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).contiguous().view(-1, c)  # a view if channels-last
+
+def _rows(x: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N*H*W, C): a view if ``x`` is channels-last."""
+    return x.permute(0, 2, 3, 1).contiguous().view(-1, x.shape[1])
+
+
+def _from_rows(rows: Tensor, like: Tensor) -> Tensor:
+    n, c, h, w = like.shape
+    return rows.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def _gdn_blockwise(x: Tensor, beta: Tensor, gamma: Tensor, inverse: bool) -> Tensor:
+    c = x.shape[1]
+    rows = _rows(x)
+    out = torch.empty_like(rows)
+    weight = gamma.t().contiguous()
+    block = min(GDN_BLOCK, rows.shape[0])
+    square, norm = rows.new_empty(block, c), rows.new_empty(block, c)
+    for start in range(0, rows.shape[0], block):
+        part = rows[start:start + block]
+        k = part.shape[0]
+        torch.mul(part, part, out=square[:k])
+        torch.addmm(beta, square[:k], weight, out=norm[:k])
+        scale = norm[:k].sqrt_() if inverse else norm[:k].rsqrt_()
+        torch.mul(part, scale, out=out[start:start + k])
+    return _from_rows(out, x)
+
+
+class _BlockwiseGDN(torch.autograd.Function):
+    """GDN with a gradient for its input only (fixed ``beta``, ``gamma``), block by block.
+
+    Per position, with ``n = beta + gamma · x²`` and ``g`` the output's gradient:
+    inverse (``x·√n``): ``g·√n + x · ((g·x/√n) @ gamma)``;
+    forward (``x/√n``): ``g/√n - x · ((g·x·n^-3/2) @ gamma)``. ``n`` is recomputed in the
+    backward pass rather than stored (one matrix product instead of a tensor per layer).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, beta: Tensor, gamma: Tensor, inverse: bool) -> Tensor:
+        ctx.save_for_backward(x, beta, gamma)
+        ctx.inverse = inverse
+        return _gdn_blockwise(x, beta, gamma, inverse)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, beta, gamma = ctx.saved_tensors
+        c = x.shape[1]
+        rows, grad_rows = _rows(x), _rows(grad.contiguous(memory_format=torch.channels_last))
         out = torch.empty_like(rows)
-        weight = gamma.t().contiguous()
+        weight_t = gamma.t().contiguous()
         block = min(GDN_BLOCK, rows.shape[0])
-        square, norm = rows.new_empty(block, c), rows.new_empty(block, c)
+        norm, u = rows.new_empty(block, c), rows.new_empty(block, c)
         for start in range(0, rows.shape[0], block):
-            part = rows[start:start + block]
+            part, g = rows[start:start + block], grad_rows[start:start + block]
             k = part.shape[0]
-            torch.mul(part, part, out=square[:k])
-            torch.addmm(beta, square[:k], weight, out=norm[:k])
-            scale = norm[:k].sqrt_() if self.inverse else norm[:k].rsqrt_()
-            torch.mul(part, scale, out=out[start:start + k])
-        return out.view(n, h, w, c).permute(0, 3, 1, 2)
+            torch.addmm(beta, part * part, weight_t, out=norm[:k])
+            if ctx.inverse:
+                root = norm[:k].sqrt_()
+                torch.mul(g, part, out=u[:k]).div_(root)
+                direct = g * root
+                sign = 1.0
+            else:
+                inv_root = norm[:k].rsqrt_()
+                torch.mul(g, part, out=u[:k]).mul_(inv_root.pow(3))
+                direct = g * inv_root
+                sign = -1.0
+            cross = u[:k] @ gamma
+            torch.addcmul(direct, part, cross, value=sign, out=out[start:start + k])
+        return _from_rows(out, x), None, None, None

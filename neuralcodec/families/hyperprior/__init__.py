@@ -15,7 +15,8 @@ checkerboard context (He et al. 2021) and gain-vector rate control (Cui et al. 2
                   ŷ ──g_s──► x̂
 
 Modules: ``model`` (the networks), ``integer_net`` (the exact parameter path),
-``latent_codec`` (y, z ↔ streams), ``weights`` (file layout), ``coder`` (the family's
+``latent_codec`` (y, z ↔ streams), ``refine`` (encoder effort: latents refined per image),
+``weights`` (file layout), ``coder`` (the family's
 :class:`~neuralcodec.families.base.ModelCoder`).
 """
 
@@ -26,6 +27,9 @@ PAD_MULTIPLE = 64
 CHUNK_HYPER = b"HYPR"
 CHUNK_LATENT = b"LATN"
 CHUNK_ESCAPE = b"ESCP"
+# Encoder effort level -> iterations of latent refinement (see ``refine``); level 1 is
+# the single amortized pass. Chosen by measurement: benchmarks/effort.py.
+EFFORT_ITERATIONS = {1: 0, 2: 8, 3: 20, 4: 45}
 
 FAMILY = register_family(Family(
     name="hyperprior-checkerboard",
@@ -35,4 +39,5 @@ FAMILY = register_family(Family(
     pad_multiple=PAD_MULTIPLE,
     formats=(1, 2, 3),  # 1: float64 parameter path; 2, 3: exact integer path (3: tiled)
     coder_module="neuralcodec.families.hyperprior.coder",
+    efforts=EFFORT_ITERATIONS,
 ))

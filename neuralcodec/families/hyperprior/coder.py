@@ -1,6 +1,7 @@
 """The hyperprior family's coder: how a loaded model codes a padded image.
 
-Encoding: ``g_a`` (cached across a rate search), the rate level's gains, then the
+Encoding: ``g_a`` (cached across a rate search), the rate level's gains, at effort > 1
+the latents refined for the image (:mod:`.refine`), then the
 :class:`~neuralcodec.families.hyperprior.latent_codec.LatentCodec` writes the
 HYPR/LATN/ESCP chunks. Decoding reverses it; the synthesis ``g_s`` runs on the codec's
 device.
@@ -15,11 +16,14 @@ from torch import Tensor
 
 from ...format.chunks import require_chunks
 from ...format.quality import from_stored
+from ...stages import stage
+from ..base import Refinement
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
 from .integer_net import IntegerParamPath
 from .latent_codec import DecodedLatents, FloatParamPath, LatentCodec, LatentStreams
 from .model import HyperpriorCheckerboard, rate_level
+from .refine import Refiner, iterations_for, rd_cost
 from .weights import read_model
 
 
@@ -28,6 +32,7 @@ class HyperpriorCoder:
 
     pad_multiple = FAMILY.pad_multiple
     formats = FAMILY.formats
+    max_effort = FAMILY.max_effort
 
     def __init__(
         self,
@@ -64,13 +69,44 @@ class HyperpriorCoder:
         return self.model.g_a(x.contiguous(memory_format=torch.channels_last))
 
     @torch.no_grad()
-    def compress(self, features: Tensor, quality: int, version: int) -> dict[bytes, bytes]:
-        y = features * self.model.gain_y(self._level(quality, features.device))
-        streams, _ = self.latent_codec(version).compress(y, quality)
+    def compress(self, features: Tensor, quality: int, version: int,
+                 refinement: Refinement | None = None) -> dict[bytes, bytes]:
+        level = self._level(quality, features.device)
+        y = features * self.model.gain_y(level)
+        latent_codec = self.latent_codec(version)
+        iterations = iterations_for(refinement.effort) if refinement else 0
+        if refinement is None or iterations == 0:
+            streams, _ = latent_codec.compress(y, quality)
+        else:
+            streams = self._refined(latent_codec, y, quality, level, refinement, iterations)
         chunks = {CHUNK_HYPER: streams.z, CHUNK_LATENT: streams.y}
         if streams.escapes:
             chunks[CHUNK_ESCAPE] = streams.escapes
         return chunks
+
+    def _refined(self, latent_codec: LatentCodec, y: Tensor, quality: int, level: Tensor,
+                 refinement: Refinement, iterations: int) -> LatentStreams:
+        """The streams of ``y`` refined for the image, or of ``y`` itself when that file
+        costs less (λ·D + R, measured on the real bytes and decoded pixels)."""
+        z_sym = latent_codec.z_symbols(y, quality)
+        model = self.model
+        med = latent_codec.z_medians.to(y.device, y.dtype)
+        hyper = model.hyper_synthesis(z_sym.to(y.device, y.dtype) + med, level)
+        refiner = Refiner(model, refinement.x, refinement.size, hyper, level)
+        with stage("refinement"):
+            refined = refiner.refine(y, iterations)
+        best, best_cost = None, float("inf")
+        height, width = refinement.size
+        for candidate in (y, refined):
+            streams, decoded = latent_codec.compress(candidate, quality, z_sym)
+            bits = 8 * (len(streams.z) + len(streams.y) + len(streams.escapes))
+            x_hat = self.synthesize(decoded, quality)[:, :, :height, :width]
+            x_hat = torch.round(x_hat.clamp(0, 1) * 255) / 255  # the decoded pixels
+            cost = float(rd_cost(refiner.lam, refiner.x, x_hat, bits, height * width))
+            if cost < best_cost:
+                best, best_cost = streams, cost
+        assert best is not None
+        return best
 
     def decompress_latents(
         self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
@@ -91,7 +127,9 @@ class HyperpriorCoder:
 
 def load(info: ModelInfo, device: str | torch.device = "cpu") -> HyperpriorCoder:
     model, shifts, gains = read_model(info)
-    model.eval().to(device)
+    # A coding model is never trained: refinement (effort) then differentiates with
+    # respect to the latents only, not every weight.
+    model.eval().requires_grad_(False).to(device)
     # The transforms run channels-last: about 1.7x faster on CPU (oneDNN's layout).
     for transform in (model.g_a, model.g_s):
         transform.to(memory_format=torch.channels_last)

@@ -107,16 +107,25 @@ class LatentCodec:
         return np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), shape).ravel()
 
     @torch.no_grad()
-    def compress(self, y: Tensor, quality: int) -> tuple[LatentStreams, DecodedLatents]:
-        """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
-        (stored integer, hundredths)."""
+    def z_symbols(self, y: Tensor, quality: int) -> Tensor:
+        """The hyper-latent of ``y`` as coded: round(z - median), float64 on the CPU."""
         level = rate_level(from_stored(quality), self.model.config.levels)
         lv = torch.tensor([level], device=y.device, dtype=y.dtype)
         with stage("entropy parameters"):
             z = self.model.hyper_analysis(y, lv).to("cpu", PARAM_DTYPE)
-        z_sym = torch.round(z - self.z_medians)
+        return torch.round(z - self.z_medians)
+
+    @torch.no_grad()
+    def compress(self, y: Tensor, quality: int, z_sym: Tensor | None = None
+                 ) -> tuple[LatentStreams, DecodedLatents]:
+        """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
+        (stored integer, hundredths); ``z_sym``: its hyper-latent symbols when already
+        chosen (see :meth:`z_symbols`)."""
+        if z_sym is None:
+            z_sym = self.z_symbols(y, quality)
         enc_z = SymbolEncoder()
-        enc_z.encode(z_sym.long().numpy(), self._z_table_index(tuple(z.shape)), self.z_tables)
+        enc_z.encode(z_sym.long().numpy(), self._z_table_index(tuple(z_sym.shape)),
+                     self.z_tables)
         with stage("entropy parameters"):
             hyper = self.path.hyper(z_sym, quality)
 

@@ -24,6 +24,7 @@ from ...entropy import CDF_PRECISION, SymbolDecoder, SymbolEncoder, TableSet
 from ...errors import AecError, CorruptFileError
 from ...format.chunks import require_chunks
 from ...format.quality import from_stored
+from ..base import Refinement
 from ..weights import load_state, storage_state, write_model_files
 from ..zoo import ModelInfo
 from . import CHUNK_VQ_INDICES, DOWNSAMPLING, FAMILY
@@ -56,6 +57,7 @@ class VQCoder:
 
     pad_multiple = FAMILY.pad_multiple
     formats = FAMILY.formats
+    max_effort = FAMILY.max_effort
 
     def __init__(self, info: ModelInfo, model: VQAutoencoder, cdfs: np.ndarray):
         self.name = info.name
@@ -94,7 +96,9 @@ class VQCoder:
         return self.model.analysis(x)
 
     @torch.no_grad()
-    def compress(self, features: Tensor, quality: int, version: int) -> dict[bytes, bytes]:
+    def compress(self, features: Tensor, quality: int, version: int,
+                 refinement: Refinement | None = None) -> dict[bytes, bytes]:
+        # max_effort is 1: the codec never passes a refinement.
         q = self.index_model.quantize(features.to("cpu", torch.float64), bits_table=self.bits)
         g_count = self.config.groups
         coded = {u: q.indices[divmod(u, g_count)].numpy() for u in self.units(quality)}

@@ -1,0 +1,92 @@
+"""Encoder effort levels on Kodak: BD-rate of every level against effort 1, and seconds.
+
+Runs ``aec bench`` (the harness, resumable: finished images are cached in ``--out``) for
+one model at several effort levels, then prints and saves a table: per level, its
+refinement iterations, the BD-rate (RGB PSNR, whole-file bpp) against effort 1 over the
+harness's qualities, and the mean encode and decode seconds per image.
+
+    python benchmarks/effort.py                          # levels 1..4, all 24 images
+    python benchmarks/effort.py --efforts 1,4 --limit 6  # a partial table from the cache
+    python benchmarks/effort.py --device cuda
+
+Encode seconds are those of the whole encode at one quality (the analysis transform
+included); decode seconds are the plain decoder's. Timings are only as quiet as the
+machine: say what else ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # allow running from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import print_and_save  # noqa: E402
+from neuralcodec.bench.harness import BenchOptions, run_bench  # noqa: E402
+from neuralcodec.families.base import get_family  # noqa: E402
+from neuralcodec.families.zoo import DEFAULT_MODEL, find_model  # noqa: E402
+
+KODAK = ROOT.parent / "shared" / "datasets" / "kodak"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", default=os.path.relpath(KODAK))
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--efforts", default="1,2,3,4")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="runs/effort-kodak",
+                        help="harness folder (its cache makes reruns resume)")
+    parser.add_argument("--save", default="benchmarks/results/effort-kodak.json")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    efforts = [int(e) for e in args.efforts.split(",")]
+    if efforts[0] != 1:
+        efforts.insert(0, 1)  # the anchor
+
+    result = run_bench(BenchOptions(
+        folder=args.folder, out=args.out, codecs=["aec"], models=[args.model],
+        efforts=efforts, device=args.device, limit=args.limit, speed=False,
+        note=args.note, log=lambda message: print(message, file=sys.stderr)))
+    report = result.report
+    family = get_family(find_model(args.model).family)
+    assert family is not None
+    labels = {e: args.model if e == 1 else f"{args.model} effort {e}" for e in efforts}
+    bd = {(x["test"], x["anchor"]): x for x in report["bd"]["psnr"]}
+    levels = []
+    for effort, label in labels.items():
+        points = report["aggregates"][label]
+        entry = bd.get((label, labels[1]), {})
+        levels.append({
+            "effort": effort,
+            "iterations": family.efforts[effort],
+            "bd_rate_vs_effort_1_pct": 0.0 if effort == 1 else entry.get("bd_rate_pct"),
+            "bd_psnr_vs_effort_1_db": 0.0 if effort == 1 else entry.get("bd_quality"),
+            "encode_s_per_image": sum(p["encode_s"] for p in points) / len(points),
+            "decode_s_per_image": sum(p["decode_s"] for p in points) / len(points),
+            "points": [{k: p[k] for k in ("setting", "bpp", "psnr")} for p in points],
+        })
+    print(f"{'effort':>6} {'iters':>5} {'BD-rate':>8} {'BD-PSNR':>8} {'enc s':>7} {'dec s':>6}")
+    for row in levels:
+        rate, gain = row["bd_rate_vs_effort_1_pct"], row["bd_psnr_vs_effort_1_db"]
+        print(f"{row['effort']:>6} {row['iterations']:>5} "
+              f"{'n/a' if rate is None else f'{rate:+.2f} %':>8} "
+              f"{'n/a' if gain is None else f'{gain:+.3f}':>8} "
+              f"{row['encode_s_per_image']:7.2f} {row['decode_s_per_image']:6.3f}")
+    print_and_save({
+        "command": "python benchmarks/effort.py " + " ".join(sys.argv[1:]),
+        "model": args.model,
+        "images": len(report["images"]),
+        "qualities": report["settings"]["aec_qualities"],
+        "environment": report["environment"],
+        "levels": levels,
+    }, Path(args.save))
+
+
+if __name__ == "__main__":
+    main()
