@@ -29,10 +29,11 @@ from .common import (
     workers_option,
     write_bytes,
 )
+from .dataset import dataset_options
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1, required=False)  # not with --files-from
 @click.option("-o", "--output", help="Output file (one input) or folder (several inputs).")
 @click.option("-q", "--quality", type=click.FloatRange(0, 100), default=None,
               help="Quality 0..100, higher is better [default: 75].")
@@ -60,6 +61,7 @@ from .common import (
               help="Frame to code from an animation or multi-page file (refused otherwise).")
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
+@dataset_options("encode")  # folders, --files-from, --engine ray: cli/dataset.py
 def encode(inputs, output, quality, bpp, size, psnr, print_psnr, effort, model, tile_size,
            device, max_pixels, workers, threads, frame, force, quiet) -> None:
     """Compress images into .aec files. An existing output is never replaced without -f;
@@ -116,7 +118,7 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, effort, model, 
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1, required=False)  # not with --files-from
 @click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
 @click.option("--format", "fmt", default="png", show_default=True,
               help="Output suffix when the output name is derived (png, webp, tif, ...).")

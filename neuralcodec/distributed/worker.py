@@ -1,0 +1,289 @@
+"""One worker of a data-set run: codes tasks of files with a codec loaded once.
+
+The same class runs in this process (the local engine) and as a Ray actor. A file whose
+output already exists and parses is skipped without loading any model; a file that
+fails becomes a ``failed`` row, so only a failure of the worker itself (its codec cannot
+be set up) ends a run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import metrics
+from ..errors import AecError, AecWarning, CorruptFileError
+from ..format import container
+from ..format.quality import DEFAULT_QUALITY, to_stored
+from ..io.files import atomic_write, read_bytes, reading
+from .manifest import DONE, SKIPPED, Row
+from .plan import Item
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..codec import Codec
+
+# Codec's default limit (neuralcodec.codec.codec imports torch; opening an image does not).
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run asks of every file (the options of ``aec encode`` / ``aec decode``)."""
+
+    direction: str  # "encode" or "decode"
+    model: str | None = None
+    device: str = "auto"
+    max_pixels: int | None = None  # None: the codec's default
+    quality: float | None = None  # encode: None with no target is the default quality
+    bpp: float | None = None
+    size: int | None = None
+    psnr: float | None = None
+    measure_psnr: bool = False
+    tile_size: int | None = None
+    frame: int | None = None
+    effort: int = 1  # encoder effort (Codec.encode)
+    out_format: str | None = None  # decode: Pillow's format name (None: from the suffix)
+    partial: bool = False
+    max_tile_pixels: int | None = None
+    force: bool = False
+
+    @property
+    def target(self) -> bool:
+        return any(v is not None for v in (self.bpp, self.size, self.psnr))
+
+
+class SetupError(AecError):
+    """The worker's codec cannot be made or loaded: a failure of the run, not a file."""
+
+
+class Worker:
+    """Codes lists of items; ``threads`` sets torch's threads, ``tile_workers`` the
+    codec's tile processes (1 codes in this process)."""
+
+    def __init__(self, settings: Settings, threads: int | None = None,
+                 tile_workers: int | None = None):
+        self.settings = settings
+        self.threads = threads
+        self.tile_workers = tile_workers
+        self._codec: Codec | None = None
+        self._expected: tuple[str, bytes] | None = None
+
+    @property
+    def codec(self) -> Codec:
+        """The codec, made (and torch's threads set) when a file first needs it."""
+        if self._codec is None:
+            if self.threads is not None:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            from ..codec.codec import (
+                DEFAULT_MAX_TILE_PIXELS,
+                DEFAULT_TILE_SIZE,
+                Codec,
+            )
+
+            s = self.settings
+            try:
+                codec = Codec(s.model, s.device, s.max_pixels or DEFAULT_MAX_PIXELS,
+                              tile_size=s.tile_size or DEFAULT_TILE_SIZE,
+                              workers=self.tile_workers,
+                              max_tile_pixels=s.max_tile_pixels or DEFAULT_MAX_TILE_PIXELS)
+                if s.direction == "encode":
+                    codec.load()
+                    codec.check_effort(s.effort)  # refused once, not for every file
+            except AecError as exc:
+                raise SetupError(str(exc), exc.field) from None
+            self._codec = codec
+        return self._codec
+
+    def run(self, items: list[Item]) -> list[Row]:
+        """A row for each item, in order."""
+        rows = []
+        for item in items:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AecWarning)
+                try:
+                    row = self._encode(item) if self.settings.direction == "encode" \
+                        else self._decode(item)
+                except SetupError:
+                    raise
+                except AecError as exc:
+                    row = Row.failed(item, str(exc))
+                except Exception as exc:  # a bug or a library's surprise: this file only
+                    row = Row.failed(item, f"internal error: {type(exc).__name__}: {exc}")
+            row.notes += [str(w.message) for w in caught if issubclass(w.category, AecWarning)]
+            rows.append(row)
+        return rows
+
+    def close(self) -> None:
+        if self._codec is not None:
+            self._codec.close()
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def _encode(self, item: Item) -> Row:
+        from ..io.images import open_image
+
+        s = self.settings
+        existing = self._existing_aec(item)
+        if isinstance(existing, Row):
+            return existing
+        image = open_image(item.input, s.max_pixels or DEFAULT_MAX_PIXELS, s.frame)
+        codec = self.codec  # loaded only once a file needs it
+        if s.target:
+            data, q = codec.encode_to_target(image, bpp=s.bpp, size=s.size, psnr=s.psnr,
+                                             effort=s.effort)
+        else:
+            q = DEFAULT_QUALITY if s.quality is None else s.quality
+            data = codec.encode(image, quality=q, effort=s.effort)
+        _make_folder(item)
+        atomic_write(item.output, lambda f: f.write(data), overwrite=existing)
+        w, h = image.size
+        row = Row(item.input, item.relative, DONE, w, h, len(data),
+                  metrics.bpp(len(data), w, h), codec.coder().name, q)
+        if s.measure_psnr:
+            row.psnr = _psnr(image, codec.decode(data))
+        return row
+
+    def _expected_model(self) -> tuple[str, bytes]:
+        """Name and fingerprint of the encoding model, without loading it."""
+        if self._expected is None:
+            from ..families.zoo import DEFAULT_MODEL, find_model
+
+            try:
+                info = find_model(self.settings.model or DEFAULT_MODEL)
+            except AecError as exc:
+                raise SetupError(str(exc)) from None
+            self._expected = info.name, info.fingerprint
+        return self._expected
+
+    def _existing_aec(self, item: Item) -> Row | bool:
+        """A skipped row for an output that exists and parses (and matches the model and
+        quality asked for); otherwise whether an existing output is to be replaced."""
+        if not _exists(item.output):
+            return False
+        s = self.settings
+        data = read_bytes(item.output)
+        try:
+            header = container.unpack(data).header
+        except CorruptFileError as exc:
+            return _replace_or_fail(item, f"is not a valid .aec file ({exc})", s.force)
+        name, fingerprint = self._expected_model()
+        if (header.model, header.fingerprint) != (name, fingerprint):
+            return _replace_or_fail(item, f"was made with model '{header.model}' "
+                                    f"{header.fingerprint.hex()}, not '{name}' "
+                                    f"{fingerprint.hex()}", s.force)
+        if not s.target:
+            asked = to_stored(DEFAULT_QUALITY if s.quality is None else s.quality)
+            if header.quality != asked:
+                return _replace_or_fail(item, f"was made at quality {header.quality_value:g}"
+                                        f", not {asked / 100:g}", s.force)
+        return Row(item.input, item.relative, SKIPPED, header.width, header.height,
+                   len(data), metrics.bpp(len(data), header.width, header.height),
+                   header.model, header.quality_value)
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def _decode(self, item: Item) -> Row:
+        from ..io.images import save_image
+
+        s = self.settings
+        with reading(item.input), open(item.input, "rb") as f:
+            header = container.read_header(f)
+        existing = self._existing_image(item, header)
+        if isinstance(existing, Row):
+            return existing
+        data = read_bytes(item.input)
+        codec = self.codec
+        notes = []
+        if s.partial:
+            image, report = codec.decode_partial(data)
+            if len(report.lost_tiles) == report.tiles:
+                raise AecError(f"nothing could be recovered: {report}")
+            if report.lost_tiles or report.problems:
+                notes.append(f"{item.input}: {report}")
+        else:
+            image = codec.decode(data)
+        _make_folder(item)
+        save_image(image, item.output, existing, s.out_format)
+        return Row(item.input, item.relative, DONE, image.width, image.height, len(data),
+                   metrics.bpp(len(data), image.width, image.height), header.model,
+                   header.quality_value, notes=notes)
+
+    def _existing_image(self, item: Item, header: container.Header) -> Row | bool:
+        """A skipped row for an output image that opens whole at the header's size;
+        otherwise whether an existing output is to be replaced."""
+        from ..io.images import open_image
+
+        if not _exists(item.output):
+            return False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AecWarning)
+                size = open_image(item.output, self.settings.max_pixels or DEFAULT_MAX_PIXELS).size
+        except AecError as exc:
+            return _replace_or_fail(item, f"does not open as an image ({exc})",
+                                    self.settings.force)
+        if size != (header.width, header.height):
+            return _replace_or_fail(item, f"is {size[0]}x{size[1]}, not the file's "
+                                    f"{header.width}x{header.height}", self.settings.force)
+        length = os.stat(item.input).st_size
+        return Row(item.input, item.relative, SKIPPED, header.width, header.height, length,
+                   metrics.bpp(length, header.width, header.height), header.model,
+                   header.quality_value)
+
+
+def _exists(path: str) -> bool:
+    """Whether an output is there; something other than a file is refused."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise AecError(f"{path}: cannot check the output ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise AecError(f"{path}: exists and is not a regular file")
+    return True
+
+
+def _replace_or_fail(item: Item, problem: str, force: bool) -> bool:
+    if force:
+        return True
+    raise AecError(f"{item.output}: exists but {problem}; not replaced (-f replaces it)")
+
+
+def _make_folder(item: Item) -> None:
+    folder = Path(item.output).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AecError(f"{folder}: cannot make the folder ({exc.strerror})") from None
+
+
+def _psnr(original: Image.Image, decoded: Image.Image) -> float:
+    import numpy as np
+
+    return metrics.psnr(np.asarray(original.convert("RGB")),
+                        np.asarray(decoded.convert("RGB")))
+
+
+def remove_leftovers(items: list[Item]) -> None:
+    """Delete the temporary files a killed worker left beside these outputs."""
+    for item in items:
+        folder, name = os.path.split(item.output)
+        for leftover in glob.glob(os.path.join(glob.escape(folder or "."),
+                                               f".{glob.escape(name)}.*.part")):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+
+
+__all__ = ["Settings", "SetupError", "Worker", "remove_leftovers"]
