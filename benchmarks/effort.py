@@ -8,6 +8,7 @@ harness's qualities, and the mean encode and decode seconds per image.
     python benchmarks/effort.py                          # levels 1..4, all 24 images
     python benchmarks/effort.py --efforts 1,4 --limit 6  # a partial table from the cache
     python benchmarks/effort.py --device cuda
+    python benchmarks/effort.py --timing 3     # quiet timing only: 3 images, quality 60
 
 Encode seconds are those of the whole encode at one quality (the analysis transform
 included); decode seconds are the plain decoder's. Timings are only as quiet as the
@@ -44,10 +45,15 @@ def main() -> None:
                         help="harness folder (its cache makes reruns resume)")
     parser.add_argument("--save", default="benchmarks/results/effort-kodak.json")
     parser.add_argument("--note", default="")
+    parser.add_argument("--timing", type=int, default=0, metavar="N",
+                        help="only time each level's encode and decode on N images")
     args = parser.parse_args()
     efforts = [int(e) for e in args.efforts.split(",")]
     if efforts[0] != 1:
         efforts.insert(0, 1)  # the anchor
+    if args.timing:
+        timing(args, efforts)
+        return
 
     result = run_bench(BenchOptions(
         folder=args.folder, out=args.out, codecs=["aec"], models=[args.model],
@@ -86,6 +92,77 @@ def main() -> None:
         "environment": report["environment"],
         "levels": levels,
     }, Path(args.save))
+
+
+def timing(args: argparse.Namespace, efforts: list[int], quality: float = 60) -> None:
+    """Median seconds of a whole encode (image in memory, model loaded) per level on the
+    first N images, one warm-up encode first; then the decode of every file, timed in a
+    fresh process (a process that has just refined latents decodes about 30 % slower
+    here, whatever the file: that is its allocator's state, not the file's cost)."""
+    import statistics
+    import subprocess
+    import tempfile
+    import time
+
+    import torch
+    from PIL import Image
+
+    from neuralcodec.bench.harness import list_images
+    from neuralcodec.codec import Codec
+
+    codec = Codec(args.model, args.device).load()
+    images = [Image.open(p).convert("RGB") for p in list_images(Path(args.folder),
+                                                                args.timing)]
+    codec.encode(images[0], quality, effort=max(efforts))
+    levels = []
+    with tempfile.TemporaryDirectory() as work:
+        files = []
+        for effort in efforts:
+            encode_s = []
+            for i, image in enumerate(images):
+                t0 = time.perf_counter()
+                data = codec.encode(image, quality, effort=effort)
+                encode_s.append(time.perf_counter() - t0)
+                files.append(Path(work) / f"e{effort}-{i}.aec")
+                files[-1].write_bytes(data)
+            levels.append({"effort": effort, "encode_s_median": statistics.median(encode_s),
+                           "encode_s": encode_s})
+        decoded = subprocess.run(
+            [sys.executable, "-c", DECODE_TIMER, args.model, args.device, str(len(images)),
+             *map(str, files)], capture_output=True, text=True, check=True).stdout.split()
+    seconds = [float(v) for v in decoded]
+    for row in levels:
+        mine = [seconds[files.index(f)] for f in files if f.name.startswith(
+            f"e{row['effort']}-")]
+        row.update(decode_s_median=statistics.median(mine), decode_s=mine)
+        print(f"effort {row['effort']}: encode {row['encode_s_median']:.2f} s, "
+              f"decode {row['decode_s_median']:.3f} s (median of {len(images)})")
+    print_and_save({
+        "command": "python benchmarks/effort.py " + " ".join(sys.argv[1:]),
+        "model": args.model, "quality": quality, "device": args.device,
+        "torch_threads": torch.get_num_threads(), "note": args.note, "levels": levels,
+    }, Path(args.save).with_name(Path(args.save).stem + "-timing.json"))
+
+
+# Decodes each file (after one warm-up decode) and prints its seconds in file order.
+# Files come level by level; they are decoded image by image, every level of an image
+# in turn, so a drift in the machine's speed hits all levels alike.
+DECODE_TIMER = """
+import sys, time
+from pathlib import Path
+from neuralcodec.codec import Codec
+codec = Codec(sys.argv[1], sys.argv[2]).load()
+images = int(sys.argv[3])
+files = [Path(f).read_bytes() for f in sys.argv[4:]]
+codec.decode(files[0])
+seconds = [0.0] * len(files)
+order = sorted(range(len(files)), key=lambda i: (i % images, i))
+for i in order:
+    t0 = time.perf_counter()
+    codec.decode(files[i])
+    seconds[i] = time.perf_counter() - t0
+print(" ".join(f"{s:.4f}" for s in seconds))
+"""
 
 
 if __name__ == "__main__":
