@@ -56,6 +56,7 @@ class AecImageFile(ImageFile.ImageFile):
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     quality = im.encoderinfo.get("quality", None)
     model = im.encoderinfo.get("model", None)
+    effort = int(im.encoderinfo.get("effort", 1))
     kwargs = {} if quality is None else {"quality": float(quality)}
     metadata = {key: im.encoderinfo[key] for key in ("icc_profile", "exif")
                 if im.encoderinfo.get(key)}
@@ -64,7 +65,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     if metadata:  # given to save(): they win over the image's own
         im = im.copy()
         im.info.update(metadata)
-    fp.write(encode(im, model=model, effort=int(im.encoderinfo.get("effort", 1)), **kwargs))
+    fp.write(encode(im, model=model, effort=effort, **kwargs))
 
 
 Image.register_open(FORMAT, AecImageFile, _accept)
