@@ -97,9 +97,9 @@ def main() -> None:
 def timing(args: argparse.Namespace, efforts: list[int], quality: float = 60) -> None:
     """Median seconds of a whole encode (image in memory, model loaded) per level on the
     first N images, one warm-up encode first; then the decode of every file, timed in a
-    fresh process: on this 2-core VM a process that has just refined latents decoded
-    any file about 30 % slower (0.53 -> 0.70 s for kodim05), the same for a plain
-    file as for a refined one, so it is the process's state, not the file's cost."""
+    fresh process: a process that has just refined latents was seen to decode any file
+    slower, a plain file as much as a refined one, so that is the process's state, not
+    the file's cost."""
     import statistics
     import subprocess
     import tempfile

@@ -99,11 +99,11 @@ class GDN(nn.Module):
         c = x.shape[1]
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma)
-        if x.dtype == torch.float32 and not (torch.is_grad_enabled() and self.beta.requires_grad):
-            if not (torch.is_grad_enabled() and x.requires_grad):
-                return _gdn_blockwise(x, beta, gamma, self.inverse)
-            # Gradients for the input only (encoder refinement): the same blockwise form.
-            return _BlockwiseGDN.apply(x, beta.detach(), gamma.detach(), self.inverse)
+        grad = torch.is_grad_enabled()
+        if x.dtype == torch.float32 and not (grad and self.beta.requires_grad):
+            if grad and x.requires_grad:  # the input's gradient only (encoder refinement)
+                return _BlockwiseGDN.apply(x, beta.detach(), gamma.detach(), self.inverse)
+            return _gdn_blockwise(x, beta, gamma, self.inverse)
         norm = F.conv2d(x * x, gamma.reshape(c, c, 1, 1), beta)
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
 
