@@ -109,11 +109,13 @@ def quantize_layer(
 PARAM_PATH = ("h_s", "context", "entropy_parameters")
 
 
-def param_path_convs(model: nn.Module) -> dict[str, nn.Conv2d | nn.ConvTranspose2d]:
-    """Every convolution of the parameter path, by state-dict prefix (e.g. 'h_s.0')."""
+def param_path_convs(model: nn.Module, path: tuple[str, ...] = PARAM_PATH
+                     ) -> dict[str, nn.Conv2d | nn.ConvTranspose2d]:
+    """Every convolution of the parameter path (the sub-networks named by ``path``), by
+    state-dict prefix (e.g. 'h_s.0')."""
     convs = {}
     for name, m in model.named_modules():
-        if name.split(".")[0] in PARAM_PATH and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if name.split(".")[0] in path and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             convs[name] = m
     return convs
 
@@ -151,8 +153,9 @@ def interpolate_gain(gains: Tensor, quality: int) -> Tensor:
     return g.to(torch.float64)
 
 
-class IntegerParamPath:
-    """The exact entropy-parameter path: integer z symbols in, table indices and means out.
+class IntegerHyperPath:
+    """The exact hyper-synthesis: integer z symbols in, hyper features out; and the table
+    index of a predicted scale. What every integer parameter path of the family shares.
 
     All tensors crossing this interface are float64 holding *real* values that lie exactly
     on the 2**-FRAC_BITS grid (means, decoded latents), so callers can add and compare them
@@ -161,9 +164,6 @@ class IntegerParamPath:
 
     def __init__(self, model, int_gain_z_inv: Tensor, shifts: dict[str, int] | None = None):
         self.h_s = quantize_sequential(model.h_s, "h_s", shifts)
-        self.context = quantize_sequential(model.context, "context", shifts)
-        self.entropy_parameters = quantize_sequential(
-            model.entropy_parameters, "entropy_parameters", shifts)
         self.gain_z_inv = int_gain_z_inv.to(torch.int64)
         tables = model.coding_tables()
         self.z_medians = torch.round(tables.z_medians * 2**FRAC_BITS)
@@ -172,7 +172,6 @@ class IntegerParamPath:
         self.thresholds = torch.ceil(scale_table * 2**FRAC_BITS).contiguous()
         # Calibration: set to a dict to record each layer's largest |activation|.
         self.peaks: dict[str, float] | None = None
-        self._tap_weights: dict[int, Tensor] = {}
 
     def _run(self, layers: list[IntegerLayer], a: Tensor, name: str = "") -> Tensor:
         for i, layer in enumerate(layers):
@@ -185,6 +184,58 @@ class IntegerParamPath:
         z = torch.floor(z * g * 2.0**-GAIN_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
         return self._run(self.h_s, z, "h_s")
 
+    def table_index(self, scales: Tensor) -> Tensor:
+        """Table index (int64) of integer scales on the grid: the first table whose scale
+        is at least the predicted one (the last if none is)."""
+        idx = torch.searchsorted(self.thresholds, scales.reshape(-1).contiguous())
+        return idx.clamp_(max=len(self.thresholds) - 1).view(scales.shape)
+
+    def _record(self, key: str, a: Tensor) -> Tensor:
+        if self.peaks is not None and a.numel():
+            self.peaks[key] = max(self.peaks.get(key, 0.0), float(a.abs().max()))
+        return a
+
+
+def anchor_context(layer: IntegerLayer, y_hat_anchor: Tensor, positions: Tensor,
+                   tap_weights: dict[int, Tensor]) -> Tensor:
+    """A (k x k, stride 1) context layer over the decoded anchors ``y_hat_anchor`` (1, C,
+    h, w; real values on the grid), at the P ``positions`` (an (h, w) mask of one
+    checkerboard colour), as (P, out channels) integer rows.
+
+    Only the taps that fall on anchors are summed (12 of 25 for 5x5): other latents are
+    zero when the context runs, so the sums, exact integers, are the full convolution's.
+    ``tap_weights`` caches the gathered kernels per parity."""
+    k = layer.weight.shape[-1]
+    r = k // 2
+    ii, jj = positions.nonzero(as_tuple=True)
+    parity = int(ii[0] + jj[0]) % 2 if len(ii) else 0
+    anchors = checkerboard_anchor_mask(*positions.shape)[0]
+    a = (y_hat_anchor[0] * anchors * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
+    a = F.pad(a, (r, r, r, r))
+    # Anchor taps of a position of this parity: offsets with di + dj of its parity.
+    taps = [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)
+            if (di + dj) % 2 == parity]
+    gathered = torch.cat([a[:, ii + di + r, jj + dj + r] for di, dj in taps])
+    weight = tap_weights.get(parity)
+    if weight is None:
+        w = layer.weight  # (out, in, k, k)
+        weight = torch.cat([w[:, :, di + r, dj + r] for di, dj in taps], 1)
+        tap_weights[parity] = weight
+    acc = torch.addmm(layer.bias[:, None], weight, gathered)  # (out, P)
+    return layer.finish(acc).t()
+
+
+class IntegerParamPath(IntegerHyperPath):
+    """The exact entropy-parameter path: integer z symbols in, table indices and means out
+    (the hyper-synthesis, the checkerboard context and the entropy-parameter network)."""
+
+    def __init__(self, model, int_gain_z_inv: Tensor, shifts: dict[str, int] | None = None):
+        super().__init__(model, int_gain_z_inv, shifts)
+        self.context = quantize_sequential(model.context, "context", shifts)
+        self.entropy_parameters = quantize_sequential(
+            model.entropy_parameters, "entropy_parameters", shifts)
+        self._tap_weights: dict[int, Tensor] = {}
+
     def params(self, hyper: Tensor, y_hat_anchor: Tensor | None, positions: Tensor
                ) -> tuple[Tensor, Tensor]:
         """(table index as int64, mean as real float64), each (channels, P), at the P
@@ -192,8 +243,7 @@ class IntegerParamPath:
         context comes from the decoded anchors ``y_hat_anchor`` (None: no context).
 
         Only those positions are computed, and the 5x5 context only over the taps that
-        fall on anchors (12 of 25): other latents are zero when the context runs, so
-        the sums, exact integers, are the same as the full convolution's."""
+        fall on anchors (see :func:`anchor_context`)."""
         rows = hyper[0][:, positions].t()  # (P, channels)
         if y_hat_anchor is None:
             ctx = torch.zeros_like(rows)
@@ -203,32 +253,9 @@ class IntegerParamPath:
         for i, layer in enumerate(self.entropy_parameters):
             a = self._record(f"entropy_parameters[{i}]", layer.rows(a))
         scales, means = a.t().chunk(2, 0)
-        idx = torch.searchsorted(self.thresholds, scales.reshape(-1).contiguous())
-        idx = idx.clamp_(max=len(self.thresholds) - 1).view(scales.shape)
-        return idx, means * 2.0**-FRAC_BITS
+        return self.table_index(scales), means * 2.0**-FRAC_BITS
 
     def _context_at(self, y_hat_anchor: Tensor, positions: Tensor) -> Tensor:
         (layer,) = self.context
-        k = layer.weight.shape[-1]
-        r = k // 2
-        ii, jj = positions.nonzero(as_tuple=True)
-        parity = int(ii[0] + jj[0]) % 2 if len(ii) else 0
-        anchors = checkerboard_anchor_mask(*positions.shape)[0]
-        a = (y_hat_anchor[0] * anchors * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
-        a = F.pad(a, (r, r, r, r))
-        # Anchor taps of a position of this parity: offsets with di + dj of its parity.
-        taps = [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)
-                if (di + dj) % 2 == parity]
-        gathered = torch.cat([a[:, ii + di + r, jj + dj + r] for di, dj in taps])
-        weight = self._tap_weights.get(parity)
-        if weight is None:
-            w = layer.weight  # (out, in, k, k)
-            weight = torch.cat([w[:, :, di + r, dj + r] for di, dj in taps], 1)
-            self._tap_weights[parity] = weight
-        acc = torch.addmm(layer.bias[:, None], weight, gathered)  # (out, P)
-        return self._record("context[0]", layer.finish(acc).t())
-
-    def _record(self, key: str, a: Tensor) -> Tensor:
-        if self.peaks is not None and a.numel():
-            self.peaks[key] = max(self.peaks.get(key, 0.0), float(a.abs().max()))
-        return a
+        ctx = anchor_context(layer, y_hat_anchor, positions, self._tap_weights)
+        return self._record("context[0]", ctx)

@@ -18,7 +18,7 @@ from ...errors import AecError
 from ..weights import load_state, storage_state, stored_dtype, write_model_files
 from ..zoo import ModelInfo
 from . import FAMILY
-from .integer_net import integer_gains, param_path_convs, weight_shift
+from .integer_net import PARAM_PATH, integer_gains, param_path_convs, weight_shift
 from .model import HyperpriorCheckerboard, ModelConfig
 
 _HALF_PREFIXES = ("g_a.", "g_s.", "h_a.")
@@ -26,12 +26,14 @@ SHIFT_SUFFIX = ".weight_shift"
 INTEGER_GAINS = "integer.gain_z_inv"  # int64 (levels, N): exp() done once, here
 
 
-def round_to_storage(model: HyperpriorCheckerboard) -> dict[str, int]:
+def round_to_storage(model: HyperpriorCheckerboard, path: tuple[str, ...] = PARAM_PATH
+                     ) -> dict[str, int]:
     """Round parameters to what is stored (float16, or the integer grid of the parameter
-    path), in place; returns the parameter path's weight shifts."""
+    path, the sub-networks named by ``path``), in place; returns the parameter path's
+    weight shifts."""
     shifts = {}
     with torch.no_grad():
-        for name, m in param_path_convs(model).items():
+        for name, m in param_path_convs(model, path).items():
             shifts[name] = s = weight_shift(m.weight)
             m.weight.copy_(torch.round(m.weight.double() * 2.0**s) * 2.0**-s)
         for name, p in model.named_parameters():
@@ -40,13 +42,16 @@ def round_to_storage(model: HyperpriorCheckerboard) -> dict[str, int]:
     return shifts
 
 
-def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: dict) -> Path:
+def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: dict,
+               family: str = FAMILY.name, path: tuple[str, ...] = PARAM_PATH) -> Path:
     """Write ``name.safetensors`` and ``name.json`` (config + model card) to ``directory``.
 
     The model's coding tables are rebuilt from the storage-rounded weights first.
+    ``family`` and ``path`` (its parameter path's sub-networks) serve the families built
+    on this one's transforms.
     """
     model = model.cpu().float().eval()
-    shifts = round_to_storage(model)
+    shifts = round_to_storage(model, path)
     model.update_tables()
     tensors = storage_state(model, _HALF_PREFIXES)
     for layer, s in shifts.items():
@@ -54,7 +59,7 @@ def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: 
         tensors[f"{layer}.weight"] = w.round().to(torch.int16)
         tensors[layer + SHIFT_SUFFIX] = torch.tensor([s], dtype=torch.int32)
     tensors[INTEGER_GAINS] = integer_gains(model.gain_z_inv.log_gain)
-    meta = {"family": FAMILY.name, "config": model.config.to_dict(), **card}
+    meta = {"family": family, "config": model.config.to_dict(), **card}
     return write_model_files(tensors, Path(directory), name, meta)
 
 
