@@ -6,7 +6,8 @@ lines each, no torch); a family's networks load only when one of its models is u
     zoo.py       installed models: names, cards, fingerprints, the default; load_coder
     weights.py   weights files: stored dtypes, writing and loading tensors
     hyperprior/  mean-scale hyperprior, checkerboard context, exact integer parameter path
+    channel_context/  the hyperprior's transforms, channel groups + checkerboard + LRP (ELIC)
     vq/          VQ-VAE: residual product quantization with a context prior
 """
 
-from . import hyperprior, vq  # noqa: F401  (register the built-in families)
+from . import channel_context, hyperprior, vq  # noqa: F401  (register the built-in families)

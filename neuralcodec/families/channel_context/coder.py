@@ -1,0 +1,68 @@
+"""The channel-context family's coder: how a loaded model codes a padded image.
+
+As the hyperprior's coder (``g_a`` cached across a rate search, the rate level's gains,
+``g_s`` on the codec's device), with this family's latent codec and chunks; one effort
+level (no per-image refinement yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from ...format.chunks import require_chunks
+from ..base import Refinement
+from ..hyperprior.coder import HyperpriorCoder
+from ..hyperprior.latent_codec import DecodedLatents, LatentStreams
+from ..zoo import ModelInfo
+from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
+from .integer_net import IntegerChannelPath
+from .latent_codec import ChannelLatentCodec
+from .weights import read_model
+
+
+class ChannelCoder(HyperpriorCoder):
+    """A loaded channel-context model, coding padded images into container chunks."""
+
+    pad_multiple = FAMILY.pad_multiple
+    formats = FAMILY.formats
+    max_effort = FAMILY.max_effort
+
+    def latent_codec(self, version: int) -> ChannelLatentCodec:
+        """The latent codec (the same for every format version it writes; built once)."""
+        codec = self._latent_codecs.get(0)
+        if codec is None:
+            path = IntegerChannelPath(self.model, self.int_gain_z_inv, self.weight_shifts)
+            codec = self._latent_codecs[0] = ChannelLatentCodec(self.model, path)
+        return codec
+
+    @torch.no_grad()
+    def compress(self, features: Tensor, quality: int, version: int,
+                 refinement: Refinement | None = None) -> dict[bytes, bytes]:
+        y = features * self.model.gain_y(self._level(quality, features.device))
+        streams, _ = self.latent_codec(version).compress(y, quality)
+        chunks = {CHUNK_HYPER: streams.z, CHUNK_LATENT: streams.y}
+        if streams.escapes:
+            chunks[CHUNK_ESCAPE] = streams.escapes
+        return chunks
+
+    def decompress_latents(
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+    ) -> DecodedLatents:
+        require_chunks(chunks, (CHUNK_HYPER, CHUNK_LATENT))
+        streams = LatentStreams(
+            chunks[CHUNK_HYPER], chunks[CHUNK_LATENT], chunks.get(CHUNK_ESCAPE, b"")
+        )
+        h, w = size
+        return self.latent_codec(version).decompress(streams, (h // 16, w // 16), quality)
+
+
+def load(info: ModelInfo, device: str | torch.device = "cpu") -> ChannelCoder:
+    model, shifts, gains = read_model(info)
+    model.eval().requires_grad_(False).to(device)
+    # The transforms run channels-last: about 1.7x faster on CPU (oneDNN's layout).
+    for transform in (model.g_a, model.g_s):
+        transform.to(memory_format=torch.channels_last)
+    return ChannelCoder(info, model, shifts, gains)

@@ -1,0 +1,101 @@
+"""The exact integer parameter path of the channel-context family.
+
+The same integer arithmetic as the hyperprior's (:mod:`..hyperprior.integer_net`:
+activations on a 2**-10 grid clamped to ±2**20, int16 weights with a power-of-two shift
+per layer, exact float64 sums, LeakyReLU as ``floor(41 x / 4096)``) for every network
+that decides a table index or a mean or feeds a later context: the hyper-synthesis,
+each group's channel context, spatial context and parameter network, and the latent
+residual prediction, whose clamp to ±½ is exact on the grid.
+
+Worst-case accumulator: the widest layer is group 4's channel context (128 channels ×
+3x3 = 1152 inputs): 2**20 · 2**14 · 1152 < 2**45, far below 2**53
+(:func:`~..hyperprior.integer_net.quantize_layer` checks every layer).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..hyperprior.integer_net import (
+    ACT_LIMIT,
+    FRAC_BITS,
+    IntegerHyperPath,
+    IntegerLayer,
+    anchor_context,
+    quantize_sequential,
+)
+from .model import LRP_BOUND, ChannelCheckerboard
+
+_LRP_LIMIT = LRP_BOUND * 2**FRAC_BITS
+
+
+def _grid(real: Tensor) -> Tensor:
+    """Real values on the 2**-FRAC_BITS grid as the integers the layers take."""
+    return (real * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+class IntegerChannelPath(IntegerHyperPath):
+    """Table indices and means of each channel group, and its LRP, in exact integers.
+
+    Tensors crossing the interface are float64 holding real values on the grid (means,
+    decoded latents) or, for context features, the integers themselves (``cc``).
+    """
+
+    def __init__(self, model: ChannelCheckerboard, int_gain_z_inv: Tensor,
+                 shifts: dict[str, int] | None = None):
+        super().__init__(model, int_gain_z_inv, shifts)
+        self.groups = model.config.groups
+        self.channel_context = {
+            int(k): quantize_sequential(seq, f"channel_context.{k}", shifts)
+            for k, seq in model.channel_context.items()}
+        self.spatial_context = [quantize_sequential(m, f"spatial_context.{k}", shifts)[0]
+                                for k, m in enumerate(model.spatial_context)]
+        self.group_parameters = [quantize_sequential(m, f"group_parameters.{k}", shifts)
+                                 for k, m in enumerate(model.group_parameters)]
+        self.lrp = [quantize_sequential(m, f"lrp.{k}", shifts) for k, m in enumerate(model.lrp)]
+        self._tap_weights: list[dict[int, Tensor]] = [{} for _ in self.groups]
+
+    def channel(self, k: int, y_hat_before: Tensor | None) -> Tensor | None:
+        """Group k's channel context (integers, (1, 2g, h, w)) from the decoded groups
+        before it (real, (1, C, h, w)); None for group 0."""
+        if k == 0:
+            return None
+        return self._run(self.channel_context[k], _grid(y_hat_before), f"channel_context.{k}")
+
+    def params(self, k: int, hyper: Tensor, cc: Tensor | None, y_hat_anchor: Tensor | None,
+               positions: Tensor) -> tuple[Tensor, Tensor]:
+        """(table index as int64, mean as real float64), each (g, P), of group k at the P
+        ``positions`` (an (h, w) mask of one checkerboard colour, raster order); the
+        spatial context comes from the group's decoded anchors (None: anchors, zeros)."""
+        rows = [hyper[0][:, positions].t()]  # (P, channels)
+        if cc is not None:
+            rows.append(cc[0][:, positions].t())
+        if y_hat_anchor is None:
+            rows.append(rows[0].new_zeros(rows[0].shape[0], 2 * self.groups[k]))
+        else:
+            sc = anchor_context(self.spatial_context[k], y_hat_anchor, positions,
+                                self._tap_weights[k])
+            rows.append(self._record(f"spatial_context.{k}", sc))
+        a = torch.cat(rows, 1)
+        for i, layer in enumerate(self.group_parameters[k]):
+            a = self._record(f"group_parameters.{k}[{i}]", layer.rows(a))
+        scales, means = a.t().chunk(2, 0)
+        return self.table_index(scales), means * 2.0**-FRAC_BITS
+
+    def residual(self, k: int, means: Tensor, cc: Tensor | None, y_hat: Tensor) -> Tensor:
+        """Group k's LRP correction (real, on the grid, |c| <= 1/2) from its means and
+        decoded latents (real, (1, g, h, w)) and channel context (integers)."""
+        parts = [_grid(means), _grid(y_hat)] if cc is None else [_grid(means), cc, _grid(y_hat)]
+        out = self._run(self.lrp[k], torch.cat(parts, 1), f"lrp.{k}")
+        return out.clamp_(-_LRP_LIMIT, _LRP_LIMIT) * 2.0**-FRAC_BITS
+
+
+def layers_of(path: IntegerChannelPath) -> dict[str, list[IntegerLayer]]:
+    """Every integer network of the path by name (for tests and calibration)."""
+    nets = {"h_s": path.h_s}
+    nets.update({f"channel_context.{k}": v for k, v in path.channel_context.items()})
+    nets.update({f"spatial_context.{k}": [v] for k, v in enumerate(path.spatial_context)})
+    nets.update({f"group_parameters.{k}": v for k, v in enumerate(path.group_parameters)})
+    nets.update({f"lrp.{k}": v for k, v in enumerate(path.lrp)})
+    return nets
