@@ -40,13 +40,19 @@ from .common import device_option_with
 @click.option("--export-dir", type=click.Path(file_okay=False), default="models",
               show_default=True,
               help="Where --export writes; put the folder in $AEC_MODEL_PATH to use it.")
-@click.option("--family", type=click.Choice(["hyperprior", "vq"]), default="hyperprior",
-              show_default=True,
-              help="Model family. vq trains a VQ-VAE on the frozen analysis transform of "
-                   "--init (default aec-hp-ckbd); it uses --steps, --batch-size, --patch, "
-                   "--eval-dir, --seed, --device and --export.")
+@click.option("--family", type=click.Choice(["hyperprior", "channel-context", "vq"]),
+              default="hyperprior", show_default=True,
+              help="Model family. channel-context (channel groups + checkerboard + LRP) "
+                   "starts from the transforms of --init (default aec-hp-ckbd) with fresh "
+                   "context networks. vq trains a VQ-VAE on the frozen analysis transform "
+                   "of --init (default aec-hp-ckbd); it uses --steps, --batch-size, "
+                   "--patch, --eval-dir, --seed, --device and --export.")
 @click.option("--init", default=None,
               help="Start a new run from these weights (model name or .safetensors file).")
+@click.option("--freeze-transforms", type=click.IntRange(min=0), default=0,
+              show_default=True,
+              help="channel-context: steps at the start of the run during which the "
+                   "copied transforms and gains stay frozen (only the new networks train).")
 @click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
               help="Steps of linear learning-rate warm-up from the run's first step.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -63,8 +69,8 @@ from .common import device_option_with
 @click.pass_context
 def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
           eval_images, checkpoint_every, n, m, lambdas, device, seed, export_name,
-          export_dir, family, init, warmup, seconds, precision, compile_, channels_last,
-          crops_on_device, nproc) -> None:
+          export_dir, family, init, freeze_transforms, warmup, seconds, precision, compile_,
+          channels_last, crops_on_device, nproc) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     if family == "vq":
@@ -83,11 +89,24 @@ def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, ev
         if code:
             raise AecError(f"training with {nproc} processes failed (exit code {code})")
         return
-    from ..families.hyperprior.model import ModelConfig
-    from ..training.hyperprior import TrainOptions, export
-    from ..training.hyperprior import train as run_training
+    if family == "channel-context":
+        from ..families.channel_context.model import ChannelConfig as ModelConfig
+        from ..training.channel_context import ChannelTrainOptions as TrainOptions
+        from ..training.channel_context import export
+        from ..training.channel_context import train as run_training
 
-    config = {**ModelConfig().to_dict(), "N": n, "M": m}
+        extra = {"freeze_transforms": freeze_transforms, "init": init or "aec-hp-ckbd"}
+        config = {k: v for k, v in ModelConfig().to_dict().items() if k != "groups"}
+        config.update(N=n, M=m)
+    else:
+        if freeze_transforms:
+            raise click.UsageError("--freeze-transforms is for the channel-context family")
+        from ..families.hyperprior.model import ModelConfig
+        from ..training.hyperprior import TrainOptions, export
+        from ..training.hyperprior import train as run_training
+
+        extra = {"init": init}
+        config = {**ModelConfig().to_dict(), "N": n, "M": m}
     if lambdas is not None:
         try:
             config["lambdas"] = [float(v) for v in lambdas.split(",")]
@@ -98,9 +117,9 @@ def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, ev
         data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
         patch=patch, lr=lr, lr_drop_at=lr_drop_at, eval_every=eval_every, eval_images=eval_images,
         checkpoint_every=checkpoint_every, device=device, seed=seed, config=config,
-        relevel=lambdas is not None, init=init, warmup=warmup, seconds=seconds,
+        relevel=lambdas is not None, warmup=warmup, seconds=seconds,
         precision=precision, compile=compile_, channels_last=channels_last,
-        crops_on_device=crops_on_device,
+        crops_on_device=crops_on_device, **extra,
     )
     try:
         run_training(opts, log=log)

@@ -218,13 +218,13 @@ class HyperpriorTrainer:
             log(f"moved {setup.checkpoint}'s rate levels to lambdas {opts.config['lambdas']}")
         if state is None and opts.init:
             log(f"starting from the weights of {opts.init}")
-            state = initial_state(opts)
+            state = self.initial_state(opts)
         if state is not None:
             # A run keeps its own architecture and rate levels, whatever today's defaults.
             opts.config = state["options"]["config"]
             self.relevels = state.get("relevels", [])
-        self.config = ModelConfig.from_dict(opts.config)
-        self.model = model = new_model(self.config).to(device)
+        self.config = self.config_of(opts.config)
+        self.model = model = self.new_model(self.config).to(device)
         if state is not None:
             model.load_state_dict(state["model"])
         self.optimizer, self.aux_optimizer = _optimizers(model, opts,
@@ -241,6 +241,17 @@ class HyperpriorTrainer:
         self.compiled_ok = not opts.compile
         model.train()
         return state["step"] if state is not None else 0
+
+    # -- what a family built on this one's transforms changes -------------------------
+
+    def config_of(self, config: dict) -> ModelConfig:
+        return ModelConfig.from_dict(config)
+
+    def new_model(self, config: ModelConfig) -> HyperpriorCheckerboard:
+        return new_model(config)
+
+    def initial_state(self, opts: TrainOptions) -> dict:
+        return initial_state(opts)
 
     def train_step(self, x: Tensor, step: int, elapsed: float, steps_here: int
                    ) -> dict[str, float] | None:

@@ -1,0 +1,136 @@
+"""Training the channel-context family, warm-started from a hyperprior model.
+
+A new run starts from a ``hyperprior-checkerboard`` model's weights (``init``, by default
+the shipped ``aec-hp-ckbd``): its transforms (``g_a``, ``g_s``, ``h_a``, ``h_s``), gain
+banks and entropy models are copied, the context networks start fresh (LRP as no
+correction). For the first ``freeze_transforms`` steps only the new networks (and the
+entropy models) train, so early CPU time goes to the contexts; then everything does.
+The loss, rate levels, schedule, checkpoints and resume are the hyperprior's
+(:mod:`.hyperprior`); a run may also start from a model of this family.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..families.channel_context import FAMILY
+from ..families.channel_context.model import ChannelCheckerboard, ChannelConfig
+from ..families.channel_context.weights import save_model
+from .distributed import World
+from .hyperprior import HyperpriorTrainer, TrainOptions
+from .loop import CHECKPOINT, RunSetup, run
+
+# What a warm start copies, and what ``freeze_transforms`` holds still.
+COPIED = ("g_a.", "g_s.", "h_a.", "h_s.", "gain_", "entropy_bottleneck.",
+          "gaussian_conditional.")
+FROZEN = ("g_a", "g_s", "h_a", "h_s", "gain_y", "gain_y_inv", "gain_z", "gain_z_inv")
+
+
+@dataclass
+class ChannelTrainOptions(TrainOptions):
+    out: str = "runs/channel"
+    config: dict = field(default_factory=lambda: ChannelConfig().to_dict())
+    init: str | None = "aec-hp-ckbd"
+    freeze_transforms: int = 0  # steps (of the run) with the copied networks frozen
+
+
+def new_model(config: ChannelConfig | None = None) -> ChannelCheckerboard:
+    """A channel-context model with trainable entropy models."""
+    with warnings.catch_warnings():
+        # compressai 1.2.8 calls the deprecated torch.jit.script at import time.
+        warnings.simplefilter("ignore", FutureWarning)
+        from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    config = config or ChannelConfig()
+    return ChannelCheckerboard(config,
+                               (EntropyBottleneck(config.N), GaussianConditional(None)))
+
+
+def warm_state(init: str, config: dict | None = None) -> dict:
+    """A new run's starting point from the weights ``init`` (model name or file), as a
+    checkpoint-like state without optimizer moments.
+
+    From a hyperprior model: its transforms, gains and entropy models, fresh context
+    networks (shaped by ``config``'s groups and widths; N, M and the lambdas are the
+    init's). From a model of this family: all of it, its step count going on."""
+    from ..families.hyperprior.weights import read_state
+    from ..families.zoo import find_model
+
+    info = find_model(init)
+    weights, _, _ = read_state(info)
+    training = info.card.get("training", {})
+    if info.family == FAMILY.name:
+        return {"model": weights, "optimizer": {"state": {}},
+                "step": training.get("steps", 0), "options": {"config": info.card["config"]},
+                "relevels": training.get("relevels", [])}
+    if info.family != "hyperprior-checkerboard":
+        raise ValueError(f"cannot warm-start from '{info.name}' of family {info.family}")
+    arch = {k: v for k, v in (config or {}).items() if k not in ("N", "M", "lambdas")}
+    cfg = ChannelConfig.from_dict({**info.card["config"], **arch})
+    state = new_model(cfg).state_dict()
+    copied = {k: v for k, v in weights.items() if k.startswith(COPIED) and k in state}
+    missing = [k for k in state if k.startswith(COPIED[:5]) and k not in copied]
+    if missing:
+        raise ValueError(f"'{info.name}' lacks {missing[0]} (not a matching hyperprior)")
+    state.update(copied)
+    return {"model": state, "optimizer": {"state": {}}, "step": 0,
+            "options": {"config": cfg.to_dict()}, "relevels": []}
+
+
+def set_frozen(model: ChannelCheckerboard, frozen: bool) -> None:
+    """Hold the copied transforms and gains still (no gradients, so no updates) or not."""
+    for name in FROZEN:
+        getattr(model, name).requires_grad_(not frozen)
+
+
+class ChannelTrainer(HyperpriorTrainer):
+    """The hyperprior's trainer with this family's model and warm start."""
+
+    def config_of(self, config: dict) -> ChannelConfig:
+        return ChannelConfig.from_dict(config)
+
+    def new_model(self, config: ChannelConfig) -> ChannelCheckerboard:
+        return new_model(config)
+
+    def initial_state(self, opts: TrainOptions) -> dict:
+        return warm_state(opts.init, opts.config)
+
+    def start(self, state: dict | None, resumed: bool, setup: RunSetup, world: World,
+              log: Callable[[str], None]) -> int:
+        if self.opts.relevel:
+            raise ValueError("moving rate levels is not supported for this family yet")
+        step = super().start(state, resumed, setup, world, log)
+        self.first_step = step if not resumed else (state or {}).get("first_step", 0)
+        return step
+
+    def train_step(self, x: Tensor, step: int, elapsed: float, steps_here: int
+                   ) -> dict[str, float] | None:
+        freeze = getattr(self.opts, "freeze_transforms", 0)
+        set_frozen(self.model, step - self.first_step < freeze)
+        return super().train_step(x, step, elapsed, steps_here)
+
+    def state(self) -> dict:
+        return {**super().state(), "first_step": self.first_step}
+
+
+def train(opts: ChannelTrainOptions, log: Callable[[str], None] = print) -> Path:
+    """Train a channel-context model (resuming from ``opts.out``/checkpoint.pt if present,
+    else warm-started from ``opts.init``); returns the run folder."""
+    return run(opts, ChannelTrainer(opts), log)
+
+
+def export(run_dir: str | Path, name: str, directory: str | Path, card: dict | None = None
+           ) -> Path:
+    """Turn a run's checkpoint into shippable weights (safetensors + JSON card)."""
+    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=True)
+    model = new_model(ChannelConfig.from_dict(state["options"]["config"]))
+    model.load_state_dict(state["model"])
+    info = {"training": {"steps": state["step"], "options": state["options"],
+                         "relevels": state.get("relevels", [])}}
+    info.update(card or {})
+    return save_model(model, Path(directory), name, info)
