@@ -41,3 +41,23 @@ def save_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
 
     Image.fromarray(photo_like(width, height, seed), "RGB").save(path)
     return path
+
+
+def channel_context_model(directory: Path, name: str = "aec-hp-elic-test") -> str:
+    """Export a channel-context model warm-started from aec-hp-ckbd to ``directory``: the
+    shipped transforms, untrained context networks and a small random LRP (so that it
+    acts); returns its name (put ``directory`` in AEC_MODEL_PATH to use it)."""
+    from neuralcodec.families.channel_context.model import ChannelConfig
+    from neuralcodec.families.channel_context.weights import save_model
+    from neuralcodec.training.channel_context import new_model, warm_state
+
+    torch.manual_seed(0)
+    state = warm_state("aec-hp-ckbd")
+    model = new_model(ChannelConfig.from_dict(state["options"]["config"]))
+    model.load_state_dict(state["model"])
+    with torch.no_grad():
+        for lrp in model.lrp:
+            lrp[-1].weight.normal_(0, 0.02)
+            lrp[-1].bias.normal_(0, 0.05)
+    save_model(model, directory, name, {"summary": "test model, untrained contexts"})
+    return name

@@ -7,8 +7,10 @@ that decides a table index or a mean or feeds a later context: the hyper-synthes
 each group's channel context, spatial context and parameter network, and the latent
 residual prediction, whose clamp to ±½ is exact on the grid.
 
-Worst-case accumulator: the widest layer is group 4's channel context (128 channels ×
-3x3 = 1152 inputs): 2**20 · 2**14 · 1152 < 2**45, far below 2**53
+Worst-case accumulator: the widest layers are the hyperprior's ``h_s`` deconvolutions
+(128 × 5 × 5 = 3200 inputs per output); of the new networks, the spatial context of the
+64-channel groups (64 × 5 × 5 = 1600, of which the 12 anchor taps are summed), then group
+4's channel context (128 × 3 × 3 = 1152): 2**20 · 2**14 · 3200 < 2**46, far below 2**53
 (:func:`~..hyperprior.integer_net.quantize_layer` checks every layer).
 """
 

@@ -1,0 +1,276 @@
+"""The channel-context family (channel groups + checkerboard + LRP) through a model
+warm-started from aec-hp-ckbd with untrained context networks: registration, round
+trips, the exact integer parameter path, determinism, damage, and its training."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuralcodec import Codec
+from neuralcodec.cli import run
+from neuralcodec.errors import AecError
+from neuralcodec.families.base import get_family
+from neuralcodec.families.channel_context import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
+from neuralcodec.families.channel_context.integer_net import layers_of
+from neuralcodec.families.hyperprior import FAMILY as HYPERPRIOR
+from neuralcodec.families.hyperprior.integer_net import (
+    _EXACT_LIMIT,
+    ACT_LIMIT,
+    FRAC_BITS,
+    WEIGHT_BITS,
+)
+from neuralcodec.families.hyperprior.model import checkerboard_anchor_mask, rate_level
+from neuralcodec.format import container
+from neuralcodec.format.chunks import owners
+from neuralcodec.format.quality import from_stored
+from neuralcodec.metrics import psnr
+
+from .helpers import channel_context_model, photo_like, torch_threads
+
+
+@pytest.fixture(scope="module")
+def model_name(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AEC_MODEL_PATH", str(directory))
+        yield channel_context_model(directory)
+
+
+@pytest.fixture(scope="module")
+def codec(model_name) -> Codec:
+    torch.set_num_threads(2)
+    return Codec(model=model_name, device="cpu").load()
+
+
+def _image(width=120, height=72, seed=9) -> Image.Image:
+    return Image.fromarray(photo_like(width, height, seed=seed), "RGB")
+
+
+def test_family_and_its_own_critical_chunks_are_registered(codec):
+    assert get_family(FAMILY.name) is FAMILY
+    assert codec.coder().card["family"] == FAMILY.name
+    tags = {CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE}
+    assert set(FAMILY.chunks) == tags
+    assert not tags & set(HYPERPRIOR.chunks)
+    for tag in tags:
+        assert owners()[tag].startswith(FAMILY.name) and tag[:1].isupper()
+    parsed = container.unpack(codec.encode(_image(), 60))
+    assert {CHUNK_HYPER, CHUNK_LATENT} <= set(parsed.tiles[0]) <= tags
+
+
+@pytest.mark.parametrize("size", [(1, 1), (65, 47)])
+def test_roundtrip_through_the_codec(codec, size):
+    im = _image(*size, seed=size[0])
+    out = codec.decode(codec.encode(im, 75))
+    assert out.size == size and out.mode == "RGB"
+
+
+def test_roundtrip_through_the_cli_keeps_the_transforms_fidelity(codec, model_name, tmp_path):
+    src = tmp_path / "in.png"
+    _image(96, 64).save(src)
+    assert run(["encode", str(src), "-o", str(tmp_path / "x.aec"), "-q", "90",
+                "--model", model_name, "--quiet"]) == 0
+    assert run(["decode", str(tmp_path / "x.aec"), "-o", str(tmp_path / "out.png"),
+                "--quiet"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    # The transforms are aec-hp-ckbd's: untrained contexts cost rate, not fidelity.
+    assert psnr(np.asarray(Image.open(src)), out) > 28
+
+
+def test_decoded_latents_equal_the_encoders(codec):
+    coder = codec.coder()
+    x = codec.padded_input(codec.prepare(_image()), coder)
+    chunks = coder.compress(coder.analyse(x), 5000, 3)
+    y = coder.analyse(x) * coder.model.gain_y(coder._level(5000, x.device))
+    _, encoded = coder.latent_codec(3).compress(y, 5000)
+    decoded = coder.decompress_latents(chunks, tuple(x.shape[2:]), 5000, 3)
+    assert np.array_equal(encoded.y_symbols, decoded.y_symbols)
+    assert torch.equal(encoded.y_hat, decoded.y_hat)
+
+
+def _grid(real):
+    return (real * 2**FRAC_BITS).clamp(-ACT_LIMIT, ACT_LIMIT)
+
+
+def _run(layers, a):
+    for layer in layers:
+        a = layer(a)
+    return a
+
+
+def _reference(path, groups, hyper, y):
+    """The integer path evaluated plainly: every network on the full latent grid, the
+    spatial context as a full 5x5 convolution of the masked anchors."""
+    h, w = y.shape[2:]
+    anchor = checkerboard_anchor_mask(h, w)
+    y_hat, y_sym, means_all, corrections = [], [], [], []
+    for k, g in enumerate(groups):
+        y_k = y[:, sum(groups[:k]):sum(groups[:k + 1])]
+        cc = _run(path.channel_context[k], _grid(torch.cat(y_hat, 1))) if k else None
+
+        def params(sc, k=k, cc=cc):
+            a = torch.cat([hyper, sc] if cc is None else [hyper, cc, sc], 1)
+            scales, means = _run(path.group_parameters[k], a).chunk(2, 1)
+            return path.table_index(scales), means * 2.0**-FRAC_BITS
+
+        _, means_a = params(torch.zeros(1, 2 * g, h, w, dtype=torch.float64))
+        anchors = (torch.round(y_k - means_a) + means_a) * anchor
+        _, means_n = params(path.spatial_context[k](_grid(anchors)))
+        means = torch.where(anchor, means_a, means_n)
+        sym = torch.round(y_k - means)
+        parts = [_grid(means), _grid(sym + means)]
+        if cc is not None:
+            parts.insert(1, cc)
+        corr = _run(path.lrp[k], torch.cat(parts, 1)).clamp(-512, 512) * 2.0**-FRAC_BITS
+        y_hat.append(sym + means + corr)
+        y_sym.append(sym)
+        means_all.append(means)
+        corrections.append(corr)
+    return (torch.cat(y_hat, 1), torch.cat(y_sym, 1), torch.cat(means_all, 1),
+            torch.cat(corrections, 1))
+
+
+def _latents(codec, quality):
+    coder = codec.coder()
+    x = codec.padded_input(codec.prepare(_image(130, 100, seed=4)), coder)
+    y = coder.analyse(x) * coder.model.gain_y(coder._level(quality, x.device))
+    latent_codec = coder.latent_codec(3)
+    z_sym = latent_codec.z_symbols(y, quality)
+    return coder, latent_codec, y, z_sym
+
+
+@pytest.mark.parametrize("quality", [1000, 9000])
+def test_integer_path_equals_its_plain_full_grid_evaluation(codec, quality):
+    """The coding path computes only the positions of a pass and the anchor taps of the
+    spatial context; its integers must be the plain full-grid network's, exactly (LRP
+    included, and acting)."""
+    coder, latent_codec, y, z_sym = _latents(codec, quality)
+    _, decoded = latent_codec.compress(y, quality, z_sym)
+    path = latent_codec.path
+    hyper = path.hyper(z_sym, quality)
+    y_hat, y_sym, _, corr = _reference(path, coder.model.config.groups, hyper, y.double())
+    assert corr.abs().max() > 0.01  # the LRP acts
+    assert np.array_equal(decoded.y_symbols, y_sym.long().numpy())
+    assert torch.equal(decoded.y_hat, y_hat.float())
+
+
+def test_integer_path_follows_the_float64_networks(codec):
+    """Means and LRP corrections of the integer path are the float64 model's, up to the
+    activation grid."""
+    quality = 6000
+    coder, latent_codec, y, z_sym = _latents(codec, quality)
+    path = latent_codec.path
+    groups = coder.model.config.groups
+    hyper = path.hyper(z_sym, quality)
+    y_hat, _, means_int, _ = _reference(path, groups, hyper, y.double())
+
+    model = copy.deepcopy(coder.model).double()
+    level = torch.tensor([rate_level(from_stored(quality), model.config.levels)],
+                         dtype=torch.float64)
+    z_hat = z_sym + latent_codec.z_medians
+    with torch.no_grad():
+        hyper_f = model.hyper_synthesis(z_hat, level)
+        assert (hyper_f - hyper * 2.0**-FRAC_BITS).abs().max() < 0.05
+        anchor = checkerboard_anchor_mask(*y.shape[2:])
+        offsets = model.config.offsets
+        for k in range(len(groups)):
+            # Teacher-forced: the float networks see the integer path's decoded latents.
+            cc = model.channel_features(k, y_hat[:, :offsets[k]] if k else None)
+            _, means_a = model.group_params(k, hyper_f, cc, None)
+            anchors = torch.round(y.double()[:, offsets[k]:offsets[k + 1]] - means_a) + means_a
+            _, means_n = model.group_params(k, hyper_f, cc,
+                                            model.spatial_context[k](anchors * anchor))
+            means = torch.where(anchor, means_a, means_n)
+            err = (means - means_int[:, offsets[k]:offsets[k + 1]]).abs()
+            assert err.max() < 0.01 and err.mean() < 0.002, (k, float(err.max()))
+
+
+def test_widest_layer_sums_exactly_in_float64(codec):
+    path = codec.coder().latent_codec(3).path
+    fan_in = {}
+    for name, layers in layers_of(path).items():
+        for i, layer in enumerate(layers):
+            w = layer.weight
+            fan_in[f"{name}[{i}]"] = (w.shape[0] * w.shape[2] * w.shape[3] if layer.transposed
+                                      else w[0].numel())
+            assert layer.weight.abs().max() <= 2**WEIGHT_BITS
+    widest = max(fan_in.values())
+    assert widest == fan_in["h_s[0]"] == 128 * 25  # the hyperprior's h_s deconvolutions
+    new = max(v for k, v in fan_in.items() if not k.startswith("h_s"))
+    assert new == fan_in["spatial_context.4[0]"] == 64 * 25
+    assert ACT_LIMIT * 2**WEIGHT_BITS * widest < _EXACT_LIMIT / 2**7
+
+
+def test_same_bytes_and_latents_whatever_threads_onednn_and_dtype(codec):
+    im = _image()
+    with torch_threads(1):
+        one = codec.encode(im, 70)
+    with torch_threads(2), torch.backends.mkldnn.flags(enabled=True):
+        two = codec.encode(im, 70)
+        _, reference = codec.decode_latents(two)
+    assert one == two
+    dtype = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        other_codec = Codec(model=codec.coder().name, device="cpu").load()
+        other_codec.coder().model.double()  # float64 weights: the same integer path
+        with torch_threads(1), torch.backends.mkldnn.flags(enabled=False):
+            _, other = other_codec.decode_latents(two)
+    finally:
+        torch.set_default_dtype(dtype)
+    assert np.array_equal(reference.y_symbols, other.y_symbols)
+    assert np.array_equal(reference.z_symbols, other.z_symbols)
+    assert torch.equal(reference.y_hat, other.y_hat)
+
+
+@pytest.mark.parametrize("damage", ["no latents", "no hyper-latent", "hyperprior's tags"])
+def test_a_file_without_its_chunks_is_a_clean_error(codec, damage):
+    parsed = container.unpack(codec.encode(_image(), 50))
+    tile = dict(parsed.tiles[0])
+    if damage == "no latents":
+        del tile[CHUNK_LATENT]
+    elif damage == "no hyper-latent":
+        del tile[CHUNK_HYPER]
+    else:  # the right payloads under the hyperprior family's (known, critical) tags
+        tile = {b"HYPR": tile[CHUNK_HYPER], b"LATN": tile[CHUNK_LATENT]}
+    data = container.pack(parsed.header, [tile], parsed.chunks)
+    with pytest.raises(AecError, match="missing"):
+        codec.decode(data)
+
+
+def test_warm_start_copies_the_transforms_and_freezing_holds_them(tmp_path):
+    """Steps 1-2 (frozen) train only the new networks; step 3 trains everything."""
+    from neuralcodec.families.hyperprior.weights import read_state
+    from neuralcodec.families.zoo import find_model
+    from neuralcodec.training.channel_context import ChannelTrainOptions, export, train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_like(72, 64, seed=i), "RGB").save(data / f"{i}.png")
+    ckbd, _, _ = read_state(find_model("aec-hp-ckbd"))
+    states = []
+    for steps in (1, 2, 3):
+        opts = ChannelTrainOptions(data=[str(data)], out=str(tmp_path / "run"), steps=steps,
+                                   batch_size=1, patch=64, checkpoint_every=1, log_every=1,
+                                   freeze_transforms=2)
+        train(opts, log=lambda m: None)
+        state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+        states.append(state["model"])
+    copied = ("g_a.0.weight", "g_s.6.bias", "h_s.4.weight", "gain_y.log_gain")
+    for name in copied:
+        assert torch.equal(states[1][name], ckbd[name].float()), name
+    assert not torch.equal(states[0]["group_parameters.2.0.weight"],
+                           states[1]["group_parameters.2.0.weight"])
+    assert not torch.equal(states[1]["g_s.6.bias"], states[2]["g_s.6.bias"])
+
+    weights = export(tmp_path / "run", "elic-tiny", tmp_path / "models")
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["family"] == FAMILY.name and card["config"]["groups"] == [16, 16, 32, 64, 64]
+    assert card["training"]["steps"] == 3 and card["training"]["options"]["init"] == "aec-hp-ckbd"
