@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -81,6 +83,17 @@ def test_roundtrip_through_the_cli_keeps_the_transforms_fidelity(codec, model_na
     out = np.asarray(Image.open(tmp_path / "out.png"))
     # The transforms are aec-hp-ckbd's: untrained contexts cost rate, not fidelity.
     assert psnr(np.asarray(Image.open(src)), out) > 28
+
+
+def test_coding_path_loads_no_compressai(model_name):
+    script = ("import sys, numpy as np\nfrom PIL import Image\nfrom neuralcodec import Codec\n"
+              f"codec = Codec({model_name!r}, device='cpu')\n"
+              "im = Image.fromarray(np.zeros((20, 30, 3), np.uint8))\n"
+              "codec.decode(codec.encode(im, 50))\nprint(' '.join(sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "torch" in loaded
+    assert not [m for m in loaded if m.split(".")[0] == "compressai"]
 
 
 def test_decoded_latents_equal_the_encoders(codec):

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..families.channel_context import FAMILY
 from ..families.channel_context.model import ChannelCheckerboard, ChannelConfig
 from ..families.channel_context.weights import save_model
+from . import distributed
 from .distributed import World
 from .hyperprior import HyperpriorTrainer, TrainOptions
 from .loop import CHECKPOINT, RunSetup, run
@@ -106,12 +107,19 @@ class ChannelTrainer(HyperpriorTrainer):
             raise ValueError("moving rate levels is not supported for this family yet")
         step = super().start(state, resumed, setup, world, log)
         self.first_step = step if not resumed else (state or {}).get("first_step", 0)
+        self.frozen = False  # as the model was built (and wrapped)
         return step
 
     def train_step(self, x: Tensor, step: int, elapsed: float, steps_here: int
                    ) -> dict[str, float] | None:
-        freeze = getattr(self.opts, "freeze_transforms", 0)
-        set_frozen(self.model, step - self.first_step < freeze)
+        frozen = step - self.first_step < getattr(self.opts, "freeze_transforms", 0)
+        if frozen != self.frozen:
+            set_frozen(self.model, frozen)
+            self.frozen = frozen
+            # A data-parallel wrapper reduces the gradients of the parameters that were
+            # trainable when it was built: wrap (and compile) again.
+            forward = distributed.wrap(self.model, self.world)
+            self.forward = torch.compile(forward) if self.opts.compile else forward
         return super().train_step(x, step, elapsed, steps_here)
 
     def state(self) -> dict:
