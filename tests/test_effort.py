@@ -112,3 +112,21 @@ def test_cli_and_pillow_take_effort(tmp_path, image, files, capsys):
     err = capsys.readouterr().err
     assert "effort 99 is outside" in err and "Traceback" not in err
     assert not (tmp_path / "c.aec").exists()
+
+
+def test_a_benchmark_cache_tells_refinement_methods_apart(monkeypatch):
+    """Cached rows of an effort level are reused only for the same iterations and method:
+    a changed refinement must not be reported with the old method's figures."""
+    import dataclasses
+
+    from neuralcodec.bench.harness import NeuralSpec, _neural_config
+    from neuralcodec.families import base
+    from neuralcodec.families.hyperprior import FAMILY
+
+    plain, refined = NeuralSpec("aec-hp-ckbd", None, 1), NeuralSpec("aec-hp-ckbd", None, 4)
+    before = _neural_config(plain), _neural_config(refined)
+    monkeypatch.setitem(base._FAMILIES, FAMILY.name,
+                        dataclasses.replace(FAMILY, effort_method=FAMILY.effort_method + "-b"))
+    after = _neural_config(plain), _neural_config(refined)
+    assert before[0] == after[0]  # effort 1 does not refine: its rows stay valid
+    assert before[1] != after[1]

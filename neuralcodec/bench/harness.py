@@ -315,7 +315,7 @@ def _neural_config(spec: NeuralSpec) -> str:
 
         family = get_family(info.family)
         assert family is not None
-        config += f"|e{spec.effort}x{family.efforts[spec.effort]}"
+        config += f"|e{spec.effort}x{family.efforts[spec.effort]}{family.effort_method}"
     return config
 
 

@@ -31,6 +31,9 @@ class Family:
     # Encoder effort level -> iterations of per-image latent refinement; level 1 is the
     # single amortized pass of the analysis transform, the only level of some families.
     efforts: Mapping[int, int] = field(default_factory=lambda: {1: 0})
+    # Names the refinement method's revision: a benchmark's cached rows of an effort
+    # level are only reused while it (and the level's iterations) stay the same.
+    effort_method: str = ""
 
     @property
     def max_effort(self) -> int:

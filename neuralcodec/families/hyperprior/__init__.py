@@ -30,6 +30,9 @@ CHUNK_ESCAPE = b"ESCP"
 # Encoder effort level -> iterations of latent refinement (see ``refine``); level 1 is
 # the single amortized pass. Chosen by measurement: benchmarks/effort.py.
 EFFORT_ITERATIONS = {1: 0, 2: 8, 3: 20, 4: 45}
+# Revision of ``refine``'s method (bump when its results change): SGA, Adam with a
+# cosine-decayed step.
+EFFORT_METHOD = "sga-cos"
 
 FAMILY = register_family(Family(
     name="hyperprior-checkerboard",
@@ -40,4 +43,5 @@ FAMILY = register_family(Family(
     formats=(1, 2, 3),  # 1: float64 parameter path; 2, 3: exact integer path (3: tiled)
     coder_module="neuralcodec.families.hyperprior.coder",
     efforts=EFFORT_ITERATIONS,
+    effort_method=EFFORT_METHOD,
 ))

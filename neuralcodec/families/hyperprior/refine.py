@@ -14,6 +14,10 @@ Compression": stochastic Gumbel annealing, SGA)::
 
        loss = λ(level) · 255² · MSE(x, x̂) + bits(ŷ | μ, σ) / pixels   (Adam on y)
 
+Adam's step decays along a half cosine to zero over the iterations: with a few dozen
+steps a larger early step helps, and the small late steps settle the latents while the
+rounding hardens.
+
 SGA replaces rounding by a stochastic choice between floor and ceiling whose sharpness
 grows as the temperature anneals to zero, so the optimizer sees the rounding it will get.
 The coder then codes ``round(y − μ)`` exactly as for an unrefined image (the integer
@@ -23,13 +27,15 @@ the lower real cost: refinement never makes a file worse by the measure it optim
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from . import EFFORT_ITERATIONS
 from .model import HyperpriorCheckerboard, checkerboard_anchor_mask
 
-LEARNING_RATE = 0.02  # Adam's step, in quantization steps of y (0.05 measured worse)
+LEARNING_RATE = 0.03  # Adam's first step, in quantization steps of y; cosine decay
 START_TEMPERATURE = 0.5  # SGA's temperature, annealed linearly to ~0 over the iterations
 SCALE_BOUND = 0.11  # the smallest scale in the Gaussian tables
 LIKELIHOOD_BOUND = 1e-9
@@ -99,7 +105,10 @@ class Refiner:
         optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
         with torch.enable_grad():
             for step in range(iterations):
-                temperature = max(START_TEMPERATURE * (1 - step / iterations), 1e-3)
+                progress = step / iterations
+                temperature = max(START_TEMPERATURE * (1 - progress), 1e-3)
+                for group in optimizer.param_groups:
+                    group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * progress))
                 loss = self.loss(y, lambda v, t=temperature: sga_round(v, t, generator))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
