@@ -7,15 +7,11 @@ level (no per-image refinement yet).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import Tensor
 
-from ...format.chunks import require_chunks
 from ..base import Refinement
 from ..hyperprior.coder import HyperpriorCoder
-from ..hyperprior.latent_codec import DecodedLatents, LatentStreams
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
 from .integer_net import IntegerChannelPath
@@ -27,6 +23,7 @@ class ChannelCoder(HyperpriorCoder):
     """A loaded channel-context model, coding padded images into container chunks."""
 
     pad_multiple = FAMILY.pad_multiple
+    chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
     formats = FAMILY.formats
     max_effort = FAMILY.max_effort
 
@@ -43,20 +40,7 @@ class ChannelCoder(HyperpriorCoder):
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
         y = features * self.model.gain_y(self._level(quality, features.device))
         streams, _ = self.latent_codec(version).compress(y, quality)
-        chunks = {CHUNK_HYPER: streams.z, CHUNK_LATENT: streams.y}
-        if streams.escapes:
-            chunks[CHUNK_ESCAPE] = streams.escapes
-        return chunks
-
-    def decompress_latents(
-        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
-    ) -> DecodedLatents:
-        require_chunks(chunks, (CHUNK_HYPER, CHUNK_LATENT))
-        streams = LatentStreams(
-            chunks[CHUNK_HYPER], chunks[CHUNK_LATENT], chunks.get(CHUNK_ESCAPE, b"")
-        )
-        h, w = size
-        return self.latent_codec(version).decompress(streams, (h // 16, w // 16), quality)
+        return streams.to_chunks(self.chunk_tags)
 
 
 def load(info: ModelInfo, device: str | torch.device = "cpu") -> ChannelCoder:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...entropy import SymbolDecoder, SymbolEncoder, pack_varints, unpack_varints
+from ...entropy import SymbolDecoder, SymbolEncoder
 from ...stages import stage
 from ..hyperprior.latent_codec import PARAM_DTYPE, DecodedLatents, LatentCodec, LatentStreams
 from ..hyperprior.model import checkerboard_anchor_mask
@@ -57,13 +57,7 @@ class ChannelLatentCodec(LatentCodec):
                  ) -> tuple[LatentStreams, DecodedLatents]:
         """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
         (stored integer, hundredths)."""
-        if z_sym is None:
-            z_sym = self.z_symbols(y, quality)
-        enc_z = SymbolEncoder()
-        enc_z.encode(z_sym.long().numpy(), self._z_table_index(tuple(z_sym.shape)),
-                     self.z_tables)
-        with stage("entropy parameters"):
-            hyper = self.path.hyper(z_sym, quality)
+        z_sym, enc_z, hyper = self._encode_hyper(y, quality, z_sym)
 
         y = y.to("cpu", PARAM_DTYPE)
         offsets = self.model.config.offsets
@@ -75,24 +69,15 @@ class ChannelLatentCodec(LatentCodec):
             return sym
 
         y_hat, y_sym = self._groups(hyper, tuple(y.shape), encode)
-        z_bytes, z_esc = enc_z.finish()
-        y_bytes, y_esc = enc_y.finish()
-        streams = LatentStreams(z_bytes, y_bytes, pack_varints(z_esc + y_esc))
-        decoded = DecodedLatents(y_hat.float(), z_sym.long().numpy(), y_sym.long().numpy())
-        return streams, decoded
+        return self._finish(enc_z, enc_y, z_sym, y_hat, y_sym)
 
     @torch.no_grad()
     def decompress(
         self, streams: LatentStreams, latent_hw: tuple[int, int], quality: int
     ) -> DecodedLatents:
-        h, w = latent_hw  # multiples of 4: images are padded to multiples of 64
-        n, m = self.model.config.N, self.model.config.M
-        escapes = unpack_varints(streams.escapes)
-        z_shape = (1, n, h // 4, w // 4)
-        z_dec = SymbolDecoder(streams.z, escapes)
-        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables).reshape(z_shape)
-        with stage("entropy parameters"):
-            hyper = self.path.hyper(torch.from_numpy(z_sym).to(PARAM_DTYPE), quality)
+        h, w = latent_hw
+        m = self.model.config.M
+        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, quality)
         dec_y = SymbolDecoder(streams.y, escapes)
 
         def decode(k: int, part: Tensor, idx: Tensor, means: Tensor) -> Tensor:

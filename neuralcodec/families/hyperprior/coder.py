@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from ...format.chunks import require_chunks
 from ...format.quality import from_stored
 from ...stages import stage
 from ..base import Refinement
@@ -31,6 +30,7 @@ class HyperpriorCoder:
     """A loaded hyperprior model, coding padded images into container chunks."""
 
     pad_multiple = FAMILY.pad_multiple
+    chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
     formats = FAMILY.formats
     max_effort = FAMILY.max_effort
 
@@ -79,10 +79,7 @@ class HyperpriorCoder:
             streams, _ = latent_codec.compress(y, quality)
         else:
             streams = self._refined(latent_codec, y, quality, level, refinement, iterations)
-        chunks = {CHUNK_HYPER: streams.z, CHUNK_LATENT: streams.y}
-        if streams.escapes:
-            chunks[CHUNK_ESCAPE] = streams.escapes
-        return chunks
+        return streams.to_chunks(self.chunk_tags)
 
     def _refined(self, latent_codec: LatentCodec, y: Tensor, quality: int, level: Tensor,
                  refinement: Refinement, iterations: int) -> LatentStreams:
@@ -111,10 +108,7 @@ class HyperpriorCoder:
     def decompress_latents(
         self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
     ) -> DecodedLatents:
-        require_chunks(chunks, (CHUNK_HYPER, CHUNK_LATENT))
-        streams = LatentStreams(
-            chunks[CHUNK_HYPER], chunks[CHUNK_LATENT], chunks.get(CHUNK_ESCAPE, b"")
-        )
+        streams = LatentStreams.from_chunks(chunks, self.chunk_tags)
         h, w = size
         return self.latent_codec(version).decompress(streams, (h // 16, w // 16), quality)
 

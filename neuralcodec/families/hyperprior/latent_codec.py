@@ -17,6 +17,7 @@ grouped by table index; ``z`` goes in its own stream, channel by channel.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ...entropy import SymbolDecoder, SymbolEncoder, pack_varints, unpack_varints
+from ...format.chunks import require_chunks
 from ...format.quality import from_stored
 from ...stages import stage
 from .model import HyperpriorCheckerboard, checkerboard_anchor_mask, rate_level
@@ -83,6 +85,19 @@ class LatentStreams:
     y: bytes
     escapes: bytes
 
+    def to_chunks(self, tags: tuple[bytes, bytes, bytes]) -> dict[bytes, bytes]:
+        """Container chunks under a family's (z, y, escapes) tags; no escapes, no chunk."""
+        chunks = {tags[0]: self.z, tags[1]: self.y}
+        if self.escapes:
+            chunks[tags[2]] = self.escapes
+        return chunks
+
+    @classmethod
+    def from_chunks(cls, chunks: Mapping[bytes, bytes], tags: tuple[bytes, bytes, bytes]
+                    ) -> LatentStreams:
+        require_chunks(chunks, tags[:2])
+        return cls(chunks[tags[0]], chunks[tags[1]], chunks.get(tags[2], b""))
+
 
 @dataclass
 class DecodedLatents:
@@ -115,12 +130,9 @@ class LatentCodec:
             z = self.model.hyper_analysis(y, lv).to("cpu", PARAM_DTYPE)
         return torch.round(z - self.z_medians)
 
-    @torch.no_grad()
-    def compress(self, y: Tensor, quality: int, z_sym: Tensor | None = None
-                 ) -> tuple[LatentStreams, DecodedLatents]:
-        """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
-        (stored integer, hundredths); ``z_sym``: its hyper-latent symbols when already
-        chosen (see :meth:`z_symbols`)."""
+    def _encode_hyper(self, y: Tensor, quality: int, z_sym: Tensor | None
+                      ) -> tuple[Tensor, SymbolEncoder, Tensor]:
+        """z's symbols (chosen here unless given), their encoder, and the hyper features."""
         if z_sym is None:
             z_sym = self.z_symbols(y, quality)
         enc_z = SymbolEncoder()
@@ -128,6 +140,36 @@ class LatentCodec:
                      self.z_tables)
         with stage("entropy parameters"):
             hyper = self.path.hyper(z_sym, quality)
+        return z_sym, enc_z, hyper
+
+    @staticmethod
+    def _finish(enc_z: SymbolEncoder, enc_y: SymbolEncoder, z_sym: Tensor, y_hat: Tensor,
+                y_sym: Tensor) -> tuple[LatentStreams, DecodedLatents]:
+        z_bytes, z_esc = enc_z.finish()
+        y_bytes, y_esc = enc_y.finish()
+        streams = LatentStreams(z_bytes, y_bytes, pack_varints(z_esc + y_esc))
+        decoded = DecodedLatents(y_hat.float(), z_sym.long().numpy(), y_sym.long().numpy())
+        return streams, decoded
+
+    def _decode_hyper(self, streams: LatentStreams, latent_hw: tuple[int, int],
+                      quality: int) -> tuple[list[int], np.ndarray, Tensor]:
+        """The escapes, z's symbols and the hyper features of coded streams."""
+        h, w = latent_hw  # multiples of 4: images are padded to multiples of 64
+        escapes = unpack_varints(streams.escapes)
+        z_shape = (1, self.model.config.N, h // 4, w // 4)
+        z_dec = SymbolDecoder(streams.z, escapes)
+        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables).reshape(z_shape)
+        with stage("entropy parameters"):
+            hyper = self.path.hyper(torch.from_numpy(z_sym).to(PARAM_DTYPE), quality)
+        return escapes, z_sym, hyper
+
+    @torch.no_grad()
+    def compress(self, y: Tensor, quality: int, z_sym: Tensor | None = None
+                 ) -> tuple[LatentStreams, DecodedLatents]:
+        """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
+        (stored integer, hundredths); ``z_sym``: its hyper-latent symbols when already
+        chosen (see :meth:`z_symbols`)."""
+        z_sym, enc_z, hyper = self._encode_hyper(y, quality, z_sym)
 
         y = y.to("cpu", PARAM_DTYPE)
         anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3])[0, 0]
@@ -142,24 +184,15 @@ class LatentCodec:
             y_sym[0][:, part] = sym
             y_hat[0][:, part] = sym + means
 
-        z_bytes, z_esc = enc_z.finish()
-        y_bytes, y_esc = enc_y.finish()
-        streams = LatentStreams(z_bytes, y_bytes, pack_varints(z_esc + y_esc))
-        decoded = DecodedLatents(y_hat.float(), z_sym.long().numpy(), y_sym.long().numpy())
-        return streams, decoded
+        return self._finish(enc_z, enc_y, z_sym, y_hat, y_sym)
 
     @torch.no_grad()
     def decompress(
         self, streams: LatentStreams, latent_hw: tuple[int, int], quality: int
     ) -> DecodedLatents:
-        h, w = latent_hw  # multiples of 4: images are padded to multiples of 64
-        n, m = self.model.config.N, self.model.config.M
-        escapes = unpack_varints(streams.escapes)
-        z_shape = (1, n, h // 4, w // 4)
-        z_dec = SymbolDecoder(streams.z, escapes)
-        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables).reshape(z_shape)
-        with stage("entropy parameters"):
-            hyper = self.path.hyper(torch.from_numpy(z_sym).to(PARAM_DTYPE), quality)
+        h, w = latent_hw
+        m = self.model.config.M
+        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, quality)
 
         shape = (1, m, h, w)
         anchor = checkerboard_anchor_mask(h, w)[0, 0]
