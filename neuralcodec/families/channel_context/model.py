@@ -151,11 +151,7 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
     def forward(self, x: Tensor, level: Tensor) -> dict:
         """Training/evaluation pass with noise (training) or rounding (eval) proxies."""
         y = self.analysis(x, level)
-        z = self.hyper_analysis(y, level)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        z_med = self.entropy_bottleneck._get_medians()
-        z_hat = ste_round(z - z_med) + z_med
-        hyper = self.hyper_synthesis(z_hat, level)
+        hyper, z_likelihoods = self.hyperprior(y, level)
 
         anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3], y.device)
         offsets = self.config.offsets

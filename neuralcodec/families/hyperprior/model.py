@@ -183,14 +183,19 @@ class HyperpriorCheckerboard(nn.Module):
 
     # -- training ------------------------------------------------------------------
 
-    def forward(self, x: Tensor, level: Tensor) -> dict:
-        """Training/evaluation pass with noise (training) or rounding (eval) proxies."""
-        y = self.analysis(x, level)
+    def hyperprior(self, y: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        """Training: the hyper features of ``y`` (z rounded around its medians, straight
+        through) and z's likelihoods."""
         z = self.hyper_analysis(y, level)
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_med = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - z_med) + z_med
-        hyper = self.hyper_synthesis(z_hat, level)
+        return self.hyper_synthesis(z_hat, level), z_likelihoods
+
+    def forward(self, x: Tensor, level: Tensor) -> dict:
+        """Training/evaluation pass with noise (training) or rounding (eval) proxies."""
+        y = self.analysis(x, level)
+        hyper, z_likelihoods = self.hyperprior(y, level)
 
         anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3], y.device)
         scales_a, means_a = self.gaussian_params(hyper, None)
