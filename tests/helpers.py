@@ -45,8 +45,9 @@ def save_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
 
 def channel_context_model(directory: Path, name: str = "aec-hp-elic-test") -> str:
     """Export a channel-context model warm-started from aec-hp-ckbd to ``directory``: the
-    shipped transforms, untrained context networks and a small random LRP (so that it
-    acts); returns its name (put ``directory`` in AEC_MODEL_PATH to use it)."""
+    shipped transforms, untrained context networks and a small random LRP and channel
+    context input (so that they act); returns its name (put ``directory`` in
+    AEC_MODEL_PATH to use it)."""
     from neuralcodec.families.channel_context.model import ChannelConfig
     from neuralcodec.families.channel_context.weights import save_model
     from neuralcodec.training.channel_context import new_model, warm_state
@@ -59,5 +60,9 @@ def channel_context_model(directory: Path, name: str = "aec-hp-elic-test") -> st
         for lrp in model.lrp:
             lrp[-1].weight.normal_(0, 0.02)
             lrp[-1].bias.normal_(0, 0.05)
+        # The warm start leaves the channel context unused; let it act too.
+        M = model.config.M
+        for k, g in enumerate(model.config.groups[1:], 1):
+            model.group_parameters[k][0].weight[:, M:M + 2 * g].normal_(0, 0.02)
     save_model(model, directory, name, {"summary": "test model, untrained contexts"})
     return name

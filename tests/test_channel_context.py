@@ -156,7 +156,7 @@ def _reference(path, groups, hyper, y):
     h, w = y.shape[2:]
     anchor = checkerboard_anchor_mask(h, w)
     y_hat, y_sym, means_all, corrections = [], [], [], []
-    for k, g in enumerate(groups):
+    for k in range(len(groups)):
         y_k = y[:, sum(groups[:k]):sum(groups[:k + 1])]
         cc = _run(path.channel_context[k], _grid(torch.cat(y_hat, 1))) if k else None
 
@@ -165,7 +165,7 @@ def _reference(path, groups, hyper, y):
             scales, means = _run(path.group_parameters[k], a).chunk(2, 1)
             return path.table_index(scales), means * 2.0**-FRAC_BITS
 
-        _, means_a = params(torch.zeros(1, 2 * g, h, w, dtype=torch.float64))
+        _, means_a = params(torch.zeros(1, path.spatial_features, h, w, dtype=torch.float64))
         anchors = (torch.round(y_k - means_a) + means_a) * anchor
         _, means_n = params(path.spatial_context[k](_grid(anchors)))
         means = torch.where(anchor, means_a, means_n)
@@ -208,7 +208,8 @@ def test_integer_path_equals_its_plain_full_grid_evaluation(codec, quality):
 
 def test_integer_path_follows_the_float64_networks(codec):
     """Means and LRP corrections of the integer path are the float64 model's, up to the
-    activation grid."""
+    activation grid and the weights' rounding (a few hundredths of a quantization step at
+    worst through the warm-started, hyperprior-sized parameter networks)."""
     quality = 6000
     coder, latent_codec, y, z_sym = _latents(codec, quality)
     path = latent_codec.path
@@ -229,12 +230,15 @@ def test_integer_path_follows_the_float64_networks(codec):
             # Teacher-forced: the float networks see the integer path's decoded latents.
             cc = model.channel_features(k, y_hat[:, :offsets[k]] if k else None)
             _, means_a = model.group_params(k, hyper_f, cc, None)
-            anchors = torch.round(y.double()[:, offsets[k]:offsets[k + 1]] - means_a) + means_a
+            # ... and its decoded anchors (a float mean near a rounding boundary would
+            # otherwise flip an anchor, which the spatial context then amplifies).
+            means_k = means_int[:, offsets[k]:offsets[k + 1]]
+            anchors = torch.round(y.double()[:, offsets[k]:offsets[k + 1]] - means_k) + means_k
             _, means_n = model.group_params(k, hyper_f, cc,
                                             model.spatial_context[k](anchors * anchor))
             means = torch.where(anchor, means_a, means_n)
             err = (means - means_int[:, offsets[k]:offsets[k + 1]]).abs()
-            assert err.max() < 0.01 and err.mean() < 0.002, (k, float(err.max()))
+            assert err.max() < 0.1 and err.mean() < 0.002, (k, float(err.max()), float(err.mean()))
 
 
 def test_widest_layer_sums_exactly_in_float64(codec):
@@ -288,6 +292,40 @@ def test_a_file_without_its_chunks_is_a_clean_error(codec, damage):
     data = container.pack(parsed.header, [tile], parsed.chunks)
     with pytest.raises(AecError, match="missing"):
         codec.decode(data)
+
+
+def test_warm_start_gives_each_group_the_hyperpriors_parameters():
+    """Anchors start with exactly aec-hp-ckbd's parameters; non-anchors with its
+    parameters from the context of their own group's anchors."""
+    from neuralcodec.families.channel_context.model import ChannelConfig
+    from neuralcodec.families.hyperprior.model import ModelConfig
+    from neuralcodec.families.hyperprior.weights import read_state
+    from neuralcodec.families.zoo import find_model
+    from neuralcodec.training import hyperprior
+    from neuralcodec.training.channel_context import new_model, warm_state
+
+    info = find_model("aec-hp-ckbd")
+    ckbd = hyperprior.new_model(ModelConfig.from_dict(info.card["config"]))
+    ckbd.load_state_dict(read_state(info)[0], strict=False)
+    state = warm_state("aec-hp-ckbd")
+    model = new_model(ChannelConfig.from_dict(state["options"]["config"]))
+    model.load_state_dict(state["model"])
+    torch.manual_seed(3)
+    M, offsets = model.config.M, model.config.offsets
+    hyper = torch.randn(1, M, 6, 6)
+    anchors = torch.randn(1, M, 6, 6) * checkerboard_anchor_mask(6, 6)
+    with torch.no_grad():
+        for k, g in enumerate(model.config.groups):
+            a, b = offsets[k], offsets[k + 1]
+            cc = torch.randn(1, 2 * g, 6, 6) if k else None
+            own = torch.zeros_like(anchors)
+            own[:, a:b] = anchors[:, a:b]
+            for sc, ctx in ((None, None), (model.spatial_context[k](own[:, a:b]),
+                                           ckbd.context(own))):
+                got = model.group_params(k, hyper, cc, sc)
+                want = [t[:, a:b] for t in ckbd.gaussian_params(hyper, ctx)]
+                for x, y in zip(got, want, strict=True):
+                    torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
 
 
 def test_warm_start_copies_the_transforms_and_freezing_holds_them(tmp_path):

@@ -2,9 +2,11 @@
 
 A new run starts from a ``hyperprior-checkerboard`` model's weights (``init``, by default
 the shipped ``aec-hp-ckbd``): its transforms (``g_a``, ``g_s``, ``h_a``, ``h_s``), gain
-banks and entropy models are copied, the context networks start fresh (LRP as no
-correction). For the first ``freeze_transforms`` steps only the new networks (and the
-entropy models) train, so early CPU time goes to the contexts; then everything does.
+banks and entropy models are copied; each group's spatial context and parameter network
+start as the hyperprior's restricted to the group (where the widths match,
+:func:`inherit_hyperprior_context`), the channel contexts fresh, LRP as no correction.
+For the first ``freeze_transforms`` steps only the new networks (and the entropy models)
+train, so early CPU time goes to the contexts; then everything does.
 The loss, rate levels, schedule, checkpoints and resume are the hyperprior's
 (:mod:`.hyperprior`); a run may also start from a model of this family.
 """
@@ -79,8 +81,47 @@ def warm_state(init: str, config: dict | None = None) -> dict:
     if missing:
         raise ValueError(f"'{info.name}' lacks {missing[0]} (not a matching hyperprior)")
     state.update(copied)
+    inherit_hyperprior_context(state, weights, cfg)
     return {"model": state, "optimizer": {"state": {}}, "step": 0,
             "options": {"config": cfg.to_dict()}, "relevels": []}
+
+
+def inherit_hyperprior_context(state: dict[str, Tensor], hyperprior: dict[str, Tensor],
+                               config: ChannelConfig) -> bool:
+    """Start each group's spatial context and parameter network (in ``state``) as the
+    hyperprior's ``context`` and ``entropy_parameters`` restricted to the group.
+
+    The hyperprior's first parameter layer sees [hyper, context(all anchors)]; group k's
+    sees [hyper, channel ctx, spatial_context[k](its own anchors)]. With the spatial
+    context as the hyperprior's context kernels of the group's input channels, the first
+    layer's hyper and context columns copied, its channel-context columns zero and the
+    last layer's rows those of the group's channels, a group's anchors get exactly the
+    hyperprior's parameters and its non-anchors the hyperprior's from the group's own
+    anchors (the other groups' anchors, which the channel context sees instead, start
+    unused). Returns False (``state`` untouched) where the widths differ."""
+    M = config.M
+    context, first = hyperprior["context.weight"], hyperprior["entropy_parameters.0.weight"]
+    if (tuple(first.shape[:2]) != (config.parameter_hidden[0], 2 * M)
+            or hyperprior["entropy_parameters.2.weight"].shape[0] != config.parameter_hidden[1]
+            or config.spatial_features != M):
+        return False
+    last_w = hyperprior["entropy_parameters.4.weight"]
+    last_b = hyperprior["entropy_parameters.4.bias"]
+    offsets = config.offsets
+    for k in range(len(config.groups)):
+        a, b = offsets[k], offsets[k + 1]
+        rows = torch.cat([torch.arange(a, b), torch.arange(M + a, M + b)])
+        state[f"spatial_context.{k}.weight"] = context[:, a:b].clone()
+        state[f"spatial_context.{k}.bias"] = hyperprior["context.bias"].clone()
+        cc = state[f"group_parameters.{k}.0.weight"].shape[1] - 2 * M
+        state[f"group_parameters.{k}.0.weight"] = torch.cat(
+            [first[:, :M], first.new_zeros(first.shape[0], cc, 1, 1), first[:, M:]], 1)
+        state[f"group_parameters.{k}.0.bias"] = hyperprior["entropy_parameters.0.bias"].clone()
+        for key in ("2.weight", "2.bias"):
+            state[f"group_parameters.{k}.{key}"] = hyperprior[f"entropy_parameters.{key}"].clone()
+        state[f"group_parameters.{k}.4.weight"] = last_w[rows].clone()
+        state[f"group_parameters.{k}.4.bias"] = last_b[rows].clone()
+    return True
 
 
 def set_frozen(model: ChannelCheckerboard, frozen: bool) -> None:

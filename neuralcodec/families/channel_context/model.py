@@ -14,6 +14,13 @@ group ``k`` (sizes ``config.groups``, channels in order):
   ctx] → (scales, means) of the group;
 * ``lrp[k]``: 1x1 conv → LeakyReLU → 3x3 conv on [means, channel ctx, ŷ_k], clamped to
   ±½ (a clamp, not tanh: exact in integers), added to ŷ_k.
+
+The spatial context and parameter networks default to the hyperprior's widths (``M``
+spatial features, hidden 320 and 256), so that a warm start can give each group the
+hyperprior's own context and parameter weights restricted to the group's channels
+(``training.channel_context.inherit_hyperprior_context``): its anchors then start with
+exactly the hyperprior's parameters, its non-anchors with the hyperprior's context from
+the group's own anchors.
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ class ChannelConfig(ModelConfig):
 
     groups: tuple[int, ...] = (16, 16, 32, 64, 64)
     # Hidden width of group k's channel context (k >= 1), one per group after the first.
-    channel_hidden: tuple[int, ...] = (64, 64, 64, 128)
-    parameter_hidden: tuple[int, int] = (128, 96)
-    lrp_hidden: int = 64
+    channel_hidden: tuple[int, ...] = (64, 64, 64, 64)
+    parameter_hidden: tuple[int, int] = (320, 256)
+    lrp_hidden: int = 32
+    spatial_width: int | None = None  # spatial context features per group (None: M)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -60,12 +68,17 @@ class ChannelConfig(ModelConfig):
         for key in ("groups", "channel_hidden", "parameter_hidden"):
             if key in d:
                 extra[key] = tuple(int(v) for v in d[key])
-        if "lrp_hidden" in d:
-            extra["lrp_hidden"] = int(d["lrp_hidden"])
+        for key in ("lrp_hidden", "spatial_width"):
+            if d.get(key) is not None:
+                extra[key] = int(d[key])
         if "groups" not in d and base.M != sum(cls.groups):
             # Defaults for another M: the fixed small groups, the rest in the last one.
             extra["groups"] = (16, 16, 32, 64, base.M - 128)
         return cls(N=base.N, M=base.M, lambdas=base.lambdas, **extra)
+
+    @property
+    def spatial_features(self) -> int:
+        return self.spatial_width or self.M
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -113,8 +126,9 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
                 cc = 2 * g
                 self.channel_context[str(k)] = _leaky_stack(
                     [prior, config.channel_hidden[k - 1], cc], [3, 3])
-            self.spatial_context.append(conv(g, 2 * g, 5, 1))
-            self.group_parameters.append(_leaky_stack([hyper + cc + 2 * g, e1, e2, 2 * g],
+            sc = config.spatial_features
+            self.spatial_context.append(conv(g, sc, 5, 1))
+            self.group_parameters.append(_leaky_stack([hyper + cc + sc, e1, e2, 2 * g],
                                                       [1, 1, 1]))
             lrp = _leaky_stack([2 * g + cc, config.lrp_hidden, g], [1, 3])
             with torch.no_grad():  # starts as no correction (a warm start keeps ŷ)
@@ -131,9 +145,9 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
     def group_params(self, k: int, hyper: Tensor, cc: Tensor | None, sc: Tensor | None
                      ) -> tuple[Tensor, Tensor]:
         """(scales, means) of group k; ``sc`` None: the anchors' (zero) spatial context."""
-        g = self.config.groups[k]
         if sc is None:
-            sc = hyper.new_zeros(hyper.shape[0], 2 * g, *hyper.shape[2:])
+            sc = hyper.new_zeros(hyper.shape[0], self.config.spatial_features,
+                                 *hyper.shape[2:])
         parts = [hyper, sc] if cc is None else [hyper, cc, sc]
         scales, means = self.group_parameters[k](torch.cat(parts, 1)).chunk(2, 1)
         return scales, means
