@@ -165,7 +165,8 @@ def _reference(path, groups, hyper, y):
             scales, means = _run(path.group_parameters[k], a).chunk(2, 1)
             return path.table_index(scales), means * 2.0**-FRAC_BITS
 
-        _, means_a = params(torch.zeros(1, path.spatial_features, h, w, dtype=torch.float64))
+        sc_width = path.spatial_context[k].weight.shape[0]
+        _, means_a = params(torch.zeros(1, sc_width, h, w, dtype=torch.float64))
         anchors = (torch.round(y_k - means_a) + means_a) * anchor
         _, means_n = params(path.spatial_context[k](_grid(anchors)))
         means = torch.where(anchor, means_a, means_n)

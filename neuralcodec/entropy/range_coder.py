@@ -19,6 +19,18 @@ from ..errors import CorruptFileError
 from .tables import TableSet
 
 
+def _table_runs(table_idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """The coding order (a stable sort by table: each table's members in their order) and
+    the runs ``(table, start, end)`` of it, tables ascending; one sort instead of a mask
+    per table."""
+    order = np.argsort(table_idx, kind="stable")
+    ordered = table_idx[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]][:len(ordered)])
+    ends = np.append(starts[1:], len(ordered))
+    return order, list(zip(ordered[starts].tolist(), starts.tolist(), ends.tolist(),
+                           strict=True))
+
+
 class SymbolEncoder:
     """Appends groups of symbols to one range-coded stream plus the escape list."""
 
@@ -31,8 +43,9 @@ class SymbolEncoder:
         Within a table, members keep their order in the flattened arrays."""
         symbols = np.asarray(symbols, dtype=np.int64).ravel()
         table_idx = np.asarray(table_idx, dtype=np.int64).ravel()
-        for t in np.unique(table_idx).tolist():
-            values = symbols[table_idx == t] - tables.offsets[t]
+        order, runs = _table_runs(table_idx)
+        for t, start, end in runs:
+            values = symbols[order[start:end]] - tables.offsets[t]
             esc = tables.escape_symbol(t)
             over = (values < 0) | (values >= esc)
             if over.any():
@@ -58,9 +71,9 @@ class SymbolDecoder:
     def decode(self, table_idx: np.ndarray, tables: TableSet) -> np.ndarray:
         table_idx = np.asarray(table_idx, dtype=np.int64).ravel()
         symbols = np.zeros(table_idx.shape, dtype=np.int64)
-        for t in np.unique(table_idx).tolist():
-            member = table_idx == t
-            count = int(member.sum())
+        order, runs = _table_runs(table_idx)
+        for t, start, end in runs:
+            count = end - start
             try:
                 values = np.asarray(self._coder.decode(tables.model(t), count), dtype=np.int64)
             except (ValueError, RuntimeError, AssertionError) as exc:
@@ -73,5 +86,5 @@ class SymbolDecoder:
                     values[i] = next(self._escapes)
                 except StopIteration:
                     raise CorruptFileError("escape stream ended early") from None
-            symbols[member] = values
+            symbols[order[start:end]] = values
         return symbols

@@ -48,7 +48,6 @@ class IntegerChannelPath(IntegerHyperPath):
                  shifts: dict[str, int] | None = None):
         super().__init__(model, int_gain_z_inv, shifts)
         self.groups = model.config.groups
-        self.spatial_features = model.config.spatial_features
         self.channel_context = {
             int(k): quantize_sequential(seq, f"channel_context.{k}", shifts)
             for k, seq in model.channel_context.items()}
@@ -74,9 +73,7 @@ class IntegerChannelPath(IntegerHyperPath):
         rows = [hyper[0][:, positions].t()]  # (P, channels)
         if cc is not None:
             rows.append(cc[0][:, positions].t())
-        if y_hat_anchor is None:
-            rows.append(rows[0].new_zeros(rows[0].shape[0], self.spatial_features))
-        else:
+        if y_hat_anchor is not None:  # else the context is zeros: rows() leaves them out
             sc = anchor_context(self.spatial_context[k], y_hat_anchor, positions,
                                 self._tap_weights[k])
             rows.append(self._record(f"spatial_context.{k}", sc))

@@ -67,14 +67,17 @@ class IntegerLayer:
 
     def finish(self, acc: Tensor) -> Tensor:
         """Rescale, activate and clamp exact accumulator values."""
-        out = torch.floor(acc * (2.0 ** -self.shift))
-        if self.leaky:
-            out = torch.where(out < 0, torch.floor(out * LEAK_NUM * 2.0**-LEAK_SHIFT), out)
+        out = acc.mul_(2.0 ** -self.shift).floor_()  # acc is this layer's own tensor
+        if self.leaky:  # x for x >= 0, floor(x * 41 / 4096) below: in place, no mask
+            out = out.clamp_max(0).mul_(LEAK_NUM * 2.0**-LEAK_SHIFT).floor_().add_(
+                out.clamp_min_(0))
         return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def rows(self, a: Tensor) -> Tensor:
-        """A 1x1 layer applied to (positions, channels) rows: one matrix product."""
-        weight = self.weight.view(self.weight.shape[0], -1)
+        """A 1x1 layer applied to (positions, channels) rows: one matrix product. Rows
+        narrower than the layer's input stand for zeros in the channels after theirs
+        (which add nothing to the exact sums, so they are not multiplied)."""
+        weight = self.weight.view(self.weight.shape[0], -1)[:, :a.shape[1]]
         return self.finish(torch.addmm(self.bias, a, weight.t()))
 
 
@@ -244,12 +247,9 @@ class IntegerParamPath(IntegerHyperPath):
 
         Only those positions are computed, and the 5x5 context only over the taps that
         fall on anchors (see :func:`anchor_context`)."""
-        rows = hyper[0][:, positions].t()  # (P, channels)
-        if y_hat_anchor is None:
-            ctx = torch.zeros_like(rows)
-        else:
-            ctx = self._context_at(y_hat_anchor, positions)
-        a = torch.cat([rows, ctx], 1)
+        a = hyper[0][:, positions].t()  # (P, channels)
+        if y_hat_anchor is not None:  # else the context is zeros: rows() leaves them out
+            a = torch.cat([a, self._context_at(y_hat_anchor, positions)], 1)
         for i, layer in enumerate(self.entropy_parameters):
             a = self._record(f"entropy_parameters[{i}]", layer.rows(a))
         scales, means = a.t().chunk(2, 0)
