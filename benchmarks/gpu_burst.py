@@ -12,12 +12,15 @@ files of at most 16 MiB back), so everything is prepared here:
 
 ``pack`` fills what the 64 MiB leave beside the working tree with training photos
 (long side at most 512, JPEG 4:4:4), taken from every source in proportion.
-``run`` continues the default model from its shipped weights for a fixed wall time
-(bf16 autocast, ``torch.compile``, crops cut on the GPU), exports the weights in the
-shipping format into ``OUT/models`` (one file under 16 MiB), then checks the exact
-integer path (encode on CUDA, decode on CPU) and runs a quick ``aec bench`` on the
-carried Kodak images. ``aec train --init OUT/models/aec-hp-ckbd.safetensors`` continues
-from the result on CPU.
+``run`` trains for a fixed wall time (bf16 autocast, ``torch.compile``, crops cut on the
+GPU), exports the weights in the shipping format into ``OUT/models`` (one file under
+16 MiB), then checks the exact integer path (encode on CUDA, decode on CPU) and runs a
+quick ``aec bench`` on the carried Kodak images. ``--family channel-context`` (the
+default) trains ``aec-hp-elic``, the model meant to become the default, warm-started from
+aec-hp-ckbd with the transforms frozen for its first ``--freeze-transforms`` steps;
+``--family hyperprior`` continues aec-hp-ckbd itself with an extra rate level on top.
+``aec train --family channel-context --init OUT/models/aec-hp-elic.safetensors`` (or
+``--init OUT/models/aec-hp-ckbd.safetensors``) continues from the result on CPU.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ MARGIN = 2 * 2**20
 WHEELS = ("compressai==1.2.8", "constriction==0.5.0", "pytorch-msssim==1.0.0")
 SHARD_SIDE = 512
 SHARD_QUALITY = 88
-MODEL = "aec-hp-ckbd"
+MODEL = "aec-hp-ckbd"  # the shipped weights every burst starts from
+TRAINED = {"channel-context": "aec-hp-elic", "hyperprior": MODEL}  # what it exports
 # The burst adds a top level above the shipped 0.12 (ratio ~2.25, as between the others)
 # to lift the high-rate ceiling.
 EXTRA_LAMBDAS = (0.27,)
@@ -123,7 +127,7 @@ def pack(args) -> None:
           f"working tree + .burst: {(tree_bytes() + folder_bytes(BURST)) / 2**20:.1f} MiB")
 
 
-def integer_path_check(models: Path, kodak: Path, device: str) -> dict:
+def integer_path_check(models: Path, name: str, kodak: Path, device: str) -> dict:
     """Encode on ``device``, decode on the CPU: the exact integer path must make every
     file decode to the latents the encoder coded (same PSNR as decoding on ``device``)."""
     import numpy as np
@@ -135,7 +139,7 @@ def integer_path_check(models: Path, kodak: Path, device: str) -> dict:
 
     os.environ["AEC_MODEL_PATH"] = str(models)
 
-    enc, cpu = Codec(MODEL, device=device, workers=1), Codec(MODEL, device="cpu", workers=1)
+    enc, cpu = Codec(name, device=device, workers=1), Codec(name, device="cpu", workers=1)
     rows = []
     for path in list_images([kodak])[:2]:
         image = Image.open(path).convert("RGB")
@@ -180,10 +184,6 @@ def run(args) -> None:
     import_compressai()
     import torch
 
-    from neuralcodec.families.hyperprior.model import ModelConfig
-    from neuralcodec.families.zoo import find_model
-    from neuralcodec.training.hyperprior import TrainOptions, export, train
-
     t0 = time.time()
     out = Path(args.out)
     models = out / "models"
@@ -191,29 +191,40 @@ def run(args) -> None:
     print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}"
           + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""),
           flush=True)
-    lambdas = list(find_model(MODEL).card["config"]["lambdas"])
-    lambdas += [v for v in EXTRA_LAMBDAS if v > lambdas[-1]]
-    config = {**ModelConfig().to_dict(), "lambdas": lambdas}
     run_dir = Path(args.run_dir)
-    opts = TrainOptions(
+    common = dict(
         data=[str(args.data)], out=str(run_dir), eval_dir=str(args.kodak),
         eval_images=args.eval_images, steps=10**9, seconds=args.seconds,
         batch_size=args.batch_size, patch=args.patch, lr=args.lr, lr_drop_at=0.85,
         warmup=args.warmup, eval_every=args.eval_every, log_every=args.log_every,
         checkpoint_every=args.eval_every, device=args.device, precision=args.precision,
         compile=not args.no_compile, channels_last=True, crops_on_device=True,
-        init=MODEL, relevel=True, config=config, seed=args.seed,
+        init=MODEL, seed=args.seed,
     )
+    if args.family == "channel-context":
+        from neuralcodec.training.channel_context import ChannelTrainOptions, export, train
+
+        opts = ChannelTrainOptions(**common, freeze_transforms=args.freeze_transforms)
+    else:
+        from neuralcodec.families.hyperprior.model import ModelConfig
+        from neuralcodec.families.zoo import find_model
+        from neuralcodec.training.hyperprior import TrainOptions, export, train
+
+        lambdas = list(find_model(MODEL).card["config"]["lambdas"])
+        lambdas += [v for v in EXTRA_LAMBDAS if v > lambdas[-1]]
+        config = {**ModelConfig().to_dict(), "lambdas": lambdas}
+        opts = TrainOptions(**common, relevel=True, config=config)
+    name = TRAINED[args.family]
     train(opts, log=lambda msg: print(msg, flush=True))
     print(f"trained: {time.time() - t0:.0f} s since start", flush=True)
-    for name in ("log.jsonl", "eval.jsonl"):
-        if (run_dir / name).exists():
-            (out / name).write_bytes((run_dir / name).read_bytes())
+    for log_name in ("log.jsonl", "eval.jsonl"):
+        if (run_dir / log_name).exists():
+            (out / log_name).write_bytes((run_dir / log_name).read_bytes())
     card = {"training_note": f"GPU burst of {args.seconds:.0f} s, batch {args.batch_size} "
                              f"at {args.patch}x{args.patch}, {args.precision}"}
-    export(run_dir, MODEL, models, card)
+    export(run_dir, name, models, card)
     print(f"exported: {time.time() - t0:.0f} s since start", flush=True)
-    check = integer_path_check(models, Path(args.kodak), args.device)
+    check = integer_path_check(models, name, Path(args.kodak), args.device)
     (out / "integer-check.json").write_text(json.dumps(check, indent=1))
     for row in check["rows"]:
         print(f"integer path: {row['image']} q{row['quality']:.0f} {row['bytes']} B "
@@ -224,7 +235,7 @@ def run(args) -> None:
         bench_dir = run_dir / "bench"
         subprocess.run(
             [sys.executable, "-m", "neuralcodec", "bench", str(args.kodak), "--codecs", "aec",
-             "--models", MODEL, "--device", args.device, "--out", str(bench_dir), "--no-speed",
+             "--models", name, "--device", args.device, "--out", str(bench_dir), "--no-speed",
              "--workers", str(args.bench_workers)],
             check=False, env={**os.environ, "AEC_MODEL_PATH": str(models)},
         )  # a failed bench must not lose the weights already written
@@ -265,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--bench-workers", type=int, default=8)
         p.add_argument("--device", default="cuda")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--family", choices=sorted(TRAINED), default="channel-context")
+        p.add_argument("--freeze-transforms", type=int, default=1500,
+                       help="channel-context: steps with the copied transforms frozen")
         p.set_defaults(**defaults)
     args = parser.parse_args(argv)
     {"pack": pack, "run": run, "dry-run": run}[args.command](args)

@@ -150,21 +150,29 @@ def test_bf16_transforms_keep_latents_and_pixels_float32():
     assert 0 < abs(float(mixed["loss"].detach()) / float(ref["loss"].detach()) - 1) < 0.05
 
 
-def test_gpu_burst_dry_run(tmp_path):
+@pytest.mark.parametrize("family", ["hyperprior", "channel-context"])
+def test_gpu_burst_dry_run(tmp_path, family):
     """The burst script end to end on CPU: tiny shard, a few seconds of training, export,
     the encode/decode check and a quick bench; what comes back fits the device's limits."""
     shard, kodak = _images(tmp_path / "shard"), _images(tmp_path / "kodak", 1)
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_burst.py"), "dry-run", "--out",
            str(out), "--run-dir", str(tmp_path / "run"), "--data", str(shard), "--kodak",
-           str(kodak), "--seconds", "8", "--eval-images", "1"]
+           str(kodak), "--seconds", "8", "--eval-images", "1", "--family", family,
+           "--freeze-transforms", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in files)
-    card = json.loads((out / "models" / "aec-hp-ckbd.json").read_text())
-    assert card["config"]["lambdas"][-1] == 0.27 and card["training"]["steps"] > 0
+    name = {"hyperprior": "aec-hp-ckbd", "channel-context": "aec-hp-elic"}[family]
+    card = json.loads((out / "models" / f"{name}.json").read_text())
+    assert card.get("family", "hyperprior-checkerboard") == {
+        "hyperprior": "hyperprior-checkerboard",
+        "channel-context": "hyperprior-channel-checkerboard"}[family]
+    assert card["training"]["steps"] > 0
+    if family == "hyperprior":  # the burst adds a rate level on top
+        assert card["config"]["lambdas"][-1] == 0.27
     check = json.loads((out / "integer-check.json").read_text())
     assert check["rows"] and all(
         np.isclose(r["psnr_cpu_decode"], r["psnr_device_decode"]) for r in check["rows"])
