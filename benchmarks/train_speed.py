@@ -10,6 +10,9 @@ then the weights it reached are evaluated on the first ``--eval-images`` Kodak i
 averaged over those levels):
 
     python benchmarks/train_speed.py --out benchmarks/results/train-speed.json
+
+``--family channel-context`` times the channel-context model's frozen phase instead
+(warm-started from the shipped model, lr 1e-4): its steps with and without ``g_s``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ VARIANTS = {
     "bf16 + compile": {"precision": "bf16", "compile": True},
     "bf16 + channels_last + compile": {"precision": "bf16", "channels_last": True,
                                        "compile": True},
+}
+
+# The channel-context model's first phase (transforms frozen), from the same warm start.
+CHANNEL_VARIANTS = {
+    "frozen: full loss (before)": {"freeze_transforms": 10**9,
+                                   "rate_only_while_frozen": False},
+    "frozen: rate only": {"freeze_transforms": 10**9},
 }
 
 
@@ -68,30 +78,43 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--settle", type=float, default=90)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--family", choices=["hyperprior", "channel-context"],
+                        default="hyperprior")
+    parser.add_argument("--variants", default=None, help="comma-separated (default: all)")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    variants = VARIANTS if args.family == "hyperprior" else CHANNEL_VARIANTS
+    args.variants = args.variants or ",".join(variants)
+    unknown = [v for v in args.variants.split(",") if v not in variants]
     if unknown:
-        parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+        parser.error(f"unknown variants {unknown}; known: {list(variants)}")
 
     import torch
 
-    from neuralcodec.families.hyperprior.model import ModelConfig
     from neuralcodec.families.zoo import DEFAULT_MODEL
     from neuralcodec.training.data import list_images, load_rgb
-    from neuralcodec.training.hyperprior import TrainOptions, evaluate, new_model, train
+    from neuralcodec.training.hyperprior import TrainOptions, evaluate
+
+    if args.family == "hyperprior":
+        from neuralcodec.families.hyperprior.model import ModelConfig as Config
+        from neuralcodec.training.hyperprior import new_model, train
+        options, lr = TrainOptions, 1e-5
+    else:
+        from neuralcodec.families.channel_context.model import ChannelConfig as Config
+        from neuralcodec.training.channel_context import ChannelTrainOptions as options
+        from neuralcodec.training.channel_context import new_model, train
+        lr = 1e-4
 
     images = [load_rgb(p, 4096) for p in list_images([args.kodak])[: args.eval_images]]
     results = []
     for name in args.variants.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            opts = TrainOptions(  # no eval_dir: evaluated below, outside the timed run
-                data=args.data, out=tmp, steps=10**9, seconds=args.seconds, lr=1e-5,
+            opts = options(  # no eval_dir: evaluated below, outside the timed run
+                data=args.data, out=tmp, steps=10**9, seconds=args.seconds, lr=lr,
                 lr_drop_at=1.0, log_every=1,
                 eval_every=10**9, checkpoint_every=10**9, threads=args.threads,
-                device="cpu", init=DEFAULT_MODEL, **VARIANTS[name],
+                device="cpu", init=DEFAULT_MODEL, **variants[name],
             )
             t0 = time.time()
             train(opts, log=lambda m: None)
@@ -100,11 +123,11 @@ def main() -> None:
             rows = [json.loads(line) for line in log_text.splitlines()]
             steady = [r for r in rows if r["seconds"] > args.settle] or rows[2:]
             state = torch.load(Path(tmp) / "checkpoint.pt", weights_only=True)
-        model = new_model(ModelConfig.from_dict(state["options"]["config"]))
+        model = new_model(Config.from_dict(state["options"]["config"]))
         model.load_state_dict(state["model"])
         rd = evaluate(model, images, torch.device("cpu"))
         row = {
-            "variant": name, "options": VARIANTS[name], "wall_s": round(wall, 1),
+            "variant": name, "options": variants[name], "wall_s": round(wall, 1),
             "steps": state["step"] - rows[0]["step"] + 1,
             "steps_per_hour": steps_per_hour(steady),
             "kodak_rd": rd,
@@ -117,7 +140,8 @@ def main() -> None:
     for row in results:
         if base and row["steps_per_hour"]:
             row["speedup"] = round(row["steps_per_hour"] / base, 2)
-    report = {"machine_note": args.note, "threads": args.threads, "batch": 8, "patch": 128,
+    report = {"machine_note": args.note, "family": args.family, "threads": args.threads,
+              "batch": 8, "patch": 128,
               "seconds_per_variant": args.seconds, "settle_s": args.settle, "results": results}
     print(json.dumps([{k: r.get(k) for k in ("variant", "steps_per_hour", "speedup",
                                              "kodak_rd_loss")} for r in results], indent=1))

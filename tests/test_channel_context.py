@@ -329,6 +329,32 @@ def test_warm_start_gives_each_group_the_hyperpriors_parameters():
                     torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
 
 
+def test_frozen_steps_on_the_rate_alone_give_the_full_losss_gradients():
+    """With the transforms and the (zero) LRP frozen, leaving out g_s and the distortion
+    changes no gradient of the networks that train."""
+    from neuralcodec.families.channel_context.model import ChannelConfig
+    from neuralcodec.training.channel_context import new_model, set_frozen, warm_state
+    from neuralcodec.training.hyperprior import rd_loss
+
+    state = warm_state("aec-hp-ckbd")
+    model = new_model(ChannelConfig.from_dict(state["options"]["config"]))
+    model.load_state_dict(state["model"])
+    set_frozen(model, True)
+    x = torch.from_numpy(photo_like(64, 64, seed=4)).permute(2, 0, 1)[None].float() / 255
+    level = torch.tensor([3.0])
+    grads = []
+    for rate_only in (False, True):
+        torch.manual_seed(0)  # the same noise in the likelihoods
+        model.zero_grad()
+        rd_loss(model, x, level, rate_only=rate_only)["loss"].backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                      if p.requires_grad and p.grad is not None})
+    full, rate = grads
+    assert full.keys() == rate.keys() and any(n.startswith("channel_context") for n in full)
+    for name in full:
+        torch.testing.assert_close(rate[name], full[name], rtol=1e-4, atol=1e-7)
+
+
 def test_warm_start_copies_the_transforms_and_freezing_holds_them(tmp_path):
     """Steps 1-2 (frozen) train only the new networks; step 3 trains everything."""
     from neuralcodec.families.hyperprior.weights import read_state

@@ -5,8 +5,13 @@ the shipped ``aec-hp-ckbd``): its transforms (``g_a``, ``g_s``, ``h_a``, ``h_s``
 banks and entropy models are copied; each group's spatial context and parameter network
 start as the hyperprior's restricted to the group (where the widths match,
 :func:`inherit_hyperprior_context`), the channel contexts fresh, LRP as no correction.
-For the first ``freeze_transforms`` steps only the new networks (and the entropy models)
-train, so early CPU time goes to the contexts; then everything does.
+For the first ``freeze_transforms`` steps only the new context networks (and the entropy
+models) train, so early CPU time goes to them; then everything does. Those frozen steps
+hold the LRP still too and train on the rate alone, without running ``g_s``: the means
+reach ``ŷ`` only through straight-through rounding (zero gradient) and through the LRP,
+which a warm start begins as zero weights, so until the LRP trains the distortion's
+gradient to every trainable network is zero and the rate alone gives the same step. The
+LRP trains from the first step after.
 The loss, rate levels, schedule, checkpoints and resume are the hyperprior's
 (:mod:`.hyperprior`); a run may also start from a model of this family.
 """
@@ -29,10 +34,11 @@ from .distributed import World
 from .hyperprior import HyperpriorTrainer, TrainOptions
 from .loop import CHECKPOINT, RunSetup, run
 
-# What a warm start copies, and what ``freeze_transforms`` holds still.
+# What a warm start copies, and what ``freeze_transforms`` holds still (the LRP too: its
+# training needs the distortion, which the frozen steps leave out).
 COPIED = ("g_a.", "g_s.", "h_a.", "h_s.", "gain_", "entropy_bottleneck.",
           "gaussian_conditional.")
-FROZEN = ("g_a", "g_s", "h_a", "h_s", "gain_y", "gain_y_inv", "gain_z", "gain_z_inv")
+FROZEN = ("g_a", "g_s", "h_a", "h_s", "gain_y", "gain_y_inv", "gain_z", "gain_z_inv", "lrp")
 
 
 @dataclass
@@ -41,6 +47,7 @@ class ChannelTrainOptions(TrainOptions):
     config: dict = field(default_factory=lambda: ChannelConfig().to_dict())
     init: str | None = "aec-hp-ckbd"
     freeze_transforms: int = 0  # steps (of the run) with the copied networks frozen
+    rate_only_while_frozen: bool = True  # False: frozen steps still run g_s (the A/B)
 
 
 def new_model(config: ChannelConfig | None = None) -> ChannelCheckerboard:
@@ -125,7 +132,8 @@ def inherit_hyperprior_context(state: dict[str, Tensor], hyperprior: dict[str, T
 
 
 def set_frozen(model: ChannelCheckerboard, frozen: bool) -> None:
-    """Hold the copied transforms and gains still (no gradients, so no updates) or not."""
+    """Hold the copied transforms, gains and the LRP still (no gradients, so no updates)
+    or not."""
     for name in FROZEN:
         getattr(model, name).requires_grad_(not frozen)
 
@@ -162,6 +170,9 @@ class ChannelTrainer(HyperpriorTrainer):
             forward = distributed.wrap(self.model, self.world)
             self.forward = torch.compile(forward) if self.opts.compile else forward
         return super().train_step(x, step, elapsed, steps_here)
+
+    def rate_only(self) -> bool:
+        return self.frozen and getattr(self.opts, "rate_only_while_frozen", True)
 
     def state(self) -> dict:
         return {**super().state(), "first_step": self.first_step}

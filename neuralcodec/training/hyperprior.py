@@ -72,14 +72,19 @@ def new_model(config: ModelConfig | None = None) -> HyperpriorCheckerboard:
     return HyperpriorCheckerboard(config, (EntropyBottleneck(config.N), GaussianConditional(None)))
 
 
-def rd_loss(model: HyperpriorCheckerboard, x: Tensor, level: Tensor, forward=None) -> dict:
+def rd_loss(model: HyperpriorCheckerboard, x: Tensor, level: Tensor, forward=None,
+            rate_only: bool = False) -> dict:
     """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch; ``forward`` is the
-    module to run (a compiled or data-parallel wrapper of ``model``; default ``model``)."""
-    out = (forward or model)(x, level)
+    module to run (a compiled or data-parallel wrapper of ``model``; default ``model``).
+    ``rate_only``: the bpp alone, without running the synthesis (a model whose forward
+    takes ``synthesize``), for steps in which nothing trainable changes the distortion."""
+    out = (forward or model)(x, level, **({"synthesize": False} if rate_only else {}))
     num_pixels = x.shape[2] * x.shape[3]
     bpp = sum(
         (-torch.log2(lik.clamp_min(1e-9))).flatten(1).sum(1) for lik in out["likelihoods"].values()
     ) / num_pixels
+    if rate_only:
+        return {"loss": bpp.mean(), "bpp": bpp.mean()}
     mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
     lam = model.lambda_at(level)
     loss = (lam * 255**2 * mse + bpp).mean()
@@ -182,10 +187,10 @@ def _configure_speed(model: HyperpriorCheckerboard, opts: TrainOptions, device,
 
 
 def _backward_step(forward, model, x, level, optimizer, aux_optimizer, clip: float,
-                   world: World):
+                   world: World, rate_only: bool = False):
     """One optimisation step; returns (rd terms, aux loss), or None if the loss was not
     finite on any rank (the batch is skipped everywhere)."""
-    result = rd_loss(model, x, level, forward)
+    result = rd_loss(model, x, level, forward, rate_only)
     optimizer.zero_grad(set_to_none=True)
     if world.any(not torch.isfinite(result["loss"]).item()):
         return None
@@ -264,7 +269,7 @@ class HyperpriorTrainer:
         level = (torch.rand(x.shape[0], generator=self.level_rng)
                  * (self.config.levels - 1)).to(self.device)
         args = (self.model, x, level, self.optimizer, self.aux_optimizer, opts.clip,
-                self.world)
+                self.world, self.rate_only())
         try:
             done = _backward_step(self.forward, *args)
             self.compiled_ok = True
@@ -281,12 +286,16 @@ class HyperpriorTrainer:
         row.update(aux=float(aux_loss.detach()), lr=lr)
         return row
 
+    def rate_only(self) -> bool:
+        """Whether this step trains on the rate alone (see :func:`rd_loss`)."""
+        return False
+
     def after_step(self, step: int, log: Callable[[str], None]) -> None:
         pass
 
     def log_line(self, row: dict[str, float]) -> str:
-        return (f"loss {row['loss']:.3f} bpp {row['bpp']:.3f} psnr {row['psnr']:.2f} "
-                f"aux {row['aux']:.1f}")
+        psnr = f"psnr {row['psnr']:.2f}" if "psnr" in row else "rate only"
+        return f"loss {row['loss']:.3f} bpp {row['bpp']:.3f} {psnr} aux {row['aux']:.1f}"
 
     def evaluate(self, images: list[Tensor]) -> list[dict]:
         return evaluate(self.model, images, self.device)

@@ -162,8 +162,9 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
 
     # -- training ------------------------------------------------------------------
 
-    def forward(self, x: Tensor, level: Tensor) -> dict:
-        """Training/evaluation pass with noise (training) or rounding (eval) proxies."""
+    def forward(self, x: Tensor, level: Tensor, synthesize: bool = True) -> dict:
+        """Training/evaluation pass with noise (training) or rounding (eval) proxies;
+        ``synthesize`` False leaves out ``g_s`` (``x_hat`` None): the rate alone."""
         y = self.analysis(x, level)
         hyper, z_likelihoods = self.hyperprior(y, level)
 
@@ -185,5 +186,5 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
 
         scales, means = torch.cat(all_scales, 1), torch.cat(all_means, 1)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        x_hat = self.synthesis(torch.cat(decoded, 1), level)
+        x_hat = self.synthesis(torch.cat(decoded, 1), level) if synthesize else None
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
