@@ -329,6 +329,19 @@ def test_warm_start_gives_each_group_the_hyperpriors_parameters():
                     torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
 
 
+def test_effort_refines_with_this_familys_rate_and_files_decode_plainly(codec, model_name):
+    from .test_effort import rd_cost
+
+    image = _image(96, 80, seed=5)
+    files = {e: codec.encode(image, 60, effort=e) for e in (1, 2, codec.coder().max_effort)}
+    plain = Codec(model=model_name, device="cpu")
+    for effort, data in files.items():
+        assert plain.decode(data).size == image.size, effort
+    costs = {e: rd_cost(codec, image, data) for e, data in files.items()}
+    assert all(costs[e] <= costs[1] + 1e-9 for e in costs), costs
+    assert costs[max(costs)] < 0.99 * costs[1], costs
+
+
 def test_frozen_steps_on_the_rate_alone_give_the_full_losss_gradients():
     """With the transforms and the (zero) LRP frozen, leaving out g_s and the distortion
     changes no gradient of the networks that train."""

@@ -11,7 +11,6 @@ import neuralcodec  # noqa: F401  (registers the Pillow plugin)
 from neuralcodec.cli import run
 from neuralcodec.codec import Codec
 from neuralcodec.errors import AecError
-from neuralcodec.families.hyperprior import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT
 from neuralcodec.families.hyperprior.model import rate_level
 from neuralcodec.format import container
 from neuralcodec.format.quality import from_stored
@@ -43,11 +42,12 @@ def rd_cost(codec: Codec, image: Image.Image, data: bytes) -> float:
     pixel, with the plain decoder's pixels."""
     parsed = container.unpack(data)
     chunks = parsed.tiles[0]
-    bits = 8 * sum(len(chunks.get(t, b"")) for t in (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE))
-    model = codec.coder().model
+    coder = codec.coder()
+    bits = 8 * sum(len(chunks.get(t, b"")) for t in coder.chunk_tags)
+    model = coder.model
     level = torch.tensor([rate_level(from_stored(parsed.header.quality), model.config.levels)])
     lam = float(model.lambda_at(level))
-    decoded = np.asarray(Codec("aec-hp-ckbd", device="cpu").decode(data), np.float64)
+    decoded = np.asarray(Codec(coder.name, device="cpu").decode(data), np.float64)
     mse = np.mean((decoded - np.asarray(image, np.float64)) ** 2)
     return lam * mse + bits / (image.width * image.height)
 

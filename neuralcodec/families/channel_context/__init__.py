@@ -24,11 +24,13 @@ Every network after ``z`` that feeds a table index, a mean or a later context is
 exact integer network (:mod:`.integer_net`), so files decode bit-exactly everywhere.
 
 Modules: ``model`` (the networks), ``integer_net`` (the exact parameter path),
-``latent_codec`` (y, z ↔ streams), ``weights`` (file layout), ``coder`` (the family's
+``latent_codec`` (y, z ↔ streams), ``refine`` (encoder effort), ``weights`` (file
+layout), ``coder`` (the family's
 :class:`~neuralcodec.families.base.ModelCoder`).
 """
 
 from ..base import Family, register_family
+from ..hyperprior import EFFORT_ITERATIONS, EFFORT_METHOD
 
 # The hyperprior's transforms: latents at 1/16, z at 1/64 of the padded image.
 PAD_MULTIPLE = 64
@@ -44,4 +46,6 @@ FAMILY = register_family(Family(
     pad_multiple=PAD_MULTIPLE,
     formats=(2, 3),  # exact integer parameter path; 3: tiled (one tile at a time)
     coder_module="neuralcodec.families.channel_context.coder",
+    efforts=EFFORT_ITERATIONS,  # the hyperprior's refinement, this family's rate (refine)
+    effort_method=EFFORT_METHOD,
 ))

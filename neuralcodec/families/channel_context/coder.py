@@ -1,21 +1,20 @@
 """The channel-context family's coder: how a loaded model codes a padded image.
 
 As the hyperprior's coder (``g_a`` cached across a rate search, the rate level's gains,
-``g_s`` on the codec's device), with this family's latent codec and chunks; one effort
-level (no per-image refinement yet).
+per-image refinement at effort > 1, ``g_s`` on the codec's device), with this family's
+latent codec, refinement objective (:mod:`.refine`) and chunks.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from ..base import Refinement
 from ..hyperprior.coder import HyperpriorCoder
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
 from .integer_net import IntegerChannelPath
 from .latent_codec import ChannelLatentCodec
+from .refine import ChannelRefiner
 from .weights import read_model
 
 
@@ -26,6 +25,7 @@ class ChannelCoder(HyperpriorCoder):
     chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
     formats = FAMILY.formats
     max_effort = FAMILY.max_effort
+    refiner = ChannelRefiner
 
     def latent_codec(self, version: int) -> ChannelLatentCodec:
         """The latent codec (the same for every format version it writes; built once)."""
@@ -34,13 +34,6 @@ class ChannelCoder(HyperpriorCoder):
             path = IntegerChannelPath(self.model, self.int_gain_z_inv, self.weight_shifts)
             codec = self._latent_codecs[0] = ChannelLatentCodec(self.model, path)
         return codec
-
-    @torch.no_grad()
-    def compress(self, features: Tensor, quality: int, version: int,
-                 refinement: Refinement | None = None) -> dict[bytes, bytes]:
-        y = features * self.model.gain_y(self._level(quality, features.device))
-        streams, _ = self.latent_codec(version).compress(y, quality)
-        return streams.to_chunks(self.chunk_tags)
 
 
 def load(info: ModelInfo, device: str | torch.device = "cpu") -> ChannelCoder:

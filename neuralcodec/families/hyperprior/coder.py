@@ -33,6 +33,7 @@ class HyperpriorCoder:
     chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
     formats = FAMILY.formats
     max_effort = FAMILY.max_effort
+    refiner = Refiner  # the per-image objective of effort > 1
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class HyperpriorCoder:
         model = self.model
         med = latent_codec.z_medians.to(y.device, y.dtype)
         hyper = model.hyper_synthesis(z_sym.to(y.device, y.dtype) + med, level)
-        refiner = Refiner(model, refinement.x, refinement.size, hyper, level)
+        refiner = self.refiner(model, refinement.x, refinement.size, hyper, level)
         with stage("refinement"):
             refined = refiner.refine(y, iterations)
         best, best_cost = None, float("inf")

@@ -28,6 +28,7 @@ the lower real cost: refinement never makes a file worse by the measure it optim
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -80,17 +81,22 @@ class Refiner:
         self.lam = float(model.lambda_at(level))
         self.hyper = hyper
         self.anchor = checkerboard_anchor_mask(hyper.shape[2], hyper.shape[3], hyper.device)
+
+    @cached_property
+    def anchor_params(self) -> tuple[Tensor, Tensor]:
+        """The anchors' (scales, means): the hyper features' alone, fixed."""
         with torch.no_grad():
-            self.scales_a, self.means_a = model.gaussian_params(hyper, None)
+            return self.model.gaussian_params(self.hyper, None)
 
     def loss(self, y: Tensor, quantize) -> Tensor:
         """The RD cost of ``y`` with ``quantize`` standing in for rounding (z's bits are
         fixed, so left out)."""
         model, anchor = self.model, self.anchor
-        anchors = (quantize(y - self.means_a) + self.means_a) * anchor
+        scales_a, means_a = self.anchor_params
+        anchors = (quantize(y - means_a) + means_a) * anchor
         scales_n, means_n = model.gaussian_params(self.hyper, model.context(anchors))
-        means = torch.where(anchor, self.means_a, means_n)
-        scales = torch.where(anchor, self.scales_a, scales_n)
+        means = torch.where(anchor, means_a, means_n)
+        scales = torch.where(anchor, scales_a, scales_n)
         y_hat = quantize(y - means) + means
         x_hat = model.synthesis(y_hat.contiguous(memory_format=torch.channels_last),
                                 self.level)
