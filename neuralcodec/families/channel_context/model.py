@@ -25,6 +25,7 @@ the group's own anchors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -157,6 +158,30 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
         parts = [means, y_hat] if cc is None else [means, cc, y_hat]
         return self.lrp[k](torch.cat(parts, 1)).clamp(-LRP_BOUND, LRP_BOUND)
 
+    def decode_groups(self, y: Tensor, hyper: Tensor, quantize: Callable[[Tensor], Tensor]
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The groups in turn, as the decoder runs them, with ``quantize`` standing in
+        for rounding (training: straight-through; effort: SGA): (ŷ, ŷ after LRP, scales,
+        means), each shaped as ``y``."""
+        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3], y.device)
+        offsets = self.config.offsets
+        y_hats, decoded, all_scales, all_means = [], [], [], []
+        for k in range(len(self.config.groups)):
+            y_k = y[:, offsets[k]:offsets[k + 1]]
+            cc = self.channel_features(k, torch.cat(decoded, 1) if k else None)
+            scales_a, means_a = self.group_params(k, hyper, cc, None)
+            y_hat_a = (quantize(y_k - means_a) + means_a) * anchor
+            scales_n, means_n = self.group_params(k, hyper, cc, self.spatial_context[k](y_hat_a))
+            scales = torch.where(anchor, scales_a, scales_n)
+            means = torch.where(anchor, means_a, means_n)
+            y_hat_k = quantize(y_k - means) + means
+            decoded.append(y_hat_k + self.residual(k, means, cc, y_hat_k))
+            y_hats.append(y_hat_k)
+            all_scales.append(scales)
+            all_means.append(means)
+        return (torch.cat(y_hats, 1), torch.cat(decoded, 1), torch.cat(all_scales, 1),
+                torch.cat(all_means, 1))
+
     def gaussian_params(self, hyper: Tensor, ctx: Tensor | None):
         raise TypeError("a channel-context model predicts parameters per group: group_params")
 
@@ -168,23 +193,7 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
         y = self.analysis(x, level)
         hyper, z_likelihoods = self.hyperprior(y, level)
 
-        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3], y.device)
-        offsets = self.config.offsets
-        all_scales, all_means, decoded = [], [], []
-        for k in range(len(self.config.groups)):
-            y_k = y[:, offsets[k]:offsets[k + 1]]
-            cc = self.channel_features(k, torch.cat(decoded, 1) if k else None)
-            scales_a, means_a = self.group_params(k, hyper, cc, None)
-            y_hat_a = (ste_round(y_k - means_a) + means_a) * anchor
-            scales_n, means_n = self.group_params(k, hyper, cc, self.spatial_context[k](y_hat_a))
-            scales = torch.where(anchor, scales_a, scales_n)
-            means = torch.where(anchor, means_a, means_n)
-            y_hat_k = ste_round(y_k - means) + means
-            decoded.append(y_hat_k + self.residual(k, means, cc, y_hat_k))
-            all_scales.append(scales)
-            all_means.append(means)
-
-        scales, means = torch.cat(all_scales, 1), torch.cat(all_means, 1)
+        _, decoded, scales, means = self.decode_groups(y, hyper, ste_round)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        x_hat = self.synthesis(torch.cat(decoded, 1), level) if synthesize else None
+        x_hat = self.synthesis(decoded, level) if synthesize else None
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

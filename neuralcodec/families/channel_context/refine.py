@@ -25,22 +25,9 @@ class ChannelRefiner(Refiner):
     model: ChannelCheckerboard
 
     def loss(self, y: Tensor, quantize) -> Tensor:
-        model, anchor, offsets = self.model, self.anchor, self.model.config.offsets
-        decoded: list[Tensor] = []
-        bits = y.new_zeros(())
-        for k in range(len(model.config.groups)):
-            y_k = y[:, offsets[k]:offsets[k + 1]]
-            cc = model.channel_features(k, torch.cat(decoded, 1) if k else None)
-            scales_a, means_a = model.group_params(k, self.hyper, cc, None)
-            anchors = (quantize(y_k - means_a) + means_a) * anchor
-            scales_n, means_n = model.group_params(k, self.hyper, cc,
-                                                   model.spatial_context[k](anchors))
-            means = torch.where(anchor, means_a, means_n)
-            scales = torch.where(anchor, scales_a, scales_n)
-            y_hat = quantize(y_k - means) + means
-            bits = bits + gaussian_bits(y_hat, means, scales)
-            decoded.append(y_hat + model.residual(k, means, cc, y_hat))
-        y_hat = torch.cat(decoded, 1).contiguous(memory_format=torch.channels_last)
-        x_hat = model.synthesis(y_hat, self.level)
+        y_hat, decoded, scales, means = self.model.decode_groups(y, self.hyper, quantize)
+        bits = gaussian_bits(y_hat, means, scales)
+        x_hat = self.model.synthesis(decoded.contiguous(memory_format=torch.channels_last),
+                                     self.level)
         height, width = self.size
         return rd_cost(self.lam, self.x, x_hat[:, :, :height, :width], bits, height * width)
