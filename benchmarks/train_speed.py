@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import save_json  # noqa: E402
 
 VARIANTS = {
-    "fp32 eager (before)": {},
-    "channels_last": {"channels_last": True},
+    "fp32 eager (before)": {"precision": "fp32"},
+    "channels_last": {"precision": "fp32", "channels_last": True},
     "bf16 autocast": {"precision": "bf16"},
     "bf16 + channels_last": {"precision": "bf16", "channels_last": True},
-    "compile": {"compile": True},
-    "channels_last + compile": {"channels_last": True, "compile": True},
+    "compile": {"precision": "fp32", "compile": True},
+    "channels_last + compile": {"precision": "fp32", "channels_last": True, "compile": True},
     "bf16 + compile": {"precision": "bf16", "compile": True},
     "bf16 + channels_last + compile": {"precision": "bf16", "channels_last": True,
                                        "compile": True},
@@ -43,9 +43,11 @@ VARIANTS = {
 
 # The channel-context model's first phase (transforms frozen), from the same warm start.
 CHANNEL_VARIANTS = {
-    "frozen: full loss (before)": {"freeze_transforms": 10**9,
+    "frozen: full loss (before)": {"freeze_transforms": 10**9, "precision": "fp32",
                                    "rate_only_while_frozen": False},
-    "frozen: rate only": {"freeze_transforms": 10**9},
+    "frozen: rate only": {"freeze_transforms": 10**9, "precision": "fp32"},
+    "frozen: rate only, bf16": {"freeze_transforms": 10**9, "precision": "bf16",
+                                "channels_last": True},
 }
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from neuralcodec.cli import run
 from neuralcodec.families.hyperprior.model import ModelConfig
+from neuralcodec.training import hyperprior as hyperprior_training
 from neuralcodec.training.hyperprior import TrainOptions, _lr_at, export, new_model, rd_loss, train
 
 from .helpers import photo_like
@@ -177,3 +178,12 @@ def test_gpu_burst_dry_run(tmp_path, family):
     assert check["rows"] and all(
         np.isclose(r["psnr_cpu_decode"], r["psnr_device_decode"]) for r in check["rows"])
     assert (out / "bench-summary.md").exists()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_takes_bf16_where_the_device_computes_it(tmp_path, monkeypatch, native):
+    monkeypatch.setattr(hyperprior_training, "native_bf16", lambda device: native)
+    lines: list[str] = []
+    train(_opts(tmp_path, steps=1), log=lines.append)
+    model_line = next(line for line in lines if line.startswith("model:"))
+    assert ("bf16" if native else "fp32") in model_line

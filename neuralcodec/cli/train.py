@@ -58,8 +58,10 @@ from .common import device_option_with
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this much wall time (checkpointed); --lr-drop-at is then a "
                    "fraction of it.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
-              show_default=True, help="bf16: the transforms' bodies under bfloat16 autocast.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True,
+              help="bf16: the transforms' bodies under bfloat16 autocast; auto: bf16 where "
+                   "the device computes it natively (AVX-512 BF16, AMX, CUDA), else fp32.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
 @click.option("--crops-on-device", is_flag=True,
