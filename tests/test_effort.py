@@ -130,3 +130,22 @@ def test_a_benchmark_cache_tells_refinement_methods_apart(monkeypatch):
     after = _neural_config(plain), _neural_config(refined)
     assert before[0] == after[0]  # effort 1 does not refine: its rows stay valid
     assert before[1] != after[1]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_refinement_runs_g_s_in_bf16_only_where_native_and_decides_in_float32(
+        monkeypatch, codec, image, native):
+    from neuralcodec.families.hyperprior import refine
+    monkeypatch.setattr(refine, "native_bf16", lambda device: native)
+    dtypes: list[torch.dtype] = []
+    hook = codec.coder().model.g_s[0].register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output.dtype))
+    try:
+        data = codec.encode(image, QUALITY, effort=2)
+    finally:
+        hook.remove()
+    # The refinement's iterations run g_s in bf16 where native; the choice between the
+    # refined and the plain file always uses the float32 decoder's pixels.
+    assert set(dtypes) == ({torch.bfloat16, torch.float32} if native else {torch.float32})
+    assert dtypes[-1] == torch.float32
+    assert codec.decode(data).size == image.size

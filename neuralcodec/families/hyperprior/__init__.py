@@ -29,10 +29,10 @@ CHUNK_LATENT = b"LATN"
 CHUNK_ESCAPE = b"ESCP"
 # Encoder effort level -> iterations of latent refinement (see ``refine``); level 1 is
 # the single amortized pass. Chosen by measurement: benchmarks/effort.py.
-EFFORT_ITERATIONS = {1: 0, 2: 8, 3: 20, 4: 45}
+EFFORT_ITERATIONS = {1: 0, 2: 15, 3: 50, 4: 150}
 # Revision of ``refine``'s method (bump when its results change): SGA, Adam with a
 # cosine-decayed step.
-EFFORT_METHOD = "sga-cos"
+EFFORT_METHOD = "sga-cos-amp"
 
 FAMILY = register_family(Family(
     name="hyperprior-checkerboard",

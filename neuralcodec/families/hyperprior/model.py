@@ -152,10 +152,12 @@ class HyperpriorCheckerboard(nn.Module):
         # the entropy models stay float32: latents, means and pixels need the precision.
         self.transform_autocast: torch.dtype | None = None
 
-    def _transform(self, layers: nn.Sequential, x: Tensor) -> Tensor:
-        if self.transform_autocast is None:
+    def _transform(self, layers: nn.Sequential, x: Tensor,
+                   autocast: torch.dtype | None = None) -> Tensor:
+        autocast = autocast or self.transform_autocast
+        if autocast is None:
             return layers(x)
-        with torch.autocast(x.device.type, dtype=self.transform_autocast):
+        with torch.autocast(x.device.type, dtype=autocast):
             h = layers[:-1](x)
         with torch.autocast(x.device.type, enabled=False):
             return layers[-1](h.float())
@@ -178,8 +180,11 @@ class HyperpriorCheckerboard(nn.Module):
         scales, means = self.entropy_parameters(torch.cat([hyper, ctx], dim=1)).chunk(2, 1)
         return scales, means
 
-    def synthesis(self, y_hat: Tensor, level: Tensor) -> Tensor:
-        return self._transform(self.g_s, y_hat * self.gain_y_inv(level))
+    def synthesis(self, y_hat: Tensor, level: Tensor,
+                  autocast: torch.dtype | None = None) -> Tensor:
+        """x̂ from ŷ; ``autocast`` (e.g. torch.bfloat16) runs g_s's body in that dtype
+        (encoder effort's objective; the decoder itself always runs float32)."""
+        return self._transform(self.g_s, y_hat * self.gain_y_inv(level), autocast)
 
     # -- training ------------------------------------------------------------------
 

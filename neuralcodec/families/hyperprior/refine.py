@@ -18,6 +18,10 @@ Adam's step decays along a half cosine to zero over the iterations: with a few d
 steps a larger early step helps, and the small late steps settle the latents while the
 rounding hardens.
 
+Where the device computes bf16 natively (``..bf16``), the objective runs ``g_s``'s body
+under bf16 autocast: about 1.7x faster per iteration on an AMX CPU, so more iterations fit
+the same time; the file chosen at the end is still measured with the float32 decoder.
+
 SGA replaces rounding by a stochastic choice between floor and ceiling whose sharpness
 grows as the temperature anneals to zero, so the optimizer sees the rounding it will get.
 The coder then codes ``round(y − μ)`` exactly as for an unrefined image (the integer
@@ -33,6 +37,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from ..bf16 import native_bf16
 from . import EFFORT_ITERATIONS
 from .model import HyperpriorCheckerboard, checkerboard_anchor_mask
 
@@ -81,6 +86,7 @@ class Refiner:
         self.lam = float(model.lambda_at(level))
         self.hyper = hyper
         self.anchor = checkerboard_anchor_mask(hyper.shape[2], hyper.shape[3], hyper.device)
+        self.autocast = torch.bfloat16 if native_bf16(x.device) else None
 
     @cached_property
     def anchor_params(self) -> tuple[Tensor, Tensor]:
@@ -99,7 +105,7 @@ class Refiner:
         scales = torch.where(anchor, scales_a, scales_n)
         y_hat = quantize(y - means) + means
         x_hat = model.synthesis(y_hat.contiguous(memory_format=torch.channels_last),
-                                self.level)
+                                self.level, self.autocast)
         height, width = self.size
         bits = gaussian_bits(y_hat, means, scales)
         return rd_cost(self.lam, self.x, x_hat[:, :, :height, :width], bits, height * width)
