@@ -86,11 +86,15 @@ def test_same_bytes_and_pixels_whatever_the_thread_count(codec):
     im = Image.fromarray(photo_like(120, 72, seed=9), "RGB")
     with torch_threads(1):
         one = codec.encode(im, 70)
-        pixels_one = codec.decode(one).tobytes()
+        pixels_one = np.asarray(codec.decode(one), np.int16)
     with torch_threads(2):
         two = codec.encode(im, 70)
-        pixels_two = codec.decode(one).tobytes()
-    assert one == two and pixels_one == pixels_two
+        pixels_two = np.asarray(codec.decode(one), np.int16)
+    assert one == two
+    # The decoded latents are exact; the float synthesis is not: oneDNN may split a
+    # convolution's sums differently by thread count (seen for aec-vq on an AMX CPU:
+    # 1e-6 apart, one pixel rounded the other way). So pixels agree to one level.
+    assert np.abs(pixels_one - pixels_two).max() <= 1
 
 
 def test_bpp_search_meets_the_target(codec):
