@@ -1,7 +1,7 @@
 """Whether a device computes bfloat16 convolutions natively.
 
 Where it does (CUDA with bf16 support; CPUs with AVX-512 BF16 or AMX), bf16 autocast of
-the transforms runs several times faster than float32: training and encoder effort use
+the transforms runs much faster than float32: training and encoder effort use
 it there. Elsewhere torch falls back to slow reference kernels, so float32 stays.
 """
 

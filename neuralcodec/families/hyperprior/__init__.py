@@ -31,7 +31,7 @@ CHUNK_ESCAPE = b"ESCP"
 # the single amortized pass. Chosen by measurement: benchmarks/effort.py.
 EFFORT_ITERATIONS = {1: 0, 2: 15, 3: 50, 4: 150}
 # Revision of ``refine``'s method (bump when its results change): SGA, Adam with a
-# cosine-decayed step.
+# cosine-decayed step, g_s in bf16 where the device computes it natively.
 EFFORT_METHOD = "sga-cos-amp"
 
 FAMILY = register_family(Family(

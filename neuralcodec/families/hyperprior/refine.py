@@ -19,8 +19,8 @@ steps a larger early step helps, and the small late steps settle the latents whi
 rounding hardens.
 
 Where the device computes bf16 natively (``..bf16``), the objective runs ``g_s``'s body
-under bf16 autocast: about 1.7x faster per iteration on an AMX CPU, so more iterations fit
-the same time; the file chosen at the end is still measured with the float32 decoder.
+under bf16 autocast, so more iterations fit the same time (levels 2-4 were sized on an AMX
+CPU); the file chosen at the end is still measured with the float32 decoder.
 
 SGA replaces rounding by a stochastic choice between floor and ceiling whose sharpness
 grows as the temperature anneals to zero, so the optimizer sees the rounding it will get.
