@@ -201,6 +201,28 @@ def test_a_partial_decode_that_recovers_nothing_fails(tmp_path, png, capsys):
     assert "nothing could be recovered" in capsys.readouterr().err and not back.exists()
 
 
+def test_ctrl_c_while_the_package_itself_loads_exits_130_without_a_traceback(tmp_path):
+    """The installed ``aec`` script's first import must not be inside ``neuralcodec``:
+    a package's ``__init__`` runs before anything in it can catch the interrupt."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="aec")
+    module, attr = script.value.split(":")
+    code = (  # what pip's wrapper does, with Ctrl-C landing as the package starts to load
+        "import sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'neuralcodec':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        f"from {module} import {attr}\n"
+        f"sys.exit({attr}())\n")
+    proc = subprocess.run([sys.executable, "-c", code, "info", "x.aec"], capture_output=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == b"aec: error: interrupted\n"
+
+
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_ctrl_c_during_start_up_exits_130_without_a_traceback(png):
     import signal
