@@ -115,3 +115,45 @@ def test_cli_lambdas(tmp_path, capsys):
     assert state["options"]["lr"] == 1e-4 and state["options"]["lr_drop_at"] == 0.5
     # the second of 2 steps is past the drop at 0.5 * 2 steps, so it ran at lr / 10
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
+
+
+def test_relevel_model_adds_a_top_level_and_keeps_the_rest(tmp_path, monkeypatch, capsys):
+    """python -m neuralcodec.training.relevel: a shipped model gains a level past its top
+    (read off the gain curve) with every other tensor unchanged; the new top quality
+    codes at a higher rate and PSNR than the old top."""
+    from safetensors.torch import load_file
+
+    from neuralcodec.metrics import psnr
+    from neuralcodec.training.relevel import main
+
+    train(_opts(tmp_path, 2), log=lambda m: None)
+    old_path = export(tmp_path / "run", "tiny-test", tmp_path / "old")
+    lambdas = [*TINY["lambdas"], 0.8]
+    assert main([str(old_path), "--lambdas", ",".join(map(str, lambdas)),
+                 "--export", "tiny-up", "--export-dir", str(tmp_path / "new")]) == 0
+    new_path = tmp_path / "new" / "tiny-up.safetensors"
+    old, new = load_file(str(old_path)), load_file(str(new_path))
+    assert old.keys() == new.keys()
+    for name, tensor in old.items():
+        if name.endswith("log_gain"):
+            assert torch.equal(new[name][:-1], tensor) and new[name].shape[0] == 4
+        elif name != "integer.gain_z_inv":
+            assert torch.equal(new[name], tensor), name
+    card = json.loads(new_path.with_suffix(".json").read_text())
+    assert card["config"]["lambdas"] == lambdas
+    assert card["training"]["relevels"][-1] == {"step": 2, "from": TINY["lambdas"],
+                                                "to": lambdas}
+
+    im = Image.fromarray(photo_like(64, 64), "RGB")
+    results = []
+    for directory, name in ((tmp_path / "old", "tiny-test"), (tmp_path / "new", "tiny-up")):
+        monkeypatch.setenv("AEC_MODEL_PATH", str(directory))
+        codec = Codec(name, device="cpu")
+        data = codec.encode(im, 100)
+        results.append((len(data), psnr(np.asarray(im), np.asarray(codec.decode(data)))))
+    (old_size, old_psnr), (new_size, new_psnr) = results
+    assert new_size > old_size and new_psnr > old_psnr
+
+    assert main(["aec-vq", "--lambdas", "0.1,0.2", "--export", "x",
+                 "--export-dir", str(tmp_path / "vq")]) == 1
+    assert "not a hyperprior" in capsys.readouterr().err
