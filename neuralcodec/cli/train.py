@@ -30,7 +30,7 @@ from .common import device_option_with
 @click.option("--M", "m", type=click.IntRange(min=8), default=192, show_default=True)
 @click.option("--lambdas", default=None,
               help="Rate levels, comma-separated lambdas "
-                   "[default: 9 from 0.00033 to 0.27, as shipped]. Given for a run that "
+                   "[default: 10 from 0.00033 to 0.6, as shipped]. Given for a run that "
                    "already has a checkpoint with other levels, the "
                    "checkpoint's gains are first moved to these levels.")
 @device_option_with("Where training runs (auto: CUDA when available).")
