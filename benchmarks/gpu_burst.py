@@ -18,7 +18,7 @@ GPU), exports the weights in the shipping format into ``OUT/models`` (one file u
 quick ``aec bench`` on the carried Kodak images. ``--family channel-context`` (the
 default) trains ``aec-hp-elic``, the model meant to become the default, warm-started from
 aec-hp-ckbd with the transforms frozen for its first ``--freeze-transforms`` steps;
-``--family hyperprior`` continues aec-hp-ckbd itself with an extra rate level on top.
+``--family hyperprior`` continues aec-hp-ckbd itself, its levels up to λ 0.6.
 ``aec train --family channel-context --init OUT/models/aec-hp-elic.safetensors`` (or
 ``--init OUT/models/aec-hp-ckbd.safetensors``) continues from the result on CPU.
 """
@@ -46,9 +46,10 @@ SHARD_SIDE = 512
 SHARD_QUALITY = 88
 MODEL = "aec-hp-ckbd"  # the shipped weights every burst starts from
 TRAINED = {"channel-context": "aec-hp-elic", "hyperprior": MODEL}  # what it exports
-# The burst adds a top level above the shipped 0.12 (ratio ~2.25, as between the others)
-# to lift the high-rate ceiling.
-EXTRA_LAMBDAS = (0.27,)
+# Levels the hyperprior burst trains on top of older weights' (ratio ~2.25, as between the
+# others): 0.27 was added by the first burst, 0.6 by phase 11 (untrained), so the burst
+# trains it with the rest.
+EXTRA_LAMBDAS = (0.27, 0.6)
 
 
 def tree_bytes() -> int:

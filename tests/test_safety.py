@@ -229,9 +229,12 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(png):
     import time
 
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # SIGINT at its default, as under a terminal: a test run started in the background
+    # (`cmd &`) hands its children SIGINT ignored, and Python then never raises it.
     proc = subprocess.Popen([sys.executable, "-m", "neuralcodec", "encode", str(png),
                              str(png.with_suffix(".aec"))], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+                            stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     maps = Path(f"/proc/{proc.pid}/maps")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # interrupt while torch loads: start-up's longest part
