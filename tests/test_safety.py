@@ -248,3 +248,32 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(png):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and err.strip().endswith(b"interrupted")
+
+
+def test_the_script_skips_finalization_but_finishes_everything(tmp_path, png):
+    """The aec script ends with os._exit (finalization after torch costs ~0.6 s), after
+    joining threads, running atexit handlers and flushing output; its exit code stays."""
+    code = (  # a library's atexit handler and a late non-daemon thread, then the script
+        "import atexit, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "out = Path(sys.argv.pop(1))\n"
+        "atexit.register(lambda: (out / 'atexit').write_text('ran'))\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    (out / 'thread').write_text('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "from _aec_launcher import console_main\n"
+        "console_main()\n")
+    aec = tmp_path / "x.aec"
+
+    def script(*args):
+        return subprocess.run([sys.executable, "-c", code, str(tmp_path), *args],
+                              capture_output=True, cwd=tmp_path)
+
+    proc = script("encode", str(png), str(aec), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").exists()
+    info = script("info", str(aec))
+    assert info.returncode == 0 and b"aec-hp-ckbd" in info.stdout  # flushed into the pipe
+    missing = script("info", str(tmp_path / "missing.aec"))
+    assert missing.returncode == 1 and missing.stderr.strip().startswith(b"aec: error:")

@@ -1,5 +1,5 @@
 """The ``aec`` command line."""
 
-from .main import console_main, main, run
+from .main import main, run
 
-__all__ = ["console_main", "main", "run"]
+__all__ = ["main", "run"]

@@ -6,9 +6,7 @@ needs when it runs, so ``aec --help`` and ``aec info`` never load torch.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import warnings
 
 import click
@@ -71,8 +69,3 @@ def _run(argv: list[str] | None) -> int:
         fail(f"internal error: {type(exc).__name__}: {exc} (set AEC_DEBUG=1 for details)")
         return 2
     return 0
-
-
-def console_main() -> None:
-    with contextlib.suppress(BrokenPipeError):
-        sys.exit(run())
