@@ -17,22 +17,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 from ..errors import AecError
+from ..families.hyperprior import FAMILY
 from ..families.hyperprior.model import ModelConfig
 from ..families.hyperprior.weights import save_model
 from ..families.zoo import find_model
-from .hyperprior import initial_state, new_model
+from .hyperprior import TrainOptions, initial_state, new_model
 
 
 def relevel_model(init: str, lambdas: list[float], name: str, directory: str | Path) -> Path:
     """Write ``init``'s weights moved to ``lambdas`` as model ``name`` in ``directory``."""
     info = find_model(init)
-    if info.card.get("family") != "hyperprior-checkerboard":
-        raise AecError(f"model '{info.name}' is not a hyperprior-checkerboard model")
+    if info.family != FAMILY.name:
+        raise AecError(f"model '{info.name}' is not a {FAMILY.name} model")
     config = ModelConfig.from_dict({**info.card["config"], "lambdas": lambdas})
-    state = initial_state(SimpleNamespace(init=init, relevel=True, config=config.to_dict()))
+    state = initial_state(TrainOptions(data=[], init=init, relevel=True,
+                                       config=config.to_dict()))
     model = new_model(config)
     model.load_state_dict(state["model"])
     card = {k: v for k, v in info.card.items() if k not in ("name", "family", "config")}
