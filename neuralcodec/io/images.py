@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,10 @@ from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
 NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
+
+# PNG written with zlib's run-length strategy: on decoded images about 4x faster than
+# the default strategy, for files about 2 % larger (benchmarks/png_write.py).
+PNG_SAVE_OPTIONS = {"compress_type": zlib.Z_RLE}
 
 
 def warn(message: str) -> None:
@@ -187,7 +192,9 @@ def output_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if not suffix:
         return "PNG"
-    Image.init()
+    Image.preinit()  # the common formats; every plugin (init) only for the others
+    if suffix not in Image.EXTENSION:
+        Image.init()
     fmt = Image.EXTENSION.get(suffix)
     if fmt is None or fmt not in Image.SAVE:
         raise AecError(f"{path}: cannot write images with suffix '{suffix}'")
@@ -203,11 +210,13 @@ def save_image(im: Image.Image, path: str | Path, overwrite: bool = True,
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         warn(f"{path}: JPEG has no alpha channel; alpha dropped")
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
-    metadata = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
+    options = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
+    if fmt == "PNG":
+        options.update(PNG_SAVE_OPTIONS)
 
     def write(f):
         try:
-            im.save(f, format=fmt, **metadata)
+            im.save(f, format=fmt, **options)
         except (OSError, ValueError, KeyError) as exc:
             raise AecError(f"{path}: cannot write {fmt} ({exc})") from None
 
