@@ -149,3 +149,18 @@ def test_refinement_runs_g_s_in_bf16_only_where_native_and_decides_in_float32(
     assert set(dtypes) == ({torch.bfloat16, torch.float32} if native else {torch.float32})
     assert dtypes[-1] == torch.float32
     assert codec.decode(data).size == image.size
+
+
+def test_the_pre_cast_synthesis_computes_what_autocast_computes(codec):
+    from neuralcodec.families.bf16 import with_cast_convolutions
+    model = codec.coder().model
+    cast = with_cast_convolutions(model.g_s, torch.bfloat16)
+    generator = torch.Generator().manual_seed(0)
+    y_hat = torch.randn(1, model.g_s[0].in_channels, 4, 5, generator=generator)
+    level = torch.tensor([3.0])
+    with torch.no_grad():
+        expected = model.synthesis(y_hat, level, torch.bfloat16)
+        got = model.synthesis(y_hat, level, torch.bfloat16, g_s=cast)
+    assert cast[0].weight.dtype == torch.bfloat16 and cast[-1].weight.dtype == torch.float32
+    assert model.g_s[0].weight.dtype == torch.float32  # the model's own weights stay
+    assert got.dtype == torch.float32 and torch.equal(got, expected)

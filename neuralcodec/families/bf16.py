@@ -7,10 +7,12 @@ it there. Elsewhere torch falls back to slow reference kernels, so float32 stays
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from pathlib import Path
 
 import torch
+from torch import nn
 
 
 @cache
@@ -28,3 +30,19 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return not {"avx512_bf16", "amx_bf16"}.isdisjoint(_cpu_flags())
     return False
+
+
+def with_cast_convolutions(layers: nn.Sequential, dtype: torch.dtype) -> nn.Sequential:
+    """A copy of ``layers`` whose convolutions' weights and biases are already ``dtype``,
+    all but the last layer's (which runs outside autocast).
+
+    Under autocast a float32 weight that needs no gradient is cast again on every call
+    (only weights being trained are cached); a loop that runs the same transform many
+    times (encoder effort) casts once instead. Autocast would compute the same values:
+    the results are unchanged.
+    """
+    cast = copy.deepcopy(layers)
+    for module in cast[:-1].modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            module.to(dtype)
+    return cast

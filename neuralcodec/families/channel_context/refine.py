@@ -28,6 +28,6 @@ class ChannelRefiner(Refiner):
         y_hat, decoded, scales, means = self.model.decode_groups(y, self.hyper, quantize)
         bits = gaussian_bits(y_hat, means, scales)
         x_hat = self.model.synthesis(decoded.contiguous(memory_format=torch.channels_last),
-                                     self.level, self.autocast)
+                                     self.level, self.autocast, self.g_s)
         height, width = self.size
         return rd_cost(self.lam, self.x, x_hat[:, :, :height, :width], bits, height * width)

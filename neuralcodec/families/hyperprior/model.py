@@ -180,11 +180,13 @@ class HyperpriorCheckerboard(nn.Module):
         scales, means = self.entropy_parameters(torch.cat([hyper, ctx], dim=1)).chunk(2, 1)
         return scales, means
 
-    def synthesis(self, y_hat: Tensor, level: Tensor,
-                  autocast: torch.dtype | None = None) -> Tensor:
+    def synthesis(self, y_hat: Tensor, level: Tensor, autocast: torch.dtype | None = None,
+                  g_s: nn.Sequential | None = None) -> Tensor:
         """x̂ from ŷ; ``autocast`` (e.g. torch.bfloat16) runs g_s's body in that dtype
-        (encoder effort's objective; the decoder itself always runs float32)."""
-        return self._transform(self.g_s, y_hat * self.gain_y_inv(level), autocast)
+        (encoder effort's objective; the decoder itself always runs float32); ``g_s``
+        stands in for the model's own (a copy with its weights already cast)."""
+        layers = self.g_s if g_s is None else g_s
+        return self._transform(layers, y_hat * self.gain_y_inv(level), autocast)
 
     # -- training ------------------------------------------------------------------
 

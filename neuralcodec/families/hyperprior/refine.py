@@ -19,8 +19,9 @@ steps a larger early step helps, and the small late steps settle the latents whi
 rounding hardens.
 
 Where the device computes bf16 natively (``..bf16``), the objective runs ``g_s``'s body
-under bf16 autocast, so more iterations fit the same time (levels 2-4 were sized on an AMX
-CPU); the file chosen at the end is still measured with the float32 decoder.
+under bf16 autocast, with its convolutions' weights cast once per image rather than on
+every step, so more iterations fit the same time (levels 2-4 were sized on an AMX CPU);
+the file chosen at the end is still measured with the float32 decoder.
 
 SGA replaces rounding by a stochastic choice between floor and ceiling whose sharpness
 grows as the temperature anneals to zero, so the optimizer sees the rounding it will get.
@@ -37,7 +38,8 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from ..bf16 import native_bf16
+from ...allocator import retain_freed_memory
+from ..bf16 import native_bf16, with_cast_convolutions
 from . import EFFORT_ITERATIONS
 from .model import HyperpriorCheckerboard, checkerboard_anchor_mask
 
@@ -87,6 +89,8 @@ class Refiner:
         self.hyper = hyper
         self.anchor = checkerboard_anchor_mask(hyper.shape[2], hyper.shape[3], hyper.device)
         self.autocast = torch.bfloat16 if native_bf16(x.device) else None
+        self.g_s = (model.g_s if self.autocast is None
+                    else with_cast_convolutions(model.g_s, self.autocast))
 
     @cached_property
     def anchor_params(self) -> tuple[Tensor, Tensor]:
@@ -105,13 +109,17 @@ class Refiner:
         scales = torch.where(anchor, scales_a, scales_n)
         y_hat = quantize(y - means) + means
         x_hat = model.synthesis(y_hat.contiguous(memory_format=torch.channels_last),
-                                self.level, self.autocast)
+                                self.level, self.autocast, self.g_s)
         height, width = self.size
         bits = gaussian_bits(y_hat, means, scales)
         return rd_cost(self.lam, self.x, x_hat[:, :, :height, :width], bits, height * width)
 
     def refine(self, y: Tensor, iterations: int, seed: int = 0) -> Tensor:
-        """``y`` after ``iterations`` steps of SGA (deterministic for a seed and device)."""
+        """``y`` after ``iterations`` steps of SGA (deterministic for a seed and device).
+
+        Each step frees and allocates the same large activations: the process's allocator
+        is told to keep freed memory for re-use (:mod:`neuralcodec.allocator`)."""
+        retain_freed_memory()
         generator = torch.Generator(device=y.device).manual_seed(seed)
         y = y.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
