@@ -3,9 +3,9 @@
 glibc's ``malloc`` serves a large block (above its mmap threshold, at most 32 MiB) with a
 fresh ``mmap`` and unmaps it when freed, and returns the top of its heap to the kernel
 once more than the trim threshold is free. A loop that allocates and frees the same
-large activations on every step (encoder effort's refinement, training) then pays a page
-fault for every 4 KiB it touches again: on a 768x512 image about 60,000 faults and 140 ms
-of kernel time per refinement step.
+large activations on every step (encoder effort's refinement) then pays a page fault for
+every 4 KiB it touches again: on a 768x512 image about 60,000 faults and 140 ms of kernel
+time per refinement step.
 
 :func:`retain_freed_memory` tells the allocator to serve every block from its heap and
 keep what is freed for re-use. Measured on a 2-core CPU, two effort-2 encodes of
