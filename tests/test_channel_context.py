@@ -400,3 +400,26 @@ def test_warm_start_copies_the_transforms_and_freezing_holds_them(tmp_path):
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["family"] == FAMILY.name and card["config"]["groups"] == [16, 16, 32, 64, 64]
     assert card["training"]["steps"] == 3 and card["training"]["options"]["init"] == "aec-hp-ckbd"
+
+
+def test_a_resumed_frozen_run_continues_exactly(tmp_path):
+    """Two frozen steps, a stop and a resumed third step give the weights of three steps in
+    one process (the run of the next default model is stopped and resumed every session)."""
+    from neuralcodec.training.channel_context import ChannelTrainOptions, train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_like(72, 64, seed=i), "RGB").save(data / f"{i}.png")
+
+    def run_steps(out, steps):
+        opts = ChannelTrainOptions(data=[str(data)], out=str(tmp_path / out), steps=steps,
+                                   batch_size=1, patch=64, checkpoint_every=100, log_every=1,
+                                   lr=1e-4, lr_drop_at=1, freeze_transforms=10)
+        train(opts, log=lambda m: None)
+        return torch.load(tmp_path / out / "checkpoint.pt", weights_only=True)
+
+    run_steps("resumed", 2)
+    resumed, straight = run_steps("resumed", 3), run_steps("straight", 3)
+    for name, value in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][name], value, rtol=0, atol=1e-7, msg=name)

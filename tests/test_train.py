@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -11,7 +12,17 @@ from PIL import Image
 
 from neuralcodec.cli import run
 from neuralcodec.codec import Codec
-from neuralcodec.training.hyperprior import TrainOptions, export, relevel_checkpoint, train
+from neuralcodec.families.hyperprior.model import ModelConfig
+from neuralcodec.training.distributed import World
+from neuralcodec.training.hyperprior import (
+    TrainOptions,
+    _backward_step,
+    _optimizers,
+    export,
+    new_model,
+    relevel_checkpoint,
+    train,
+)
 
 from .helpers import photo_like
 
@@ -157,3 +168,30 @@ def test_relevel_model_adds_a_top_level_and_keeps_the_rest(tmp_path, monkeypatch
     assert main(["aec-vq", "--lambdas", "0.1,0.2", "--export", "x",
                  "--export-dir", str(tmp_path / "vq")]) == 1
     assert "not a hyperprior" in capsys.readouterr().err
+
+
+def test_clipping_sees_only_the_main_losss_gradients():
+    """The quantiles' gradients (left from the previous step's auxiliary loss) must not
+    enter the main loss's gradient clipping: the step is the same with or without them."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    level = torch.tensor([0.5, 1.5])
+    model = new_model(ModelConfig.from_dict(TINY))
+    opts = TrainOptions(data=[], config=TINY)
+    main, aux = _optimizers(model, opts)
+    _backward_step(model, model, x, level, main, aux, 1.0, World())  # Adam has a history
+    after = []
+    for stale in (False, True):
+        twin = copy.deepcopy(model)
+        twin_main, twin_aux = _optimizers(twin, opts)
+        # Deep copies: loading keeps the very tensors, which the twin's step updates in place.
+        twin_main.load_state_dict(copy.deepcopy(main.state_dict()))
+        twin_aux.load_state_dict(copy.deepcopy(aux.state_dict()))
+        quantiles = twin.entropy_bottleneck.quantiles
+        quantiles.grad = torch.full_like(quantiles, 1e3) if stale else None
+        torch.manual_seed(1)
+        _backward_step(twin, twin, x, level, twin_main, twin_aux, 1.0, World())
+        after.append(dict(twin.named_parameters()))
+    for name, value in after[0].items():
+        if not name.endswith("quantiles"):
+            torch.testing.assert_close(after[1][name], value, rtol=0, atol=1e-7, msg=name)

@@ -204,7 +204,10 @@ def _backward_step(forward, model, x, level, optimizer, aux_optimizer, clip: flo
     if world.any(not torch.isfinite(result["loss"]).item()):
         return None
     result["loss"].backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    # Clip the main loss's gradients only: the quantiles still hold the previous step's
+    # auxiliary gradient (large), which would shrink every step but a resumed run's first.
+    torch.nn.utils.clip_grad_norm_(
+        [p for group in optimizer.param_groups for p in group["params"]], clip)
     optimizer.step()
     aux_loss = model.aux_loss()
     aux_optimizer.zero_grad(set_to_none=True)
