@@ -205,7 +205,7 @@ def _backward_step(forward, model, x, level, optimizer, aux_optimizer, clip: flo
         return None
     result["loss"].backward()
     # Clip the main loss's gradients only: the quantiles still hold the previous step's
-    # auxiliary gradient (large), which would shrink every step but a resumed run's first.
+    # auxiliary gradient (large), which would shrink every step but a process's first.
     torch.nn.utils.clip_grad_norm_(
         [p for group in optimizer.param_groups for p in group["params"]], clip)
     optimizer.step()
