@@ -21,11 +21,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
 from neuralcodec.families.hyperprior import PAD_MULTIPLE  # noqa: E402
-from neuralcodec.families.hyperprior.model import ModelConfig, rate_level  # noqa: E402
+from neuralcodec.families.hyperprior.architecture import ModelConfig, rate_level  # noqa: E402
 from neuralcodec.families.hyperprior.weights import read_state  # noqa: E402
+from neuralcodec.families.torch_arrays import to_tensor  # noqa: E402
 from neuralcodec.families.zoo import find_model  # noqa: E402
 from neuralcodec.format.quality import from_stored, to_stored  # noqa: E402
-from neuralcodec.io.tensors import image_to_tensor, pad  # noqa: E402
+from neuralcodec.io.arrays import image_to_array, pad  # noqa: E402
 from neuralcodec.training.hyperprior import new_model  # noqa: E402
 
 
@@ -49,7 +50,8 @@ def main() -> None:
             data = codec.encode(image, q)
             level = rate_level(from_stored(to_stored(q)), model.config.levels)
             with torch.no_grad():
-                out = model(pad(image_to_tensor(image), PAD_MULTIPLE), torch.tensor([level]))
+                x = to_tensor(pad(image_to_array(image), PAD_MULTIPLE), "cpu")
+                out = model(x, torch.tensor([level]))
             bits = sum(float((-torch.log2(lik)).sum()) for lik in out["likelihoods"].values())
             rows.append({"image": path.name, "quality": q, "file_bytes": len(data),
                          "estimated_bytes": bits / 8, "overhead": 8 * len(data) / bits - 1})

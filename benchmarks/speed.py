@@ -5,7 +5,7 @@ What a user waits for when running the CLI once (interpreter, imports and model 
 included): ``aec --help``, ``aec info``, ``aec encode`` and ``aec decode`` of one image,
 the median of ``--repeats`` fresh processes each, after one untimed round (as a user's
 installed package, with its bytecode compiled). Then, in this process with the model
-loaded and ``--threads`` torch threads, the median encode and decode seconds per image
+loaded and ``--threads`` threads, the median encode and decode seconds per image
 over the first ``--images`` images of ``--folder`` (after one warm-up). The per-stage
 speed of the codec (and frames per second at 1920x1080) is part of ``aec bench``
 (:mod:`neuralcodec.bench.speed`).
@@ -28,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
 from benchmarks._report import save_json  # noqa: E402
+from neuralcodec.bench.speed import blas_description  # noqa: E402
 
 
 def _timed(command: list[str], env: dict[str, str]) -> float:
@@ -70,12 +72,12 @@ def cli_wall_time(image_path: Path, quality: float) -> dict[str, float]:
 
 def coding_time(folder: Path, count: int, quality: float, threads: int) -> dict[str, float]:
     """Median encode and decode seconds per image, model loaded, ``threads`` threads."""
-    import torch
     from PIL import Image
 
     from neuralcodec import Codec
+    from neuralcodec.codec.threads import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     images = [Image.open(p).convert("RGB") for p in sorted(folder.glob("*.png"))[:count]]
     codec = Codec(device="cpu").load()
     codec.decode(codec.encode(images[0], quality))  # warm-up
@@ -111,7 +113,8 @@ def main() -> None:
     median.update(coding_time(Path(args.folder), args.images, args.quality, args.threads))
     env = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
            "python": platform.python_version(), "image": image.name, "quality": args.quality,
-           "threads": args.threads, "images": args.images}
+           "threads": args.threads, "images": args.images,
+           "blas": blas_description()}
     for key, value in median.items():
         print(f"{key:13s} {value:.3f} s (median)")
     out = Path(args.out)

@@ -10,7 +10,7 @@ the codec loads on first use.
 
 The package follows the data path::
 
-    io/        image and file I/O: modes, alpha, metadata, tensors, atomic writes
+    io/        image and file I/O: modes, alpha, metadata, pixel arrays, atomic writes
     families/  model families (transform + latent codec), the model zoo, weights
     entropy/   integer tables and constriction's range coder
     format/    the .aec container, tile grid, chunk tags, stored quality
@@ -23,6 +23,10 @@ The package follows the data path::
 from __future__ import annotations
 
 from typing import Any
+
+from .cpu import name_blas_kernels
+
+name_blas_kernels()  # before anything imports NumPy (see neuralcodec.cpu)
 
 # Registering the built-in model families (and their chunk tags) and the Pillow format
 # imports no torch; neither does the API below until it codes something.

@@ -25,14 +25,38 @@ def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with torch using n threads, restoring the previous count after."""
+def threads(n: int) -> Iterator[None]:
+    """Run the block with the transforms on n threads, NumPy's BLAS and torch alike,
+    restoring the previous counts after."""
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
+
+
+def torch_coder(model: str = "aec-hp-ckbd"):
+    """A model's torch coder on the CPU (the codec itself runs the NumPy one there)."""
+    from neuralcodec.families.hyperprior.coder import load
+    from neuralcodec.families.zoo import find_model
+
+    return load(find_model(model), "cpu")
+
+
+def decode_latents_with(coder, data: bytes, tile: int = 0):
+    """A file's latents (one tile) as ``coder`` decodes them."""
+    from neuralcodec.format import container
+    from neuralcodec.io.arrays import padded_size
+
+    parsed = container.unpack(data)
+    box = parsed.header.grid.coded_box(tile)
+    size = padded_size(box[2] - box[0], box[3] - box[1], coder.pad_multiple)
+    return coder.decompress_latents(parsed.tiles[tile], size, parsed.header.quality,
+                                    parsed.header.version)
 
 
 def save_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:

@@ -1,35 +1,51 @@
-"""Decoded latents must not depend on torch's thread count (table indices are exact)."""
+"""Decoded latents must not depend on the thread count or on which coder (NumPy or
+torch) decodes them (table indices are exact)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
-from neuralcodec.families.hyperprior.model import rate_level
-
-from .helpers import photo_like, torch_threads
+from .helpers import decode_latents_with, photo_like, threads, torch_coder
 
 
 def test_latents_identical_across_thread_counts(codec):
     im = Image.fromarray(photo_like(200, 136, seed=11), "RGB")
-    with torch_threads(2):
+    with threads(2):
         data = codec.encode(im, 70)
         _, two = codec.decode_latents(data)
-    with torch_threads(1):
+    with threads(1):
         _, one = codec.decode_latents(data)
+        same = codec.encode(im, 70)
+    assert same == data
     assert np.array_equal(one.y_symbols, two.y_symbols)
     assert np.array_equal(one.z_symbols, two.z_symbols)
-    assert torch.equal(one.y_hat, two.y_hat)
+    assert np.array_equal(one.y_hat, two.y_hat)
 
 
 def test_decoded_latents_equal_encoder_latents(codec):
     im = Image.fromarray(photo_like(100, 70, seed=12), "RGB")
-    prepared = codec.prepare(im)
     coder = codec.coder()
-    level = rate_level(30, coder.model.config.levels)
-    y = coder.model.analysis(codec.padded_input(prepared, coder), torch.tensor([level]))
-    _, encoded = coder.latent_codec(codec.format_version).compress(y, 3000)
+    features = coder.analyse(codec.padded_input(codec.prepare(im), coder))
+    level = coder._level(3000)
+    y = features * coder.gain_y(level)
+    z_sym = coder.latent_codec.z_symbols(coder.h_a(y) * coder.gain_z(level))
+    _, encoded = coder.latent_codec.compress(y, 3000, z_sym)
     _, decoded = codec.decode_latents(codec.encode(im, 30))
     assert np.array_equal(encoded.y_symbols, decoded.y_symbols)
     assert np.array_equal(encoded.z_symbols, decoded.z_symbols)
+
+
+def test_the_numpy_and_torch_coders_decode_the_same_latents_and_pixels(codec):
+    """The CPU codes on NumPy; torch (CUDA, effort, training) must read its files to the
+    very same latents, and its pixels agree but for float rounding."""
+    im = Image.fromarray(photo_like(130, 90, seed=13), "RGB")
+    data = codec.encode(im, 55)
+    _, numpy_latents = codec.decode_latents(data)
+    other = torch_coder()
+    torch_latents = decode_latents_with(other, data)
+    assert np.array_equal(numpy_latents.y_symbols, torch_latents.y_symbols)
+    assert np.array_equal(numpy_latents.z_symbols, torch_latents.z_symbols)
+    assert np.array_equal(numpy_latents.y_hat, torch_latents.y_hat)
+    pixels = codec.coder().synthesize(numpy_latents, 5500)
+    assert np.abs(pixels - other.synthesize(torch_latents, 5500)).max() < 1e-4

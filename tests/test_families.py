@@ -18,7 +18,7 @@ from neuralcodec.format import container
 from neuralcodec.format.chunks import CHUNK_ALPHA
 from neuralcodec.metrics import psnr
 
-from .helpers import channel_context_model, photo_like, torch_threads
+from .helpers import channel_context_model, photo_like, threads
 
 
 def _model_of(family: str) -> str:
@@ -84,10 +84,10 @@ def test_quality_trades_size_for_fidelity(codec):
 
 def test_same_bytes_and_pixels_whatever_the_thread_count(codec):
     im = Image.fromarray(photo_like(120, 72, seed=9), "RGB")
-    with torch_threads(1):
+    with threads(1):
         one = codec.encode(im, 70)
         pixels_one = np.asarray(codec.decode(one), np.int16)
-    with torch_threads(2):
+    with threads(2):
         two = codec.encode(im, 70)
         pixels_two = np.asarray(codec.decode(one), np.int16)
     assert one == two

@@ -361,7 +361,7 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
         warm = Image.fromarray(todo[0].pixels)
         codec.decode(codec.encode(warm, settings[len(settings) // 2]))  # effort 1: warm-up
     if batch is None:  # batching pays on a GPU; on a CPU it only costs memory
-        batch = CUDA_ANALYSIS_BATCH if codec.device.type == "cuda" else 1
+        batch = CUDA_ANALYSIS_BATCH if codec.device.startswith("cuda") else 1
 
     def jobs() -> Iterator[tuple[SourceImage, Any, float | None]]:
         for group in _groups([im for im in todo if _one_tile(codec, im)], batch):
@@ -535,7 +535,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
     if unknown:
         raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; "
                        f"choose from {','.join(ALL_FAMILIES)}")
-    device = resolve_device(options.device)
+    device = torch.device(resolve_device(options.device))
     log = options.log or (lambda message: None)
     folder, out = Path(options.folder), Path(options.out)
     limit = QUICK_IMAGES if options.quick and options.limit is None else options.limit

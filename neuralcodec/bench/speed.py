@@ -26,9 +26,9 @@ ENCODE_STAGES = ("analysis transform", "entropy parameters", "entropy coding", "
 DECODE_STAGES = ("container", "entropy parameters", "entropy decoding", "synthesis transform")
 
 
-def synchronize(device: torch.device) -> None:
+def synchronize(device: str | torch.device) -> None:
     """Wait for queued GPU work, so wall-clock time covers it."""
-    if device.type == "cuda":
+    if str(device).startswith("cuda"):
         torch.cuda.synchronize(device)
 
 
@@ -118,11 +118,24 @@ def _rate(seconds: float, megapixels: float) -> dict[str, float]:
     return {"seconds": seconds, "megapixels_per_s": mp_per_s}
 
 
-def device_name(device: torch.device) -> str:
-    """A human name for the device: the GPU's model, or the CPU's."""
-    if device.type == "cuda":
+def device_name(device: str | torch.device) -> str:
+    """A human name for the device: the GPU's model, or the CPU's (with the threads of
+    the coding path's BLAS, which runs its transforms there)."""
+    if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(device)
-    return f"CPU {cpu_model()}, {torch.get_num_threads()} torch threads"
+    return f"CPU {cpu_model()}, {blas_description()}"
+
+
+def blas_description() -> str:
+    """NumPy's BLAS as it runs here: library, kernels and threads."""
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            kernels = pool.get("architecture") or "?"
+            return (f"{pool.get('internal_api')} {pool.get('version')} ({kernels} kernels), "
+                    f"{pool.get('num_threads')} threads")
+    return "no BLAS found"
 
 
 def cpu_model() -> str:

@@ -133,15 +133,15 @@ def write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
 
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None,
-    help="Threads of the transforms (torch intra-op threads) [default: torch's, one per "
-         "core]. Files are identical whatever the number.")
+    help="Threads of the transforms [default: one per core]. Files are identical "
+         "whatever the number.")
 
 
 def use_threads(threads: int | None) -> None:
     if threads is not None:
-        import torch
+        from ..codec.threads import set_threads
 
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 force_option = click.option("-f", "--force", is_flag=True,

@@ -103,7 +103,7 @@ def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, ev
     else:
         if freeze_transforms:
             raise click.UsageError("--freeze-transforms is for the channel-context family")
-        from ..families.hyperprior.model import ModelConfig
+        from ..families.hyperprior.architecture import ModelConfig
         from ..training.hyperprior import TrainOptions, export
         from ..training.hyperprior import train as run_training
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
-import torch
 from PIL import Image
 
 from ..errors import AecError, CorruptFileError
@@ -18,9 +20,9 @@ from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
 from ..format.container import Header
 from ..format.quality import DEFAULT_QUALITY, to_stored
 from ..format.tiles import TileGrid
+from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
 from ..io.images import attach_metadata, check_pixel_limit, split_alpha
-from ..io.tensors import padded_size
 from ..stages import stage
 from .prepare import Analysis, ImageSource, prepare_image
 from .rate_search import encode_to_target
@@ -46,14 +48,34 @@ LOST_TILE_GREY = 128
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device. Where no NVIDIA driver is loaded (Linux) the
+    answer is no without importing torch, so that coding on a CPU never loads it."""
+    if ("torch" not in sys.modules and sys.platform.startswith("linux")
+            and not os.path.exists("/proc/driver/nvidia/version")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: Any) -> str:
+    """The device the transforms run on, as torch names it ("cpu", "cuda", "cuda:1"):
+    ``None`` or "auto" is CUDA where available, else the CPU."""
     if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+        return "cuda" if cuda_available() else "cpu"
+    name = str(device)  # a torch.device or its name
+    if name.split(":")[0] == "cuda" and not cuda_available():
         raise AecError("device cuda was requested but no CUDA device is available",
                        field="device")
-    return device
+    if name != "cpu":
+        import torch
+
+        try:
+            name = str(torch.device(name))
+        except RuntimeError:
+            raise AecError(f"unknown device '{name}'", field="device") from None
+    return name
 
 
 @dataclass
@@ -83,7 +105,7 @@ class Codec:
     def __init__(
         self,
         model: str | None = None,
-        device: str | torch.device | None = "auto",
+        device: Any = "auto",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         format_version: int = container.VERSION,
         tile_size: int = DEFAULT_TILE_SIZE,
@@ -134,7 +156,7 @@ class Codec:
 
     def _pool(self, model: str, tiles: int) -> TileWorkers | None:
         """Worker processes for an image of ``tiles`` tiles, or None to code in-process."""
-        if self.device.type != "cpu":
+        if self.device != "cpu":
             return None
         return self._pools.get(model, tiles, self.workers)
 
@@ -148,18 +170,20 @@ class Codec:
         """An image (or path) checked against the pixel limit, in a native mode."""
         return prepare_image(image, self.max_pixels)
 
-    @torch.no_grad()
     def analyse_together(self, prepared: list[Analysis]) -> None:
-        """One call of the analysis transform for one-tile images of equal size, cached in
-        each (a rate search or a quality sweep then runs only the latent coding)."""
+        """The analysis transform of one-tile images of equal size, cached in each (a rate
+        search or a quality sweep then runs only the latent coding): one batched call
+        where the coder batches (torch, which pays on CUDA), else one per image."""
         coder = self.load().coder()
-        analysed = coder.analyse(torch.cat([self.padded_input(p, coder) for p in prepared]))
-        for i, one in enumerate(prepared):
-            one.features[coder.name] = analysed[i:i + 1]
+        inputs = [self.padded_input(p, coder) for p in prepared]
+        batched = getattr(coder, "analyse_batch", None)
+        analysed = batched(inputs) if batched else [coder.analyse(x) for x in inputs]
+        for one, features in zip(prepared, analysed, strict=True):
+            one.features[coder.name] = features
 
-    def padded_input(self, prepared: Analysis, coder: ModelCoder) -> torch.Tensor:
-        """The colour image as the model's padded input tensor on the codec's device."""
-        return model_input(coder, prepared.colour, self.device)
+    def padded_input(self, prepared: Analysis, coder: ModelCoder) -> Any:
+        """The colour image as the model's padded input array."""
+        return model_input(coder, prepared.colour)
 
     def grid(self, width: int, height: int) -> TileGrid:
         """How an image of this size is tiled in the format being written."""
@@ -168,7 +192,7 @@ class Codec:
         return TileGrid(width, height, self.tile_size, self.tile_size, self.tile_overlap)
 
     def _features(self, prepared: Analysis, coder: ModelCoder, grid: TileGrid, index: int,
-                  tile: Image.Image, cache: bool) -> torch.Tensor | None:
+                  tile: Image.Image, cache: bool) -> Any:
         """The tile's analysis output from the cache, computed into it when ``cache``."""
         if len(grid) == 1:
             store = prepared.features
@@ -178,7 +202,7 @@ class Codec:
             key = index
         features = store.get(key)
         if features is None and cache:
-            features = store[key] = analyse_tile(coder, split_alpha(tile)[0], self.device)
+            features = store[key] = analyse_tile(coder, split_alpha(tile)[0])
         return features
 
     def check_effort(self, effort: int) -> None:
@@ -189,7 +213,6 @@ class Codec:
             raise AecError(f"effort {effort} is outside 1..{top} for model "
                            f"'{self.model_name}'{only}", field="effort")
 
-    @torch.no_grad()
     def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
                         progress: Progress | None = None, effort: int = 1) -> bytes:
         """Encode a prepared image. ``cache`` keeps each tile's analysis output in
@@ -211,8 +234,7 @@ class Codec:
         else:
             for i, tile in crops:
                 features = self._features(prepared, coder, grid, i, tile, cache)
-                tiles[i] = encode_tile(coder, tile, q, self.format_version, self.device,
-                                       features, effort)
+                tiles[i] = encode_tile(coder, tile, q, self.format_version, features, effort)
                 if progress:
                     progress(i + 1, len(grid))
         return pack_file(coder, prepared, q, grid, tiles, self.format_version)
@@ -298,7 +320,6 @@ class Codec:
         version-1/2 files are decoded strictly."""
         return self._decode(as_bytes(data), salvage=True, progress=progress)
 
-    @torch.no_grad()
     def _decode(self, data: bytes, salvage: bool, progress: Progress | None
                 ) -> tuple[Image.Image, DecodeReport]:
         with stage("container"):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..io.images import as_image, check_pixel_limit, image_metadata, normalize_mode, split_alpha
@@ -27,9 +26,9 @@ class Analysis:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     # Per model: the analysis output of a one-tile image ...
-    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
     # ... or of each tile of a larger one (filled only when caching is asked for).
-    tile_features: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+    tile_features: dict[str, dict[int, Any]] = field(default_factory=dict)
 
     @property
     def colour(self) -> Image.Image:

@@ -9,50 +9,48 @@ image (padded to its multiple), the alpha band of the tile goes in the tile's ow
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..families.base import ModelCoder, Refinement
 from ..format.chunks import CHUNK_ALPHA
 from ..format.tiles import TileGrid
 from ..io.alpha import decode_alpha, encode_alpha
+from ..io.arrays import array_to_image, image_to_array, pad, padded_size
 from ..io.images import merge_alpha, split_alpha
-from ..io.tensors import image_to_tensor, pad, padded_size, tensor_to_image
 from ..stages import stage
 
 
-def model_input(coder: ModelCoder, colour: Image.Image, device: torch.device) -> torch.Tensor:
-    """Colour pixels as the family's input: a float tensor padded to its multiple."""
-    return pad(image_to_tensor(colour), coder.pad_multiple).to(device)
+def model_input(coder: ModelCoder, colour: Image.Image) -> np.ndarray:
+    """Colour pixels as the family's input: a float array padded to its multiple."""
+    return pad(image_to_array(colour), coder.pad_multiple)
 
 
-def analyse_tile(coder: ModelCoder, colour: Image.Image, device: torch.device) -> torch.Tensor:
+def analyse_tile(coder: ModelCoder, colour: Image.Image) -> Any:
     """The family's quality-independent analysis of one tile's colour pixels."""
-    x = model_input(coder, colour, device)
+    x = model_input(coder, colour)
     with stage("analysis transform"):
         return coder.analyse(x)
 
 
-@torch.no_grad()
 def encode_tile(
     coder: ModelCoder,
     tile: Image.Image,
     quality: int,
     version: int,
-    device: torch.device,
-    features: torch.Tensor | None = None,
+    features: Any = None,
     effort: int = 1,
 ) -> dict[bytes, bytes]:
     """Chunks of one tile (an image in a native mode); ``features`` if already analysed;
     ``effort`` > 1 refines the tile's latents on its own pixels."""
     colour, alpha = split_alpha(tile)
     if features is None:
-        features = analyse_tile(coder, colour, device)
+        features = analyse_tile(coder, colour)
     refinement = None
     if effort > 1:
-        refinement = Refinement(effort, model_input(coder, colour, device),
+        refinement = Refinement(effort, model_input(coder, colour),
                                 (colour.height, colour.width))
     with stage("entropy coding"):
         chunks = dict(coder.compress(features, quality, version, refinement))
@@ -61,7 +59,6 @@ def encode_tile(
     return chunks
 
 
-@torch.no_grad()
 def decode_tile(
     coder: ModelCoder,
     chunks: Mapping[bytes, bytes],
@@ -77,8 +74,8 @@ def decode_tile(
             chunks, padded_size(width, height, coder.pad_multiple), quality, version
         )
     with stage("synthesis transform"):
-        x_hat = coder.synthesize(latents, quality)[:, :, :height, :width]
-    colour = tensor_to_image(x_hat, "L" if mode in ("L", "LA") else "RGB")
+        x_hat = coder.synthesize(latents, quality)[:height, :width]
+    colour = array_to_image(x_hat, "L" if mode in ("L", "LA") else "RGB")
     del latents, x_hat
     alpha = None
     if mode in ("LA", "RGBA"):

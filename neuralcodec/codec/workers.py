@@ -1,9 +1,9 @@
 """Worker processes that code many tiles of one image in parallel.
 
 Workers are separate processes (not threads) because the range coder holds the GIL.
-They are forked from a *forkserver* that has imported torch but never run it, which is
-safe with OpenMP and cheaper than spawning a fresh interpreter per worker. Each loads
-the model once.
+They are forked from a *forkserver* that has imported the coding path but never run it,
+which is safe with the BLAS's and OpenMP's thread pools and cheaper than spawning a
+fresh interpreter per worker. Each loads the model once.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import torch
 from PIL import Image
 
 from ..errors import AecError
 from ..families.base import ModelCoder
 from ..families.zoo import load_coder
+from .threads import set_threads
 from .tiles import decode_tile, encode_tile
 
 _worker_coder: ModelCoder | None = None
@@ -28,15 +28,14 @@ _worker_coder: ModelCoder | None = None
 
 def _init_worker(model: str, threads: int) -> None:
     global _worker_coder
-    torch.set_num_threads(threads)
+    set_threads(threads)
     _worker_coder = load_coder(model, "cpu")
 
 
 def _encode_in_worker(tile: Image.Image, quality: int, version: int, effort: int
                       ) -> dict[bytes, bytes]:
     assert _worker_coder is not None
-    return encode_tile(_worker_coder, tile, quality, version, torch.device("cpu"),
-                       effort=effort)
+    return encode_tile(_worker_coder, tile, quality, version, effort=effort)
 
 
 def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], quality: int,

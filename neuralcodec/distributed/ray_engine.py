@@ -91,11 +91,11 @@ class _Dispatch:
         actor_options: dict[str, Any] = {"num_cpus": cpu_share, "max_restarts": 0}
         if gpu:
             actor_options["num_gpus"] = min(1.0, gpus / self.count)
-        # Each actor codes one file at a time: its torch threads are its share of CPUs.
-        torch_threads = threads or max(1, int(cpu_share))
+        # Each actor codes one file at a time: its transforms' threads are its CPU share.
+        actor_threads = threads or max(1, int(cpu_share))
         self.actor_class = ray.remote(Worker).options(**actor_options)
         self.arguments = (replace(settings, device="cuda" if gpu else "cpu"),
-                          torch_threads, 1)
+                          actor_threads, 1)
         self.actors: dict[int, Any] = {}
         self.starting: dict[Any, int] = {}  # readiness reference -> slot
         self.running: dict[Any, tuple[int, _Task]] = {}  # result reference -> slot, task

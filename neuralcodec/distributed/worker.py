@@ -64,8 +64,8 @@ class SetupError(AecError):
 
 
 class Worker:
-    """Codes lists of items; ``threads`` sets torch's threads, ``tile_workers`` the
-    codec's tile processes (1 codes in this process)."""
+    """Codes lists of items; ``threads`` sets the transforms' threads, ``tile_workers``
+    the codec's tile processes (1 codes in this process)."""
 
     def __init__(self, settings: Settings, threads: int | None = None,
                  tile_workers: int | None = None):
@@ -77,12 +77,12 @@ class Worker:
 
     @property
     def codec(self) -> Codec:
-        """The codec, made (and torch's threads set) when a file first needs it."""
+        """The codec, made (and its threads set) when a file first needs it."""
         if self._codec is None:
             if self.threads is not None:
-                import torch
+                from ..codec.threads import set_threads
 
-                torch.set_num_threads(self.threads)
+                set_threads(self.threads)
             from ..codec.codec import (
                 DEFAULT_MAX_TILE_PIXELS,
                 DEFAULT_TILE_SIZE,

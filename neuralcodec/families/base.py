@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..format.chunks import register_chunk
 
 if TYPE_CHECKING:
-    import torch
+    import numpy as np
 
 
 
@@ -68,15 +68,18 @@ class Refinement:
     real. Effort never changes the bitstream's syntax, only which values are written."""
 
     effort: int
-    x: torch.Tensor
+    x: np.ndarray  # (H, W, 3) float32
     size: tuple[int, int]
 
 
 class ModelCoder(Protocol):
     """What :class:`~neuralcodec.codec.Codec` needs from a loaded model of any family.
 
-    Images reach it as padded float tensors (1, 3, H, W) in [0, 1], H and W multiples of
-    ``pad_multiple``; it answers with named container chunks and takes them back.
+    Images reach it as padded float32 NumPy arrays (H, W, 3) in [0, 1], channels-last, H
+    and W multiples of ``pad_multiple``; it answers with named container chunks and takes
+    them back. Whether it runs torch (and on which device) is its own business. A coder
+    may add ``analyse_batch(list of equal-sized arrays) -> list of features``, which the
+    codec then uses to analyse several images in one call.
     ``quality`` is the stored integer (see :mod:`neuralcodec.format.quality`).
     """
 
@@ -87,11 +90,12 @@ class ModelCoder(Protocol):
     formats: tuple[int, ...]  # container versions it writes and reads
     max_effort: int  # refinement levels it offers beyond 1 (its family's)
 
-    def analyse(self, x: torch.Tensor) -> torch.Tensor:
-        """Quality-independent analysis, cached by the codec across a rate search."""
+    def analyse(self, x: np.ndarray) -> Any:
+        """Quality-independent analysis (family-specific type), cached by the codec
+        across a rate search."""
         ...
 
-    def compress(self, features: torch.Tensor, quality: int, version: int,
+    def compress(self, features: Any, quality: int, version: int,
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
         """Container chunks of analysed ``features``; with ``refinement`` (effort > 1)
         the latents are first refined for this image."""
@@ -103,7 +107,7 @@ class ModelCoder(Protocol):
         """Entropy-decode the latents of a padded (H, W) image (family-specific type)."""
         ...
 
-    def synthesize(self, latents: Any, quality: int) -> torch.Tensor:
-        """Pixels (1, 3, H, W) in [0, 1] from decoded latents."""
+    def synthesize(self, latents: Any, quality: int) -> np.ndarray:
+        """Pixels (H, W, 3), float32, nominally in [0, 1], from decoded latents."""
         ...
 

@@ -8,19 +8,11 @@ it there. Elsewhere torch falls back to slow reference kernels, so float32 stays
 from __future__ import annotations
 
 import copy
-from functools import cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
-
-@cache
-def _cpu_flags() -> frozenset[str]:
-    try:  # Linux; elsewhere no flags are known and float32 stays
-        return frozenset(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return frozenset()
+from ..cpu import cpu_flags
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -28,7 +20,7 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return not {"avx512_bf16", "amx_bf16"}.isdisjoint(_cpu_flags())
+        return not {"avx512_bf16", "amx_bf16"}.isdisjoint(cpu_flags())
     return False
 
 

@@ -12,15 +12,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import specs
+
+
+def torch_layer(spec: specs.Layer) -> nn.Module:
+    """The torch module of a layer description (see :mod:`.specs`)."""
+    if isinstance(spec, specs.Conv):
+        if spec.transposed:
+            return nn.ConvTranspose2d(spec.cin, spec.cout, spec.k, stride=spec.stride,
+                                      padding=spec.padding,
+                                      output_padding=spec.output_padding)
+        return nn.Conv2d(spec.cin, spec.cout, spec.k, stride=spec.stride, padding=spec.padding)
+    if isinstance(spec, specs.GDN):
+        return GDN(spec.channels, inverse=spec.inverse)
+    return nn.LeakyReLU(inplace=True)
+
+
+def build(network: tuple[specs.Layer, ...]) -> nn.Sequential:
+    """The torch modules of a network description, in order."""
+    return nn.Sequential(*(torch_layer(spec) for spec in network))
+
 
 def conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+    return torch_layer(specs.Conv(cin, cout, k, stride))
 
 
 def deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(
-        cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1
-    )
+    return torch_layer(specs.deconv(cin, cout, k, stride))
 
 
 def ste_round(x: Tensor) -> Tensor:

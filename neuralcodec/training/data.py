@@ -13,6 +13,16 @@ from PIL import Image
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
 
+def pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad an (N, C, H, W) batch's bottom and right edges by replication up to a multiple
+    of ``multiple`` (as the codec pads its input, :func:`neuralcodec.io.arrays.pad`)."""
+    h, w = x.shape[2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
 def list_images(folders: list[str | Path]) -> list[Path]:
     """All image files below the given folders, sorted for reproducibility."""
     files: list[Path] = []

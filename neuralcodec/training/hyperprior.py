@@ -23,8 +23,8 @@ from ..families.bf16 import native_bf16
 from ..families.hyperprior import PAD_MULTIPLE
 from ..families.hyperprior.model import HyperpriorCheckerboard, ModelConfig
 from ..families.hyperprior.weights import save_model
-from ..io.tensors import pad
 from . import distributed
+from .data import pad
 from .distributed import World
 from .loop import CHECKPOINT, RunSetup, run, save_checkpoint
 

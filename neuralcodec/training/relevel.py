@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import AecError
 from ..families.hyperprior import FAMILY
-from ..families.hyperprior.model import ModelConfig
+from ..families.hyperprior.architecture import ModelConfig
 from ..families.hyperprior.weights import save_model
 from ..families.zoo import find_model
 from .hyperprior import TrainOptions, initial_state, new_model

@@ -26,8 +26,8 @@ from ..families.vq.model import (
     permute_channels,
     to_groups,
 )
-from ..io.tensors import pad
 from ..metrics import psnr
+from .data import pad
 from .loop import CHECKPOINT, RunSetup, run
 
 USAGE_DECAY = 0.99

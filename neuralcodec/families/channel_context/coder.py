@@ -32,7 +32,8 @@ class ChannelCoder(HyperpriorCoder):
         codec = self._latent_codecs.get(0)
         if codec is None:
             path = IntegerChannelPath(self.model, self.int_gain_z_inv, self.weight_shifts)
-            codec = self._latent_codecs[0] = ChannelLatentCodec(self.model, path)
+            codec = self._latent_codecs[0] = ChannelLatentCodec(
+                path, self.model.coding_tables(), self.model.config.offsets)
         return codec
 
 
@@ -42,4 +43,4 @@ def load(info: ModelInfo, device: str | torch.device = "cpu") -> ChannelCoder:
     # The transforms run channels-last: about 1.7x faster on CPU (oneDNN's layout).
     for transform in (model.g_a, model.g_s):
         transform.to(memory_format=torch.channels_last)
-    return ChannelCoder(info, model, shifts, gains)
+    return ChannelCoder(info, model, shifts, gains.numpy())

@@ -16,8 +16,9 @@ Worst-case accumulator: the widest layers are the hyperprior's ``h_s`` deconvolu
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import Any
+
+import numpy as np
 
 from ..hyperprior.integer_net import (
     ACT_LIMIT,
@@ -27,26 +28,28 @@ from ..hyperprior.integer_net import (
     anchor_context,
     quantize_sequential,
 )
-from .model import LRP_BOUND, ChannelCheckerboard
+from .model import LRP_BOUND
 
 _LRP_LIMIT = LRP_BOUND * 2**FRAC_BITS
 
 
-def _grid(real: Tensor) -> Tensor:
+def _grid(real: np.ndarray) -> np.ndarray:
     """Real values on the 2**-FRAC_BITS grid as the integers the layers take."""
-    return (real * 2**FRAC_BITS).clamp_(-ACT_LIMIT, ACT_LIMIT)
+    return np.clip(real * 2**FRAC_BITS, -ACT_LIMIT, ACT_LIMIT)
 
 
 class IntegerChannelPath(IntegerHyperPath):
     """Table indices and means of each channel group, and its LRP, in exact integers.
 
-    Tensors crossing the interface are float64 holding real values on the grid (means,
-    decoded latents) or, for context features, the integers themselves (``cc``).
+    Arrays crossing the interface are channels-last float64 holding real values on the grid
+    (means, decoded latents) or, for context features, the integers themselves (``cc``).
+    ``model`` is the torch model (a ChannelCheckerboard) whose networks it quantizes.
     """
 
-    def __init__(self, model: ChannelCheckerboard, int_gain_z_inv: Tensor,
+    def __init__(self, model: Any, int_gain_z_inv: np.ndarray,
                  shifts: dict[str, int] | None = None):
-        super().__init__(model, int_gain_z_inv, shifts)
+        super().__init__(quantize_sequential(model.h_s, "h_s", shifts), int_gain_z_inv,
+                         model.coding_tables())
         self.groups = model.config.groups
         self.channel_context = {
             int(k): quantize_sequential(seq, f"channel_context.{k}", shifts)
@@ -56,39 +59,41 @@ class IntegerChannelPath(IntegerHyperPath):
         self.group_parameters = [quantize_sequential(m, f"group_parameters.{k}", shifts)
                                  for k, m in enumerate(model.group_parameters)]
         self.lrp = [quantize_sequential(m, f"lrp.{k}", shifts) for k, m in enumerate(model.lrp)]
-        self._tap_weights: list[dict[int, Tensor]] = [{} for _ in self.groups]
+        self._tap_weights: list[dict[int, np.ndarray]] = [{} for _ in self.groups]
 
-    def channel(self, k: int, y_hat_before: Tensor | None) -> Tensor | None:
-        """Group k's channel context (integers, (1, 2g, h, w)) from the decoded groups
-        before it (real, (1, C, h, w)); None for group 0."""
+    def channel(self, k: int, y_hat_before: np.ndarray | None) -> np.ndarray | None:
+        """Group k's channel context (integers, (h, w, 2g)) from the decoded groups
+        before it (real, (h, w, C)); None for group 0."""
         if k == 0:
             return None
         return self._run(self.channel_context[k], _grid(y_hat_before), f"channel_context.{k}")
 
-    def params(self, k: int, hyper: Tensor, cc: Tensor | None, y_hat_anchor: Tensor | None,
-               positions: Tensor) -> tuple[Tensor, Tensor]:
-        """(table index as int64, mean as real float64), each (g, P), of group k at the P
+    def params(self, k: int, hyper: np.ndarray, cc: np.ndarray | None,
+               y_hat_anchor: np.ndarray | None, positions: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(table index as int64, mean as real float64), each (P, g), of group k at the P
         ``positions`` (an (h, w) mask of one checkerboard colour, raster order); the
         spatial context comes from the group's decoded anchors (None: anchors, zeros)."""
-        rows = [hyper[0][:, positions].t()]  # (P, channels)
+        rows = [hyper[positions]]  # (P, channels)
         if cc is not None:
-            rows.append(cc[0][:, positions].t())
+            rows.append(cc[positions])
         if y_hat_anchor is not None:  # else the context is zeros: rows() leaves them out
             sc = anchor_context(self.spatial_context[k], y_hat_anchor, positions,
                                 self._tap_weights[k])
             rows.append(self._record(f"spatial_context.{k}", sc))
-        a = torch.cat(rows, 1)
+        a = np.concatenate(rows, 1)
         for i, layer in enumerate(self.group_parameters[k]):
             a = self._record(f"group_parameters.{k}[{i}]", layer.rows(a))
-        scales, means = a.t().chunk(2, 0)
+        scales, means = np.split(a, 2, axis=1)
         return self.table_index(scales), means * 2.0**-FRAC_BITS
 
-    def residual(self, k: int, means: Tensor, cc: Tensor | None, y_hat: Tensor) -> Tensor:
+    def residual(self, k: int, means: np.ndarray, cc: np.ndarray | None, y_hat: np.ndarray
+                 ) -> np.ndarray:
         """Group k's LRP correction (real, on the grid, |c| <= 1/2) from its means and
-        decoded latents (real, (1, g, h, w)) and channel context (integers)."""
+        decoded latents (real, (h, w, g)) and channel context (integers)."""
         parts = [_grid(means), _grid(y_hat)] if cc is None else [_grid(means), cc, _grid(y_hat)]
-        out = self._run(self.lrp[k], torch.cat(parts, 1), f"lrp.{k}")
-        return out.clamp_(-_LRP_LIMIT, _LRP_LIMIT) * 2.0**-FRAC_BITS
+        out = self._run(self.lrp[k], np.concatenate(parts, 2), f"lrp.{k}")
+        return np.clip(out, -_LRP_LIMIT, _LRP_LIMIT) * 2.0**-FRAC_BITS
 
 
 def layers_of(path: IntegerChannelPath) -> dict[str, list[IntegerLayer]]:

@@ -41,7 +41,7 @@ FAMILY = register_family(Family(
             CHUNK_ESCAPE: "values outside the tables' range"},
     pad_multiple=PAD_MULTIPLE,
     formats=(1, 2, 3),  # 1: float64 parameter path; 2, 3: exact integer path (3: tiled)
-    coder_module="neuralcodec.families.hyperprior.coder",
+    coder_module="neuralcodec.families.hyperprior.inference",
     efforts=EFFORT_ITERATIONS,
     effort_method=EFFORT_METHOD,
 ))

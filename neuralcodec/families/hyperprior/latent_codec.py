@@ -1,4 +1,4 @@
-"""Latent codec: from latents ``y`` to coded streams and back.
+"""Latent codec: from latents ``y`` to coded streams and back (NumPy, no torch).
 
 It drives the *entropy-parameter path*, which decides the table index and the mean of
 every latent: the hyper-latent ``z``, the hyper-synthesis, the two-pass checkerboard
@@ -6,77 +6,41 @@ context and the entropy-parameter network. Two implementations of that path exis
 
 * :class:`~.integer_net.IntegerParamPath` (format versions 2 and 3, the default):
   integer arithmetic, bit-exact on any machine;
-* :class:`FloatParamPath` (format version 1): the same networks in float64 on the CPU,
-  kept so that version-1 files still decode and as the reference for the rate cost of
-  integerization.
+* :class:`~.float_param_path.FloatParamPath` (format version 1): the same networks in
+  float64 in torch, kept so that version-1 files still decode and as the reference for
+  the rate cost of integerization.
 
-Coding order in the latent stream: anchors grouped by table index, then non-anchors
-grouped by table index; ``z`` goes in its own stream, channel by channel.
+Latents are channels-last arrays: ``y`` (h, w, M), ``z`` (h/4, w/4, N). Coding order in
+the latent stream: anchors grouped by table index, then non-anchors grouped by table
+index, each pass channel by channel in raster order; ``z`` goes in its own stream,
+channel by channel.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from ...entropy import SymbolDecoder, SymbolEncoder, pack_varints, unpack_varints
 from ...format.chunks import require_chunks
-from ...format.quality import from_stored
 from ...stages import stage
-from .model import HyperpriorCheckerboard, checkerboard_anchor_mask, rate_level
+from .integer_net import checkerboard_anchors
 from .tables import CodingTables
-
-PARAM_DTYPE = torch.float64
 
 
 class ParamPath(Protocol):
-    def hyper(self, z_symbols: Tensor, quality: int) -> Tensor: ...
-
-    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None, positions: Tensor
-               ) -> tuple[Tensor, Tensor]:
-        """(table index, mean), each (channels, P), at the P ``positions`` (an (h, w)
-        mask, raster order); context from decoded anchors (None: none)."""
+    def hyper(self, z_symbols: np.ndarray, quality: int) -> np.ndarray:
+        """Hyper features (h, w, C) of z's symbols (h/4, w/4, N), float64."""
         ...
 
-
-class FloatParamPath:
-    """The parameter path in float64 on the CPU (format version 1)."""
-
-    def __init__(self, model: HyperpriorCheckerboard):
-        def f64(module):
-            return copy.deepcopy(module).to("cpu", PARAM_DTYPE).eval()
-
-        self.levels = model.config.levels
-        self.h_s = f64(model.h_s)
-        self.context = f64(model.context)
-        self.entropy_parameters = f64(model.entropy_parameters)
-        self.gain_z_inv = f64(model.gain_z_inv)
-        tables = model.coding_tables()
-        self.z_medians = tables.z_medians
-        self.scale_table = tables.scale_table
-
-    @torch.no_grad()
-    def hyper(self, z_symbols: Tensor, quality: int) -> Tensor:
-        level = torch.tensor([rate_level(from_stored(quality), self.levels)],
-                             dtype=PARAM_DTYPE)
-        return self.h_s((z_symbols + self.z_medians) * self.gain_z_inv(level))
-
-    @torch.no_grad()
-    def params(self, hyper: Tensor, y_hat_anchor: Tensor | None, positions: Tensor
-               ) -> tuple[Tensor, Tensor]:
-        ctx = torch.zeros_like(hyper) if y_hat_anchor is None else self.context(y_hat_anchor)
-        out = self.entropy_parameters(torch.cat([hyper, ctx], 1))[0][:, positions]
-        scales, means = out.chunk(2, 0)
-        # First table scale >= the predicted scale (CompressAI's convention).
-        idx = torch.searchsorted(self.scale_table, scales.reshape(-1).contiguous())
-        idx = idx.clamp_(max=len(self.scale_table) - 1).view(scales.shape)
-        return idx, means
+    def params(self, hyper: np.ndarray, y_hat_anchor: np.ndarray | None,
+               positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(table index, mean), each (P, channels), at the P ``positions`` (an (h, w)
+        mask, raster order); context from decoded anchors (None: none)."""
+        ...
 
 
 @dataclass
@@ -99,18 +63,20 @@ class LatentStreams:
         return cls(chunks[tags[0]], chunks[tags[1]], chunks.get(tags[2], b""))
 
 
+def channels_first(a: np.ndarray) -> np.ndarray:
+    """(h, w, C) -> (1, C, h, w), the layout the symbols are reported (and stored) in."""
+    return np.ascontiguousarray(a.transpose(2, 0, 1)[None])
+
+
 @dataclass
 class DecodedLatents:
-    y_hat: Tensor  # float32 (1, M, h, w), ready for the synthesis transform
-    z_symbols: np.ndarray  # int64, for tests and diagnostics
-    y_symbols: np.ndarray
+    y_hat: np.ndarray  # float32 (h, w, M), ready for the synthesis transform
+    z_symbols: np.ndarray  # int64 (1, N, h/4, w/4), for tests and diagnostics
+    y_symbols: np.ndarray  # int64 (1, M, h, w)
 
 
 class LatentCodec:
-    def __init__(self, model: HyperpriorCheckerboard, path: ParamPath,
-                 tables: CodingTables | None = None):
-        tables = tables or model.coding_tables()
-        self.model = model
+    def __init__(self, path: ParamPath, tables: CodingTables):
         self.path = path
         self.z_medians = tables.z_medians
         self.z_tables = tables.z
@@ -118,92 +84,86 @@ class LatentCodec:
 
     @staticmethod
     def _z_table_index(shape: tuple[int, ...]) -> np.ndarray:
-        c = shape[1]
-        return np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), shape).ravel()
+        h, w, c = shape  # channel by channel: table c for channel c
+        return np.repeat(np.arange(c), h * w)
 
-    @torch.no_grad()
-    def z_symbols(self, y: Tensor, quality: int) -> Tensor:
-        """The hyper-latent of ``y`` as coded: round(z - median), float64 on the CPU."""
-        level = rate_level(from_stored(quality), self.model.config.levels)
-        lv = torch.tensor([level], device=y.device, dtype=y.dtype)
-        with stage("entropy parameters"):
-            z = self.model.hyper_analysis(y, lv).to("cpu", PARAM_DTYPE)
-        return torch.round(z - self.z_medians)
+    def z_symbols(self, z: np.ndarray) -> np.ndarray:
+        """The hyper-latent ``z`` (h, w, N) as coded: round(z - median), float64."""
+        return np.round(np.asarray(z, dtype=np.float64) - self.z_medians)
 
-    def _encode_hyper(self, y: Tensor, quality: int, z_sym: Tensor | None
-                      ) -> tuple[Tensor, SymbolEncoder, Tensor]:
-        """z's symbols (chosen here unless given), their encoder, and the hyper features."""
-        if z_sym is None:
-            z_sym = self.z_symbols(y, quality)
+    def _encode_hyper(self, z_sym: np.ndarray, quality: int
+                      ) -> tuple[SymbolEncoder, np.ndarray]:
+        """The encoder of z's symbols and the hyper features."""
         enc_z = SymbolEncoder()
-        enc_z.encode(z_sym.long().numpy(), self._z_table_index(tuple(z_sym.shape)),
-                     self.z_tables)
+        enc_z.encode(z_sym.transpose(2, 0, 1).astype(np.int64).ravel(),
+                     self._z_table_index(z_sym.shape), self.z_tables)
         with stage("entropy parameters"):
             hyper = self.path.hyper(z_sym, quality)
-        return z_sym, enc_z, hyper
+        return enc_z, hyper
 
     @staticmethod
-    def _finish(enc_z: SymbolEncoder, enc_y: SymbolEncoder, z_sym: Tensor, y_hat: Tensor,
-                y_sym: Tensor) -> tuple[LatentStreams, DecodedLatents]:
+    def _finish(enc_z: SymbolEncoder, enc_y: SymbolEncoder, z_sym: np.ndarray,
+                y_hat: np.ndarray, y_sym: np.ndarray) -> tuple[LatentStreams, DecodedLatents]:
         z_bytes, z_esc = enc_z.finish()
         y_bytes, y_esc = enc_y.finish()
         streams = LatentStreams(z_bytes, y_bytes, pack_varints(z_esc + y_esc))
-        decoded = DecodedLatents(y_hat.float(), z_sym.long().numpy(), y_sym.long().numpy())
-        return streams, decoded
+        return streams, decoded_latents(z_sym, y_hat, y_sym)
 
-    def _decode_hyper(self, streams: LatentStreams, latent_hw: tuple[int, int],
-                      quality: int) -> tuple[list[int], np.ndarray, Tensor]:
-        """The escapes, z's symbols and the hyper features of coded streams."""
+    def _decode_hyper(self, streams: LatentStreams, latent_hw: tuple[int, int], n: int,
+                      quality: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The escapes, z's symbols (h/4, w/4, n) and the hyper features of coded
+        streams."""
         h, w = latent_hw  # multiples of 4: images are padded to multiples of 64
         escapes = unpack_varints(streams.escapes)
-        z_shape = (1, self.model.config.N, h // 4, w // 4)
+        z_shape = (h // 4, w // 4, n)
         z_dec = SymbolDecoder(streams.z, escapes)
-        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables).reshape(z_shape)
+        z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables)
+        z_sym = z_sym.reshape(n, h // 4, w // 4).transpose(1, 2, 0).astype(np.float64)
         with stage("entropy parameters"):
-            hyper = self.path.hyper(torch.from_numpy(z_sym).to(PARAM_DTYPE), quality)
+            hyper = self.path.hyper(z_sym, quality)
         return escapes, z_sym, hyper
 
-    @torch.no_grad()
-    def compress(self, y: Tensor, quality: int, z_sym: Tensor | None = None
+    def compress(self, y: np.ndarray, quality: int, z_sym: np.ndarray
                  ) -> tuple[LatentStreams, DecodedLatents]:
-        """``y``: float latents (1, M, h, w) from the analysis transform at ``quality``
-        (stored integer, hundredths); ``z_sym``: its hyper-latent symbols when already
-        chosen (see :meth:`z_symbols`)."""
-        z_sym, enc_z, hyper = self._encode_hyper(y, quality, z_sym)
-
-        y = y.to("cpu", PARAM_DTYPE)
-        anchor = checkerboard_anchor_mask(y.shape[2], y.shape[3])[0, 0]
+        """``y``: float latents (h, w, M) of the analysis transform at ``quality``
+        (stored integer, hundredths); ``z_sym``: its hyper-latent's symbols (see
+        :meth:`z_symbols`)."""
+        enc_z, hyper = self._encode_hyper(z_sym, quality)
+        y = np.asarray(y, dtype=np.float64)
+        anchor = checkerboard_anchors(*y.shape[:2])
         enc_y = SymbolEncoder()
-        y_sym = torch.zeros_like(y)
-        y_hat = torch.zeros_like(y)
+        y_sym = np.zeros_like(y)
+        y_hat = np.zeros_like(y)
         for part in (anchor, ~anchor):  # symbols of a part: channel by channel, raster
             with stage("entropy parameters"):
                 idx, means = self.path.params(hyper, None if part is anchor else y_hat, part)
-            sym = torch.round(y[0][:, part] - means)
-            enc_y.encode(sym.long().numpy(), idx.numpy(), self.y_tables)
-            y_sym[0][:, part] = sym
-            y_hat[0][:, part] = sym + means
-
+            sym = np.round(y[part] - means)
+            enc_y.encode(sym.T.astype(np.int64).ravel(), idx.T.ravel(), self.y_tables)
+            y_sym[part] = sym
+            y_hat[part] = sym + means
         return self._finish(enc_z, enc_y, z_sym, y_hat, y_sym)
 
-    @torch.no_grad()
-    def decompress(
-        self, streams: LatentStreams, latent_hw: tuple[int, int], quality: int
-    ) -> DecodedLatents:
+    def decompress(self, streams: LatentStreams, latent_hw: tuple[int, int],
+                   channels: tuple[int, int], quality: int) -> DecodedLatents:
+        """The latents of coded streams: ``latent_hw`` the latents' (h, w), ``channels``
+        (N, M) those of z and y."""
         h, w = latent_hw
-        m = self.model.config.M
-        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, quality)
-
-        shape = (1, m, h, w)
-        anchor = checkerboard_anchor_mask(h, w)[0, 0]
+        n, m = channels
+        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, n, quality)
+        anchor = checkerboard_anchors(h, w)
         dec_y = SymbolDecoder(streams.y, escapes)
-        y_sym = torch.zeros(shape, dtype=PARAM_DTYPE)
-        y_hat = torch.zeros(shape, dtype=PARAM_DTYPE)
+        y_sym = np.zeros((h, w, m))
+        y_hat = np.zeros((h, w, m))
         for part in (anchor, ~anchor):
             with stage("entropy parameters"):
                 idx, means = self.path.params(hyper, None if part is anchor else y_hat, part)
-            sym = torch.from_numpy(dec_y.decode(idx.numpy(), self.y_tables))
-            sym = sym.to(PARAM_DTYPE).view(means.shape)
-            y_sym[0][:, part] = sym
-            y_hat[0][:, part] = sym + means
-        return DecodedLatents(y_hat.float(), z_sym, y_sym.long().numpy())
+            sym = dec_y.decode(idx.T.ravel(), self.y_tables).reshape(idx.shape[::-1]).T
+            y_sym[part] = sym
+            y_hat[part] = sym + means
+        return decoded_latents(z_sym, y_hat, y_sym)
+
+
+def decoded_latents(z_sym: np.ndarray, y_hat: np.ndarray, y_sym: np.ndarray
+                    ) -> DecodedLatents:
+    return DecodedLatents(y_hat.astype(np.float32), channels_first(z_sym).astype(np.int64),
+                          channels_first(y_sym).astype(np.int64))

@@ -14,45 +14,15 @@ scale the latents before quantization and back after it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from ..layers import GDN, conv, deconv, ste_round
-from .tables import TABLE_BUFFERS, CodingTables, StoredFactorized, StoredGaussian
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild a model's architecture (stored as JSON beside weights)."""
-
-    N: int = 128
-    M: int = 192
-    # As shipped: ~0.07 to ~2.2 bpp on Kodak (ratio ~2.3 between neighbours).
-    lambdas: tuple[float, ...] = field(
-        default_factory=lambda: (
-            0.00033, 0.0009, 0.002, 0.0046, 0.0104, 0.0235, 0.053, 0.12, 0.27, 0.6
-        )
-    )
-
-    def __post_init__(self) -> None:
-        lam = self.lambdas
-        if len(lam) < 2 or lam[0] <= 0 or any(lam[i + 1] <= lam[i] for i in range(len(lam) - 1)):
-            raise ValueError(f"rate levels need two or more increasing positive lambdas: {lam}")
-
-    @property
-    def levels(self) -> int:
-        return len(self.lambdas)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["lambdas"] = list(self.lambdas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]))
+from ..layers import build, ste_round, torch_layer
+from . import architecture
+from .architecture import ModelConfig
+from .stored_tables import StoredFactorized, StoredGaussian, coding_tables
+from .tables import TABLE_BUFFERS, CodingTables
 
 
 def checkerboard_anchor_mask(height: int, width: int, device=None) -> Tensor:
@@ -60,12 +30,6 @@ def checkerboard_anchor_mask(height: int, width: int, device=None) -> Tensor:
     i = torch.arange(height, device=device).view(-1, 1)
     j = torch.arange(width, device=device).view(1, -1)
     return ((i + j) % 2 == 0).view(1, 1, height, width)
-
-
-def rate_level(quality: float, levels: int) -> float:
-    """Map the user's quality 0..100 onto the continuous rate level 0..levels-1."""
-    q = min(max(float(quality), 0.0), 100.0)
-    return q / 100.0 * (levels - 1)
 
 
 class GainBank(nn.Module):
@@ -113,28 +77,13 @@ class HyperpriorCheckerboard(nn.Module):
         self.config = config or ModelConfig()
         N, M, levels = self.config.N, self.config.M, self.config.levels
 
-        self.g_a = nn.Sequential(
-            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
-        )
-        self.g_s = nn.Sequential(
-            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
-        )
-        self.h_a = nn.Sequential(
-            conv(M, N, 3, 1), nn.LeakyReLU(inplace=True),
-            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
-        )
-        self.h_s = nn.Sequential(
-            deconv(N, N), nn.LeakyReLU(inplace=True),
-            deconv(N, N), nn.LeakyReLU(inplace=True), conv(N, M, 3, 1),
-        )
+        self.g_a = build(architecture.analysis(N, M))
+        self.g_s = build(architecture.synthesis(N, M))
+        self.h_a = build(architecture.hyper_analysis(N, M))
+        self.h_s = build(architecture.hyper_synthesis(N, M))
         # Sees only anchor latents, so a plain convolution is causal for the second pass.
-        self.context = conv(M, M, 5, 1)
-        self.entropy_parameters = nn.Sequential(
-            nn.Conv2d(2 * M, 320, 1), nn.LeakyReLU(inplace=True),
-            nn.Conv2d(320, 256, 1), nn.LeakyReLU(inplace=True),
-            nn.Conv2d(256, 2 * M, 1),
-        )
+        self.context = torch_layer(architecture.context(M))
+        self.entropy_parameters = build(architecture.entropy_parameters(M))
         self.entropy_bottleneck, self.gaussian_conditional = (
             entropy_models or (StoredFactorized(N), StoredGaussian()))
 
@@ -237,7 +186,7 @@ class HyperpriorCheckerboard(nn.Module):
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
 
     def coding_tables(self) -> CodingTables:
-        return CodingTables.of(self.entropy_bottleneck, self.gaussian_conditional)
+        return coding_tables(self.entropy_bottleneck, self.gaussian_conditional)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As nn.Module's, after resizing the table buffers to the stored tables' sizes

@@ -18,12 +18,28 @@ from ...errors import AecError
 from ..weights import load_state, storage_state, stored_dtype, write_model_files
 from ..zoo import ModelInfo
 from . import FAMILY
-from .integer_net import PARAM_PATH, integer_gains, param_path_convs, weight_shift
+from .integer_net import GAIN_BITS, PARAM_PATH, weight_shift
 from .model import HyperpriorCheckerboard, ModelConfig
+from .weights_file import INTEGER_GAINS, SHIFT_SUFFIX, read_arrays
 
 _HALF_PREFIXES = ("g_a.", "g_s.", "h_a.")
-SHIFT_SUFFIX = ".weight_shift"
-INTEGER_GAINS = "integer.gain_z_inv"  # int64 (levels, N): exp() done once, here
+
+
+def param_path_convs(model: torch.nn.Module, path: tuple[str, ...] = PARAM_PATH
+                     ) -> dict[str, torch.nn.Module]:
+    """Every convolution of the parameter path (the sub-networks named by ``path``), by
+    state-dict prefix (e.g. 'h_s.0')."""
+    convs = {}
+    for name, m in model.named_modules():
+        if name.split(".")[0] in path and isinstance(m, (torch.nn.Conv2d,
+                                                         torch.nn.ConvTranspose2d)):
+            convs[name] = m
+    return convs
+
+
+def integer_gains(log_gain: Tensor) -> Tensor:
+    """(levels, C) int64 gains on a 2**-GAIN_BITS grid: the one float step, done at export."""
+    return torch.round(log_gain.detach().double().exp() * 2**GAIN_BITS).to(torch.int64)
 
 
 def round_to_storage(model: HyperpriorCheckerboard, path: tuple[str, ...] = PARAM_PATH
@@ -34,7 +50,7 @@ def round_to_storage(model: HyperpriorCheckerboard, path: tuple[str, ...] = PARA
     shifts = {}
     with torch.no_grad():
         for name, m in param_path_convs(model, path).items():
-            shifts[name] = s = weight_shift(m.weight)
+            shifts[name] = s = weight_shift(m.weight.detach().cpu().double().numpy())
             m.weight.copy_(torch.round(m.weight.double() * 2.0**s) * 2.0**-s)
         for name, p in model.named_parameters():
             if stored_dtype(name, p, _HALF_PREFIXES) == torch.float16:
@@ -66,21 +82,9 @@ def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: 
 def read_state(info: ModelInfo) -> tuple[dict[str, Tensor], dict[str, int], Tensor | None]:
     """A weights file's state dict (the parameter path's integer kernels back to floats,
     exactly), the parameter path's weight shifts and the integer gains (None if absent)."""
-    from safetensors.torch import load_file
-
-    stored = load_file(str(info.weights))
-    shifts = {k[: -len(SHIFT_SUFFIX)]: int(v[0]) for k, v in stored.items()
-              if k.endswith(SHIFT_SUFFIX)}
-    gains = stored.get(INTEGER_GAINS)
-    state = {}
-    for k, v in stored.items():
-        if k.endswith(SHIFT_SUFFIX) or k == INTEGER_GAINS:
-            continue
-        layer = k[: -len(".weight")]
-        if k.endswith(".weight") and layer in shifts:
-            v = v.double() * 2.0 ** -shifts[layer]  # exact: |w_int| <= 2**14
-        state[k] = v
-    return state, shifts, gains
+    state, shifts, gains = read_arrays(info)
+    return ({k: torch.from_numpy(v) for k, v in state.items()}, shifts,
+            None if gains is None else torch.from_numpy(gains))
 
 
 def read_model(info: ModelInfo) -> tuple[HyperpriorCheckerboard, dict[str, int], Tensor]:

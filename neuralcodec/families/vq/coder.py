@@ -25,6 +25,7 @@ from ...errors import AecError, CorruptFileError
 from ...format.chunks import require_chunks
 from ...format.quality import from_stored
 from ..base import Refinement
+from ..torch_arrays import to_array, to_tensor
 from ..weights import load_state, storage_state, write_model_files
 from ..zoo import ModelInfo
 from . import CHUNK_VQ_INDICES, DOWNSAMPLING, FAMILY
@@ -92,8 +93,8 @@ class VQCoder:
         return self.context_bins[parent][indices[parent]]
 
     @torch.no_grad()
-    def analyse(self, x: Tensor) -> Tensor:
-        return self.model.analysis(x)
+    def analyse(self, x: np.ndarray) -> Tensor:
+        return self.model.analysis(to_tensor(x, next(self.model.parameters()).device))
 
     @torch.no_grad()
     def compress(self, features: Tensor, quality: int, version: int,
@@ -136,9 +137,9 @@ class VQCoder:
         return VQLatents(indices, units, z_hat)
 
     @torch.no_grad()
-    def synthesize(self, latents: VQLatents, quality: int) -> Tensor:
+    def synthesize(self, latents: VQLatents, quality: int) -> np.ndarray:
         device = next(self.model.parameters()).device
-        return self.model.synthesis(latents.z_hat.to(device))
+        return to_array(self.model.synthesis(latents.z_hat.to(device)).float())
 
 
 def load(info: ModelInfo, device: str | torch.device = "cpu") -> VQCoder:
