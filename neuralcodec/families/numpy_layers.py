@@ -59,6 +59,15 @@ def _master(a: np.ndarray) -> np.ndarray:
     return a.astype(np.result_type(a.dtype, np.float32), copy=False)
 
 
+def _square(weight: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """A kernel (a, b, k, k) as :func:`_master` makes it, with a, b and k."""
+    weight = _master(weight)
+    a, b, k, k2 = weight.shape
+    if k != k2:
+        raise ValueError("square kernels only")
+    return weight, a, b, k
+
+
 class _PerDtype:
     """Prepared arrays, cast once per input dtype."""
 
@@ -225,10 +234,7 @@ class Conv2d:
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int):
-        weight = _master(weight)
-        cout, cin, k, k2 = weight.shape
-        if k != k2:
-            raise ValueError("square kernels only")
+        weight, cout, cin, k = _square(weight)
         s, p = int(stride), int(padding)
         self.cin, self.cout, self.k = cin, cout, k
         self.stride, self.padding = s, p
@@ -330,10 +336,7 @@ class ConvTranspose2d:
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int,
                  padding: int, output_padding: int):
-        weight = _master(weight)
-        cin, cout, k, k2 = weight.shape
-        if k != k2:
-            raise ValueError("square kernels only")
+        weight, cin, cout, k = _square(weight)
         s, p = int(stride), int(padding)
         self.cin, self.cout, self.k = cin, cout, k
         self.stride, self.padding, self.output_padding = s, p, int(output_padding)
