@@ -242,6 +242,100 @@ def test_gdn_matches_formula(inverse, dtype, monkeypatch):
         np.testing.assert_array_equal(copy, got)
 
 
+@pytest.fixture
+def thread_counts():
+    """Thread counts to run at; the default count is restored afterwards."""
+    yield (1, 2, 3)
+    numpy_layers.set_threads(None)
+
+
+def at_thread_counts(counts, layer, x: np.ndarray) -> np.ndarray:
+    """``layer(x)`` at each thread count, asserting the results are bit-identical."""
+    results = []
+    for n in counts:
+        numpy_layers.set_threads(n)
+        assert numpy_layers.threads() == n
+        results.append(layer(x.copy()))
+    for got in results[1:]:
+        assert got.dtype == results[0].dtype and np.array_equal(got, results[0])
+    return results[0]
+
+
+@pytest.mark.parametrize("block_bytes", [3000, 40000, None])
+@pytest.mark.parametrize("shape", [(11, 23), (40, 36), (1, 2), (70, 5)])
+def test_results_do_not_depend_on_thread_count(thread_counts, monkeypatch, block_bytes, shape):
+    """Every method, float32, blocks of several rows or of columns: bit-identical results
+    at 1, 2 and 3 threads, and close to torch's."""
+    if block_bytes is not None:
+        monkeypatch.setattr(numpy_layers, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(sum(shape))
+    h, w = shape
+    for cin, cout in [(128, 64), (3, 16)]:  # rows, im2col
+        x = rng.standard_normal((h, w, cin)).astype(np.float32)
+        wt = (rng.standard_normal((cout, cin, 5, 5)) * 0.05).astype(np.float32)
+        b = rng.standard_normal(cout).astype(np.float32)
+        for k, s, p in [(5, 2, 2), (3, 1, 1)]:
+            layer = Conv2d(wt[:, :, :k, :k], b, s, p)
+            assert layer.method == ("rows" if cin == 128 else "im2col")
+            got = at_thread_counts(thread_counts, layer, x)
+            assert_close32(got, conv_ref(x, wt[:, :, :k, :k], b, s, p))
+    methods = set()
+    for cin, cout in [(32, 24), (48, 3), (8, 3)]:  # phases, scatter, combined
+        x = rng.standard_normal((h, w, cin)).astype(np.float32)
+        wt = (rng.standard_normal((cin, cout, 5, 5)) * 0.05).astype(np.float32)
+        b = rng.standard_normal(cout).astype(np.float32)
+        layer = ConvTranspose2d(wt, b, 2, 2, 1)
+        methods.add(layer.method)
+        got = at_thread_counts(thread_counts, layer, x)
+        assert_close32(got, deconv_ref(x, wt, b, 2, 2, 1))
+    assert methods == {"phases", "scatter", "combined"}
+    monkeypatch.setattr(numpy_layers, "GDN_BLOCK", 16 if block_bytes == 3000 else 2048)
+    c = 24
+    beta = (rng.random(c) + 0.1).astype(np.float32)
+    gamma = (rng.random((c, c)) * 0.3).astype(np.float32)
+    x = (rng.standard_normal((h * 8, w * 8, c)) * 3).astype(np.float32)
+    for inverse in (False, True):
+        got = at_thread_counts(thread_counts, GDN(beta, gamma, inverse), x)
+        np.testing.assert_allclose(got, gdn_ref(x, beta, gamma, inverse), rtol=1e-5)
+
+
+def test_threads_float64_integers_exact(thread_counts):
+    """The exact integer path stays exact on several threads."""
+    rng = np.random.default_rng(6)
+    x = integer_data(rng, (30, 26, 128), 20)
+    w, b = integer_data(rng, (128, 128, 5, 5), 14), integer_data(rng, (128,), 30)
+    expected = conv_ref(x, w, b, 2, 2)
+    assert np.array_equal(at_thread_counts(thread_counts, Conv2d(w, b, 2, 2), x), expected)
+    for cout in (128, 3):
+        w, b = integer_data(rng, (128, cout, 5, 5), 14), integer_data(rng, (cout,), 30)
+        got = at_thread_counts(thread_counts, ConvTranspose2d(w, b, 2, 2, 1), x)
+        assert np.array_equal(got, deconv_ref(x, w, b, 2, 2, 1))
+
+
+def test_set_threads(thread_counts):
+    with pytest.raises(ValueError):
+        numpy_layers.set_threads(0)
+    numpy_layers.set_threads(None)
+    assert numpy_layers.threads() >= 1
+    layer = GDN(np.ones(4, np.float32), np.eye(4, dtype=np.float32), False)
+    x = np.ones((64, 64, 4), np.float32)
+    for n in (2, 4, 1, 3):  # the pool follows the count
+        numpy_layers.set_threads(n)
+        np.testing.assert_allclose(layer(x), 1 / np.sqrt(2), rtol=1e-6)
+
+
+def test_errors_in_threads_propagate(thread_counts, monkeypatch):
+    numpy_layers.set_threads(3)
+    layer = GDN(np.ones(4, np.float32), np.eye(4, dtype=np.float32), False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(numpy_layers.np, "sqrt", broken)
+    with pytest.raises(RuntimeError, match="broken"):
+        layer(np.ones((64, 64, 4), np.float32))
+
+
 def test_import_does_not_load_torch():
     code = ("import sys; import neuralcodec.families.numpy_layers; "
             "sys.exit('torch' in sys.modules)")

@@ -2,9 +2,9 @@
 
 Layout: one image as an (H, W, C) array, channels last and C-contiguous, no batch axis. A
 block of pixels is then a plain (pixels, channels) matrix, so a layer is a few large matrix
-products (BLAS, which runs them on all cores) over blocks of output rows, plus copies that
-move runs of whole pixels. Weights come in torch's layout and are rearranged once, when a
-layer is built, because a layer is called many times.
+products over blocks of output rows, plus copies that move runs of whole pixels; the blocks
+run on several threads (see below). Weights come in torch's layout and are rearranged once,
+when a layer is built, because a layer is called many times.
 
 A convolution gathers, per block, the input windows its output pixels read and multiplies
 them by the weight matrix: by groups of ``stride`` input rows (each row gathered once, a
@@ -18,10 +18,25 @@ channels it multiplies whole input pixels instead and sums the shifted products.
 Only products and sums, nothing rescaled: on integer-valued float64 data whose partial sums
 stay below 2**53 the results are exact, equal to torch's float64 results bit for bit.
 Arrays may be float32 or float64; the output has the input's dtype (weights are cast to it
-once and kept). Buffers are bounded per block (``BLOCK_BYTES``), whatever the image size.
+once and kept). Buffers are bounded per block and thread (``BLOCK_BYTES``), whatever the
+image size.
+
+Threads: a layer cuts its work into blocks whose bounds depend only on the shapes and the
+constants below, never on the thread count, and runs them on :func:`threads` Python threads
+(NumPy releases the GIL in its products, copies and ufuncs), each worker with its own
+scratch buffers; BLAS runs one thread meanwhile (``threadpoolctl``, about 10 us a call).
+Every block is then computed the same way whatever the thread count, so the results are
+bit-identical for any :func:`set_threads`. The BLAS thread limit is process-wide: calls from
+several user threads at once are correct but may leave BLAS's thread count changed.
 """
 
 from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -40,8 +55,117 @@ PHASE_SPLIT_MIN_COUT = 16
 # ... and those with s*s*Cout at most Cin / SCATTER_MAX_RATIO scatter products of whole
 # input pixels instead of gathering (an RGB output: no 9*Cin-wide gather for 3 channels).
 SCATTER_MAX_RATIO = 4
+# Blocks of output rows are cut so that a layer has at least this many blocks where its
+# rows allow (for the threads to share), but of at least MIN_BLOCK_ROWS rows.
+MIN_BLOCKS = 8
+MIN_BLOCK_ROWS = 4
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_threads: int | None = None  # None: _default_threads()
+_pool: ThreadPoolExecutor | None = None  # threads() - 1 workers (the caller is one more)
+_pool_size = 0
+_pool_lock = threading.Lock()
+_controller = None  # threadpoolctl's ThreadpoolController
+
+
+def _blas():
+    """threadpoolctl's controller of the loaded libraries, made once (it scans them)."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def _after_fork() -> None:  # a forked child has none of the pool's threads
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def threads() -> int:
+    """Threads a layer runs its blocks on: as :func:`set_threads` says, by default as many
+    as BLAS is set to outside the layers (which ``codec.threads.set_threads`` sets, and
+    which OpenBLAS starts at the CPUs this process may use), else the usable CPUs."""
+    if _threads is not None:
+        return _threads
+    counts = [lib.num_threads for lib in _blas().lib_controllers if lib.user_api == "blas"]
+    return max(1, max(counts)) if counts else _default_threads()
+
+
+def set_threads(n: int | None) -> None:
+    """Run layers on ``n`` threads (None: the default). Results do not depend on it."""
+    global _threads
+    if n is not None and int(n) < 1:
+        raise ValueError(f"threads must be at least 1, got {n}")
+    with _pool_lock:
+        _threads = None if n is None else int(n)
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The pool of ``workers`` threads, made anew when the count changes."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool, _pool_size = ThreadPoolExecutor(workers, "numpy_layers"), workers
+        return _pool
+
+
+def _blas_one_thread():
+    """A context manager under which BLAS runs one thread."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def _parallel(nblocks: int, worker: Callable[[], Callable[[int], None]]) -> None:
+    """Run blocks 0..nblocks-1 on :func:`threads` threads, BLAS on one thread. ``worker()``
+    makes one thread's block function (with its own scratch buffers); each thread calls it
+    on the blocks it takes, in any order, so blocks must write disjoint outputs."""
+    total = threads()
+    n = min(total, nblocks)
+    with _blas_one_thread():
+        if n <= 1:
+            run = worker()
+            for i in range(nblocks):
+                run(i)
+            return
+        counter = itertools.count()  # next() is atomic under the GIL
+        failed = []
+
+        def loop() -> None:
+            run = worker()
+            for i in counter:
+                if i >= nblocks or failed:
+                    return
+                try:
+                    run(i)
+                except BaseException:
+                    failed.append(True)
+                    raise
+
+        pool = _executor(total - 1)
+        futures = [pool.submit(loop) for _ in range(n - 1)]
+        try:
+            loop()
+        finally:
+            for f in futures:
+                f.exception()  # wait for every thread before the buffers go
+        for f in futures:
+            f.result()
 
 
 def _image(x: np.ndarray) -> np.ndarray:
@@ -120,12 +244,26 @@ def _runs(taps: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
     return [(a, b, c, d) for a, b, c, d in runs]
 
 
-def _tile(ho: int, wo: int, pixel_bytes: int) -> tuple[int, int]:
-    """Rows and columns of output pixels per block, for a block of about BLOCK_BYTES."""
+def _block_rows(ho: int, nr: int) -> int:
+    """At most ``nr`` rows per block, fewer for MIN_BLOCKS blocks (of MIN_BLOCK_ROWS rows)."""
+    share = max(MIN_BLOCK_ROWS, -(-ho // MIN_BLOCKS))
+    return max(1, min(nr, share, ho))
+
+
+def _tile(ho: int, wo: int, pixel_bytes: int, extra: int = 0) -> tuple[int, int]:
+    """Rows and columns of output pixels per block, for a block of about BLOCK_BYTES
+    (with ``extra`` more rows of the block's size gathered besides its own)."""
     per_row = max(1, wo) * pixel_bytes
     if per_row <= BLOCK_BYTES:
-        return max(1, min(ho, BLOCK_BYTES // per_row)), wo
+        nr = BLOCK_BYTES // per_row
+        return _block_rows(ho, nr - extra if nr > 1 else nr), wo
     return 1, max(1, min(wo, BLOCK_BYTES // pixel_bytes))
+
+
+def _tiles(ho: int, wo: int, nr: int, nc: int) -> list[tuple[int, int, int, int]]:
+    """Blocks (r0, r1, c0, c1) of nr rows and nc columns (fewer at the ends)."""
+    return [(r0, min(r0 + nr, ho), c0, min(c0 + nc, wo))
+            for r0 in range(0, ho, nr) for c0 in range(0, wo, nc)]
 
 
 def _gather_buffer(rows: int, width: int, ones: bool, dtype: np.dtype) -> np.ndarray:
@@ -139,83 +277,98 @@ def _gather_buffer(rows: int, width: int, ones: bool, dtype: np.dtype) -> np.nda
     return buf[:, : width + 1]
 
 
-def _im2col_blocks(x: np.ndarray, stride: int, origin: int, runs: list, ntaps: int,
-                   reach: int, ho: int, wo: int, out_width: int, ones: bool = False):
-    """Yield (r0, r1, c0, c1, cols) for blocks of output pixels, ``cols`` the
-    ((r1-r0)*(c1-c0), ntaps*C) im2col matrix of the block: output pixel (r, q) takes, for
+class _Im2col:
+    """Blocks of output pixels and their im2col matrices: ``blocks`` lists (r0, r1, c0, c1)
+    and ``gather(block, buffers)`` returns the ((r1-r0)*(c1-c0), ntaps*C) matrix of one,
+    in ``buffers`` (from ``buffers()``, one set per thread). Output pixel (r, q) takes, for
     each run (dy, dx, n, i), the n*C numbers of the zero-padded input from pixel
     (r*stride + origin + dy, q*stride + origin + dx) on, at columns i*C onwards. ``reach``
     is the extent of the runs (max dy + 1, max dx + n). Each block's rows of the input are
     first copied, padded, into a small buffer (no padded copy of the whole input). Blocks
     are sized for their columns and ``out_width`` numbers of results per pixel. With
-    ``ones``, ``cols`` has a last column of ones."""
-    c = x.shape[2]
-    k = ntaps * c
-    item = x.itemsize
-    nr, nc = _tile(ho, wo, (k + out_width) * item)
-    buf = _gather_buffer(nr * nc, k, ones, x.dtype)
-    span_r, span_c = stride * (nr - 1) + reach, stride * (nc - 1) + reach
-    slab_buf = np.empty(span_r * span_c * c, x.dtype)
-    for r0 in range(0, ho, nr):
-        r1 = min(r0 + nr, ho)
-        y0 = r0 * stride + origin
-        for c0 in range(0, wo, nc):
-            c1 = min(c0 + nc, wo)
-            x0 = c0 * stride + origin
-            slab = _take(x, y0, y0 + stride * (r1 - r0 - 1) + reach,
-                         x0, x0 + stride * (c1 - c0 - 1) + reach, slab_buf)
-            sr, sp, _ = slab.strides
-            block = buf[: (r1 - r0) * (c1 - c0)]
-            cols = block[:, :k].reshape(r1 - r0, c1 - c0, k)
-            for dy, dx, n, i in runs:
-                window = as_strided(
-                    slab[dy, dx:],
-                    shape=(r1 - r0, c1 - c0, n * c),
-                    strides=(stride * sr, stride * sp, item),
-                    writeable=False,
-                )
-                cols[:, :, i * c : (i + n) * c] = window
-            yield r0, r1, c0, c1, block
+    ``ones``, the matrix has a last column of ones."""
+
+    def __init__(self, x: np.ndarray, stride: int, origin: int, runs: list, ntaps: int,
+                 reach: int, ho: int, wo: int, out_width: int, ones: bool = False):
+        self.x, self.stride, self.origin, self.runs, self.reach = x, stride, origin, runs, reach
+        self.k = ntaps * x.shape[2]
+        self.ones = ones
+        self.nr, self.nc = _tile(ho, wo, (self.k + out_width) * x.itemsize)
+        self.blocks = _tiles(ho, wo, self.nr, self.nc)
+
+    def buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        x, s, nr, nc = self.x, self.stride, self.nr, self.nc
+        span_r, span_c = s * (nr - 1) + self.reach, s * (nc - 1) + self.reach
+        return (_gather_buffer(nr * nc, self.k, self.ones, x.dtype),
+                np.empty(span_r * span_c * x.shape[2], x.dtype))
+
+    def gather(self, block: tuple[int, int, int, int], buffers: tuple) -> np.ndarray:
+        x, stride, reach, k = self.x, self.stride, self.reach, self.k
+        buf, slab_buf = buffers
+        c, item = x.shape[2], x.itemsize
+        r0, r1, c0, c1 = block
+        y0, x0 = r0 * stride + self.origin, c0 * stride + self.origin
+        slab = _take(x, y0, y0 + stride * (r1 - r0 - 1) + reach,
+                     x0, x0 + stride * (c1 - c0 - 1) + reach, slab_buf)
+        sr, sp, _ = slab.strides
+        cols = buf[: (r1 - r0) * (c1 - c0)]
+        view = cols[:, :k].reshape(r1 - r0, c1 - c0, k)
+        for dy, dx, n, i in self.runs:
+            view[:, :, i * c : (i + n) * c] = as_strided(
+                slab[dy, dx:],
+                shape=(r1 - r0, c1 - c0, n * c),
+                strides=(stride * sr, stride * sp, item),
+                writeable=False,
+            )
+        return cols
 
 
-def _row_group_blocks(x: np.ndarray, stride: int, padding: int, k: int, first: int,
-                      ngroups: int, ho: int, wo: int, out_width: int, ones: bool = False):
-    """Yield (r0, r1, c0, c1, groups) for blocks of output pixels, ``groups`` the
-    ((r1-r0+ngroups-1)*(c1-c0), stride*k*C) matrix whose row (g, q) holds, for each input
-    row y = stride*(first + r0 + g) + i (i < stride) of the zero-padded input, its window of
-    k pixels from column stride*q - padding. Each input row's windows are gathered once
-    (im2col would copy them once per kernel row that reads them). Blocks are sized for
-    their groups and 2 * ``out_width`` numbers of results per pixel. With ``ones``,
-    ``groups`` has a last column of ones."""
-    c = x.shape[2]
-    kc = k * c
-    item = x.itemsize
-    nr, nc = _tile(ho, wo, (stride * kc + 2 * out_width) * item)
-    extra = ngroups - 1  # groups shared with the next block, gathered again
-    if nr > 1:
-        nr = max(1, min(ho, nr - extra))
-    buf = _gather_buffer((nr + extra) * nc, stride * kc, ones, x.dtype)
-    span_c = stride * (nc - 1) + k
-    slab_buf = np.empty(stride * (nr + extra) * span_c * c, x.dtype)
-    for r0 in range(0, ho, nr):
-        r1 = min(r0 + nr, ho)
-        n = r1 - r0 + extra
-        y0 = stride * (first + r0)
-        for c0 in range(0, wo, nc):
-            c1 = min(c0 + nc, wo)
-            x0 = stride * c0 - padding
-            slab = _take(x, y0, y0 + stride * n, x0, x0 + stride * (c1 - c0 - 1) + k, slab_buf)
-            sr, sp, _ = slab.strides
-            block = buf[: n * (c1 - c0)]
-            groups = block[:, : stride * kc].reshape(n, c1 - c0, stride, kc)
-            for i in range(stride):
-                groups[:, :, i, :] = as_strided(
-                    slab[i],
-                    shape=(n, c1 - c0, kc),
-                    strides=(stride * sr, stride * sp, item),
-                    writeable=False,
-                )
-            yield r0, r1, c0, c1, block
+class _RowGroups:
+    """Blocks of output pixels and their gathered row groups: ``blocks`` lists
+    (r0, r1, c0, c1) and ``gather(block, buffers)`` returns the
+    ((r1-r0+ngroups-1)*(c1-c0), stride*k*C) matrix of one whose row (g, q) holds, for each
+    input row y = stride*(first + r0 + g) + i (i < stride) of the zero-padded input, its
+    window of k pixels from column stride*q - padding, in ``buffers`` (from ``buffers()``,
+    one set per thread). Each input row's windows are gathered once (im2col would copy them
+    once per kernel row that reads them). Blocks are sized for their groups and
+    2 * ``out_width`` numbers of results per pixel. With ``ones``, the matrix has a last
+    column of ones."""
+
+    def __init__(self, x: np.ndarray, stride: int, padding: int, k: int, first: int,
+                 ngroups: int, ho: int, wo: int, out_width: int, ones: bool = False):
+        self.x, self.stride, self.padding, self.k, self.first = x, stride, padding, k, first
+        self.kc = k * x.shape[2]
+        self.ones = ones
+        self.extra = ngroups - 1  # groups shared with the next block, gathered again
+        self.nr, self.nc = _tile(ho, wo, (stride * self.kc + 2 * out_width) * x.itemsize,
+                                 self.extra)
+        self.blocks = _tiles(ho, wo, self.nr, self.nc)
+
+    def buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        x, s, rows, nc = self.x, self.stride, self.nr + self.extra, self.nc
+        span_c = s * (nc - 1) + self.k
+        return (_gather_buffer(rows * nc, s * self.kc, self.ones, x.dtype),
+                np.empty(s * rows * span_c * x.shape[2], x.dtype))
+
+    def gather(self, block: tuple[int, int, int, int], buffers: tuple) -> np.ndarray:
+        x, stride, kc = self.x, self.stride, self.kc
+        buf, slab_buf = buffers
+        item = x.itemsize
+        r0, r1, c0, c1 = block
+        n = r1 - r0 + self.extra
+        y0, x0 = stride * (self.first + r0), stride * c0 - self.padding
+        slab = _take(x, y0, y0 + stride * n, x0, x0 + stride * (c1 - c0 - 1) + self.k, slab_buf)
+        sr, sp, _ = slab.strides
+        cols = buf[: n * (c1 - c0)]
+        groups = cols[:, : stride * kc].reshape(n, c1 - c0, stride, kc)
+        for i in range(stride):
+            groups[:, :, i, :] = as_strided(
+                slab[i],
+                shape=(n, c1 - c0, kc),
+                strides=(stride * sr, stride * sp, item),
+                writeable=False,
+            )
+        return cols
 
 
 class Conv2d:
@@ -284,35 +437,41 @@ class Conv2d:
             raise ValueError(f"input {h}x{w} too small for kernel {k} with padding {p}")
         *matrices, bias = self._weights.get(x.dtype)
         out = np.empty((ho, wo, cout), x.dtype)
-        res = partial = biases = None
         if self.method == "rows":
-            blocks = _row_group_blocks(x, s, p, k, self._first, self._ngroups, ho, wo, cout,
-                                       self._fold)
+            plan = _RowGroups(x, s, p, k, self._first, self._ngroups, ho, wo, cout, self._fold)
         else:
-            blocks = _im2col_blocks(x, s, -p, self._runs, k * k, k, ho, wo, cout, self._fold)
-        for r0, r1, c0, c1, cols in blocks:
-            rows = (r1 - r0) * (c1 - c0)
-            if c1 - c0 == wo:
-                dst = out[r0:r1].reshape(-1, cout)
-            else:  # one row split in blocks of columns (very wide images)
-                if res is None:
-                    res = np.empty((rows, cout), x.dtype)
-                dst = res[:rows]
-            for (u, lo, hi), matrix in zip(self._parts, matrices, strict=True):
-                part = cols[u * (c1 - c0) : u * (c1 - c0) + rows, lo:hi]
-                if u == 0:
-                    np.matmul(part, matrix, out=dst)
-                else:  # numpy's product does not accumulate
-                    if partial is None:
-                        partial = np.empty((rows, cout), x.dtype)
-                    np.matmul(part, matrix, out=partial[:rows])
-                    np.add(dst, partial[:rows], out=dst)
-            if bias is not None:
-                if biases is None:
-                    biases = np.tile(bias, (rows, 1))  # no broadcasting per row
-                np.add(dst, biases[:rows], out=dst)
-            if c1 - c0 != wo:
-                out[r0:r1, c0:c1] = dst.reshape(r1 - r0, c1 - c0, cout)
+            plan = _Im2col(x, s, -p, self._runs, k * k, k, ho, wo, cout, self._fold)
+        most = plan.nr * plan.nc  # output pixels of the largest block
+        biases = None if bias is None else np.tile(bias, (most, 1))  # no broadcasting per row
+        parts = list(zip(self._parts, matrices, strict=True))
+        dtype = x.dtype
+
+        def worker() -> Callable[[int], None]:
+            buffers = plan.buffers()
+            res = np.empty((most, cout), dtype) if plan.nc != wo else None
+            partial = np.empty((most, cout), dtype) if len(parts) > 1 else None
+
+            def run(i: int) -> None:
+                r0, r1, c0, c1 = block = plan.blocks[i]
+                cols = plan.gather(block, buffers)
+                rows = (r1 - r0) * (c1 - c0)
+                # one row split in blocks of columns (very wide images) goes through res
+                dst = out[r0:r1].reshape(-1, cout) if res is None else res[:rows]
+                for (u, lo, hi), matrix in parts:
+                    part = cols[u * (c1 - c0) : u * (c1 - c0) + rows, lo:hi]
+                    if u == 0:
+                        np.matmul(part, matrix, out=dst)
+                    else:  # numpy's product does not accumulate
+                        np.matmul(part, matrix, out=partial[:rows])
+                        np.add(dst, partial[:rows], out=dst)
+                if biases is not None:
+                    np.add(dst, biases[:rows], out=dst)
+                if res is not None:
+                    out[r0:r1, c0:c1] = dst.reshape(r1 - r0, c1 - c0, cout)
+
+            return run
+
+        _parallel(len(plan.blocks), worker)
         return out
 
 
@@ -437,28 +596,37 @@ class ConvTranspose2d:
         arrays = self._weights.get(x.dtype)
         matrices, biases = arrays[:n], arrays[n:]
         width = max(m.shape[1] for m in matrices)
-        res = None
-        tiled: list[np.ndarray | None] = []
         reach = self._dmax - self._dmin + 1
-        for r0, r1, c0, c1, cols in _im2col_blocks(x, 1, self._dmin, self._runs,
-                                                    len(self._taps), reach, mh, mw, width,
-                                                    self._fold):
-            shape = (r1 - r0, c1 - c0)
-            if res is None:
-                res = np.empty(cols.shape[0] * width, x.dtype)
-                tiled = [None if b is None else np.tile(b, (cols.shape[0], 1)) for b in biases]
-            for (phase, lo, hi, whole), matrix, bias in zip(self._groups, matrices, tiled,
-                                                             strict=True):
-                part = cols if whole else cols[:, lo * cin : hi * cin]
-                dst = res[: cols.shape[0] * matrix.shape[1]].reshape(-1, matrix.shape[1])
-                np.matmul(part, matrix, out=dst)
-                if bias is not None:
-                    np.add(dst, bias[: dst.shape[0]], out=dst)
-                if phase is None:
-                    full[r0:r1, :, c0:c1] = dst.reshape(*shape, s, s, cout).transpose(
-                        0, 2, 1, 3, 4)
-                else:
-                    full[r0:r1, phase[0], c0:c1, phase[1]] = dst.reshape(*shape, cout)
+        plan = _Im2col(x, 1, self._dmin, self._runs, len(self._taps), reach, mh, mw, width,
+                       self._fold)
+        most = plan.nr * plan.nc  # output pixels of the largest block
+        tiled = [None if b is None else np.tile(b, (most, 1)) for b in biases]
+        groups = list(zip(self._groups, matrices, tiled, strict=True))
+        dtype = x.dtype
+
+        def worker() -> Callable[[int], None]:
+            buffers = plan.buffers()
+            res = np.empty(most * width, dtype)
+
+            def run(i: int) -> None:
+                r0, r1, c0, c1 = block = plan.blocks[i]
+                cols = plan.gather(block, buffers)
+                shape = (r1 - r0, c1 - c0)
+                for (phase, lo, hi, whole), matrix, bias in groups:
+                    part = cols if whole else cols[:, lo * cin : hi * cin]
+                    dst = res[: cols.shape[0] * matrix.shape[1]].reshape(-1, matrix.shape[1])
+                    np.matmul(part, matrix, out=dst)
+                    if bias is not None:
+                        np.add(dst, bias[: dst.shape[0]], out=dst)
+                    if phase is None:
+                        full[r0:r1, :, c0:c1] = dst.reshape(*shape, s, s, cout).transpose(
+                            0, 2, 1, 3, 4)
+                    else:
+                        full[r0:r1, phase[0], c0:c1, phase[1]] = dst.reshape(*shape, cout)
+
+            return run
+
+        _parallel(len(plan.blocks), worker)
 
     def _scatter(self, x: np.ndarray, full: np.ndarray) -> None:
         mh, s, mw, _, cout = full.shape
@@ -467,33 +635,43 @@ class ConvTranspose2d:
         group = s * s * cout  # one tap's columns: (py, px, co)
         dmin, dmax = self._dmin, self._dmax
         span = dmax - dmin
+        cols = matrix.shape[1]
         # blocks of nr phase rows need the products of nr + span input rows
-        nr = max(1, BLOCK_BYTES // max(1, w * matrix.shape[1] * x.itemsize) - span)
-        nr = min(nr, mh)
-        prod_buf = np.empty((nr + span) * w * matrix.shape[1], x.dtype)
-        acc_buf = np.empty(nr * mw * group, x.dtype)
+        nr = _block_rows(mh, BLOCK_BYTES // max(1, w * cols * x.itemsize) - span)
+        starts = range(0, mh, nr)
         row_bias = None if bias is None else np.tile(bias, mw)  # a row of phase pixels
-        for m0 in range(0, mh, nr):
-            m1 = min(m0 + nr, mh)
-            ya, yb = max(0, m0 + dmin), min(h, m1 + dmax)  # input rows involved
-            acc = acc_buf[: (m1 - m0) * mw * group].reshape(m1 - m0, mw, group)
-            if row_bias is None:
-                acc.fill(0)
-            else:
-                acc.reshape(m1 - m0, -1)[...] = row_bias
-            if ya < yb:
-                prod = prod_buf[: (yb - ya) * w * matrix.shape[1]].reshape(yb - ya, w, -1)
-                np.matmul(x[ya:yb].reshape(-1, cin), matrix,
-                          out=prod.reshape(-1, matrix.shape[1]))
-                for j, (dy, dx) in enumerate(self._taps):
-                    # phase pixel (m, q) takes input (m + dy, q + dx), where inside x
-                    a, b = max(m0, ya - dy), min(m1, yb - dy)
-                    l, r = max(0, -dx), min(mw, w - dx)
-                    if a < b and l < r:
-                        acc[a - m0 : b - m0, l:r] += prod[
-                            a + dy - ya : b + dy - ya, l + dx : r + dx,
-                            j * group : (j + 1) * group]
-            full[m0:m1] = acc.reshape(m1 - m0, mw, s, s, cout).transpose(0, 2, 1, 3, 4)
+        taps = list(enumerate(self._taps))
+        dtype = x.dtype
+
+        def worker() -> Callable[[int], None]:
+            prod_buf = np.empty((nr + span) * w * cols, dtype)
+            acc_buf = np.empty(nr * mw * group, dtype)
+
+            def run(i: int) -> None:
+                m0 = starts[i]
+                m1 = min(m0 + nr, mh)
+                ya, yb = max(0, m0 + dmin), min(h, m1 + dmax)  # input rows involved
+                acc = acc_buf[: (m1 - m0) * mw * group].reshape(m1 - m0, mw, group)
+                if row_bias is None:
+                    acc.fill(0)
+                else:
+                    acc.reshape(m1 - m0, -1)[...] = row_bias
+                if ya < yb:
+                    prod = prod_buf[: (yb - ya) * w * cols].reshape(yb - ya, w, cols)
+                    np.matmul(x[ya:yb].reshape(-1, cin), matrix, out=prod.reshape(-1, cols))
+                    for j, (dy, dx) in taps:
+                        # phase pixel (m, q) takes input (m + dy, q + dx), where inside x
+                        a, b = max(m0, ya - dy), min(m1, yb - dy)
+                        l, r = max(0, -dx), min(mw, w - dx)
+                        if a < b and l < r:
+                            acc[a - m0 : b - m0, l:r] += prod[
+                                a + dy - ya : b + dy - ya, l + dx : r + dx,
+                                j * group : (j + 1) * group]
+                full[m0:m1] = acc.reshape(m1 - m0, mw, s, s, cout).transpose(0, 2, 1, 3, 4)
+
+            return run
+
+        _parallel(len(starts), worker)
 
 
 class GDN:
@@ -529,17 +707,27 @@ class GDN:
         (matrix,) = self._weights.get(x.dtype)
         rows, dst = x.reshape(-1, c), out.reshape(-1, c)
         block = max(1, min(GDN_BLOCK, rows.shape[0]))
-        square = np.ones((block, c + 1), x.dtype)  # the last column multiplies beta
-        norm = np.empty((block, c), x.dtype)
-        for start in range(0, rows.shape[0], block):
-            part = rows[start : start + block]
-            k = part.shape[0]
-            sq, nm = square[:k], norm[:k]
-            np.multiply(part, part, out=sq[:, :c])
-            np.matmul(sq, matrix, out=nm)
-            np.sqrt(nm, out=nm)
-            if self.inverse:
-                np.multiply(part, nm, out=dst[start : start + k])
-            else:
-                np.divide(part, nm, out=dst[start : start + k])
+        starts = range(0, rows.shape[0], block)
+        inverse, dtype = self.inverse, x.dtype
+
+        def worker() -> Callable[[int], None]:
+            square = np.ones((block, c + 1), dtype)  # the last column multiplies beta
+            norm = np.empty((block, c), dtype)
+
+            def run(i: int) -> None:
+                start = starts[i]
+                part = rows[start : start + block]
+                k = part.shape[0]
+                sq, nm = square[:k], norm[:k]
+                np.multiply(part, part, out=sq[:, :c])
+                np.matmul(sq, matrix, out=nm)
+                np.sqrt(nm, out=nm)
+                if inverse:
+                    np.multiply(part, nm, out=dst[start : start + k])
+                else:
+                    np.divide(part, nm, out=dst[start : start + k])
+
+            return run
+
+        _parallel(len(starts), worker)
         return out
