@@ -49,10 +49,12 @@ Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 
 
 def cuda_available() -> bool:
-    """Whether torch sees a CUDA device. Where no NVIDIA driver is loaded (Linux) the
-    answer is no without importing torch, so that coding on a CPU never loads it."""
-    if ("torch" not in sys.modules and sys.platform.startswith("linux")
-            and not os.path.exists("/proc/driver/nvidia/version")):
+    """Whether torch sees a CUDA device. Where none can be (macOS; Linux without a loaded
+    NVIDIA driver) the answer is no without importing torch, so that coding on a CPU
+    never loads it."""
+    if "torch" not in sys.modules and (sys.platform == "darwin" or (
+            sys.platform.startswith("linux")
+            and not os.path.exists("/proc/driver/nvidia/version"))):
         return False
     import torch
 
