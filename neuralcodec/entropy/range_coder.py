@@ -22,8 +22,12 @@ from .tables import TableSet
 def _table_runs(table_idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """The coding order (a stable sort by table: each table's members in their order) and
     the runs ``(table, start, end)`` of it, tables ascending; one sort instead of a mask
-    per table."""
-    order = np.argsort(table_idx, kind="stable")
+    per table. Indices that fit 16 bits are sorted as such: NumPy then radix-sorts (the
+    same stable order, several times faster than its merge sort of int64)."""
+    if len(table_idx) and 0 <= table_idx.min() and table_idx.max() < 2**15:
+        order = np.argsort(table_idx.astype(np.int16), kind="stable")
+    else:
+        order = np.argsort(table_idx, kind="stable")
     ordered = table_idx[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]][:len(ordered)])
     ends = np.append(starts[1:], len(ordered))
