@@ -18,7 +18,6 @@ machine: say what else ran.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -26,20 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # allow running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._inputs import add_image_options  # noqa: E402
 from benchmarks._report import print_and_save  # noqa: E402
 from neuralcodec.bench.harness import BenchOptions, run_bench  # noqa: E402
 from neuralcodec.families.base import get_family  # noqa: E402
 from neuralcodec.families.zoo import DEFAULT_MODEL, find_model  # noqa: E402
 
-KODAK = ROOT.parent / "shared" / "datasets" / "kodak"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", default=os.path.relpath(KODAK))
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    add_image_options(parser, DEFAULT_MODEL)
     parser.add_argument("--efforts", default="1,2,3,4")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/effort-kodak",
                         help="harness folder (its cache makes reruns resume)")

@@ -30,16 +30,13 @@ if str(ROOT) not in sys.path:  # allow running from a checkout without installin
     sys.path.insert(0, str(ROOT))
 
 import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
+from benchmarks._inputs import add_image_options  # noqa: E402
 from benchmarks._report import print_and_save  # noqa: E402
-
-KODAK = ROOT.parent / "shared" / "datasets" / "kodak"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", default=os.path.relpath(KODAK))
-    parser.add_argument("--model", default="aec-hp-ckbd")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    add_image_options(parser, "aec-hp-ckbd")
     parser.add_argument("--qualities", default="0,10,20,30,40,50,60,70,80,90,100")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", default="benchmarks/results/numpy-coder-kodak.json")
