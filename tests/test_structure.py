@@ -59,6 +59,26 @@ def test_coding_on_the_cpu_loads_neither_torch_nor_compressai():
     assert not _heavy(loaded)
 
 
+def test_without_pytorch_the_cpu_codes_and_the_rest_says_what_to_install(tmp_path):
+    """PyTorch is an extra: with it absent, coding with the default model on a CPU works,
+    and what needs it fails with one line naming the extra (exit 1), not a traceback."""
+    src = Path(neuralcodec.__file__).parent / "samples" / "kodim23.png"
+    script = (
+        "import sys\nsys.modules['torch'] = sys.modules['compressai'] = None\n"
+        "from neuralcodec.cli import run\n"
+        f"src, out = {str(src)!r}, {str(tmp_path)!r}\n"
+        "codes = [run(['encode', src, out + '/a.aec', '--quiet']),\n"
+        "         run(['decode', out + '/a.aec', out + '/a.png', '--quiet']),\n"
+        "         run(['encode', src, out + '/b.aec', '--effort', '2', '--quiet']),\n"
+        "         run(['encode', src, out + '/c.aec', '--model', 'aec-vq', '--quiet'])]\n"
+        "print(codes)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["[0,", "0,", "1,", "1]"], done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2 and all("pip install 'aec[torch]'" in line for line in lines)
+    assert (tmp_path / "a.png").exists() and not (tmp_path / "b.aec").exists()
+
+
 def _imports(path: Path) -> list[tuple[str, bool]]:
     """(imported neuralcodec module, whether at module level) for each import in ``path``."""
     module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)

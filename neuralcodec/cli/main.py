@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from ..errors import AecError, AecWarning
+from ..errors import TORCH_INSTALL, AecError, AecWarning, torch_missing
 from . import bench, coding, train
 from .common import explain, fail
 
@@ -64,6 +64,9 @@ def _run(argv: list[str] | None) -> int:
         fail("interrupted")
         return 130
     except Exception as exc:  # a bug: one line for users, the traceback on request
+        if isinstance(exc, ModuleNotFoundError) and torch_missing(exc):  # training, bench
+            fail(f"this command needs PyTorch, which is not installed: {TORCH_INSTALL}")
+            return 1
         if os.environ.get("AEC_DEBUG"):
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (set AEC_DEBUG=1 for details)")

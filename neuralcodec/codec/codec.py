@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import AecError, CorruptFileError
+from ..errors import AecError, CorruptFileError, needs_torch, torch_missing
 from ..families.base import ModelCoder
 from ..families.zoo import DEFAULT_MODEL, load_coder
 from ..format import container
@@ -56,8 +56,12 @@ def cuda_available() -> bool:
             sys.platform.startswith("linux")
             and not os.path.exists("/proc/driver/nvidia/version"))):
         return False
-    import torch
-
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if torch_missing(exc):
+            return False
+        raise
     return torch.cuda.is_available()
 
 
@@ -71,8 +75,12 @@ def resolve_device(device: Any) -> str:
         raise AecError("device cuda was requested but no CUDA device is available",
                        field="device")
     if name != "cpu":
-        import torch
-
+        try:
+            import torch
+        except ModuleNotFoundError as exc:
+            if torch_missing(exc):
+                raise needs_torch(f"device '{name}'") from None
+            raise
         try:
             name = str(torch.device(name))
         except RuntimeError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AecError
+from ..errors import AecError, needs_torch, torch_missing
 from .base import get_family
 
 if TYPE_CHECKING:
@@ -95,4 +95,9 @@ def load_coder(name: str = DEFAULT_MODEL, device: Any = "cpu") -> ModelCoder:
         raise AecError(
             f"model '{info.name}' is of family '{info.family}', which this aec cannot run"
         )
-    return importlib.import_module(family.coder_module).load(info, device)
+    try:
+        return importlib.import_module(family.coder_module).load(info, device)
+    except ModuleNotFoundError as exc:
+        if not torch_missing(exc):
+            raise
+        raise needs_torch(f"model '{info.name}' (family {info.family}) on {device}") from None

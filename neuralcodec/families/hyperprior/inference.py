@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import AecError, needs_torch, torch_missing
 from ...format.quality import from_stored
 from ...stages import stage
 from ..base import Refinement
@@ -121,8 +122,12 @@ class NumpyCoder:
     def torch_coder(self) -> Any:
         """The same model in torch on the CPU (loaded on first use)."""
         if self._torch_coder is None:
-            from .coder import load
-
+            try:
+                from .coder import load
+            except ModuleNotFoundError as exc:
+                if not torch_missing(exc):
+                    raise
+                raise needs_torch("encoder effort above 1, or a version-1 file,") from None
             self._torch_coder = load(self.info, "cpu")
         return self._torch_coder
 
@@ -135,9 +140,9 @@ class NumpyCoder:
     def compress(self, features: np.ndarray, quality: int, version: int,
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
         if version == 1 or (refinement is not None and FAMILY.efforts[refinement.effort]):
+            coder = self.torch_coder()
             from ..torch_arrays import to_tensor
 
-            coder = self.torch_coder()
             return coder.compress(to_tensor(features, "cpu"), quality, version, refinement)
         level = self._level(quality)
         y = features * self.gain_y(level)
@@ -166,8 +171,6 @@ def load(info: ModelInfo, device: str = "cpu") -> Any:
         from .coder import load as load_torch
 
         return load_torch(info, device)
-    from ...errors import AecError
-
     state, shifts, gains = read_arrays(info)
     if gains is None:
         raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
