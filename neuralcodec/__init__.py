@@ -5,8 +5,9 @@
 >>> image = neuralcodec.decode(data)                # -> PIL.Image.Image
 
 Importing the package registers the ``.aec`` format with Pillow, so
-``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)`` work. It imports no torch:
-the codec loads on first use.
+``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)`` work. It imports no torch,
+and the codec, loaded on first use, codes on a CPU without it (PyTorch is the
+``aec[torch]`` extra: training, CUDA, encoder effort).
 
 The package follows the data path::
 

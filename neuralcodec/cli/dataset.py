@@ -23,7 +23,7 @@ _OPTIONS = (
                  show_default=True,
                  help="Code a data set in this process, or on a Ray cluster (needs "
                       "aec[ray]; --workers is then the number of actors, each loading the "
-                      "model once, and --threads each one's torch threads)."),
+                      "model once, and --threads each one's transform threads)."),
     click.option("--address", default=None,
                  help="Ray cluster to join ('auto': the running one) [default: start one "
                       "on this machine]."),

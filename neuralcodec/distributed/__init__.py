@@ -126,7 +126,7 @@ def encode_dataset(
     in :meth:`Codec.encode_to_target`). ``engine="ray"`` codes on a Ray cluster:
     ``address`` joins one (``"auto"``: the running one), else one is started on this
     machine; ``workers`` is then the number of actors (default: one per CPU, or per GPU
-    with ``device="cuda"``) and ``threads`` each one's torch threads (default: its share
+    with ``device="cuda"``) and ``threads`` each one's transform threads (default: its share
     of the CPUs). With ``engine="local"``, ``workers`` is the codec's tile processes.
     ``task_size`` files go to a worker at once. Outputs that exist and parse are
     skipped; ``force`` replaces existing outputs that do not parse or were made with

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import metrics
+from ..codec.codec import DEFAULT_MAX_PIXELS
 from ..errors import AecError, AecWarning, CorruptFileError
 from ..format import container
 from ..format.quality import DEFAULT_QUALITY, to_stored
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
     from ..codec import Codec
 
-# Codec's default limit (neuralcodec.codec.codec imports torch; opening an image does not).
-DEFAULT_MAX_PIXELS = 200_000_000
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ checkerboard context (He et al. 2021) and gain-vector rate control (Cui et al. 2
                   ŷ ── range coder (Gaussian tables by scale index) ──► LATN (+ ESCP)
                   ŷ ──g_s──► x̂
 
-Modules: ``model`` (the networks), ``integer_net`` (the exact parameter path),
+Modules: ``architecture`` (the networks as data, the config), ``model`` (them in torch),
+``tables`` (the coding tables), ``integer_net`` (the exact parameter path),
 ``latent_codec`` (y, z ↔ streams), ``refine`` (encoder effort: latents refined per image),
-``weights`` (file layout), ``coder`` (the family's
-:class:`~neuralcodec.families.base.ModelCoder`).
+``weights_file``/``weights`` (file layout), and the family's two
+:class:`~neuralcodec.families.base.ModelCoder`: ``inference`` (NumPy, the CPU's; also the
+family's loader) and ``coder`` (torch: CUDA, effort, version 1).
 """
 
 from ..base import Family, register_family
