@@ -114,7 +114,10 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, effort, model, 
             line += f", PSNR {score:.2f} dB"
         return line
 
-    run_batch(pairs, "encoding", job, quiet)
+    try:
+        run_batch(pairs, "encoding", job, quiet)
+    finally:  # stop tile workers now: Python 3.11 can fail stopping them at exit
+        codec.close()
 
 
 @click.command()
@@ -175,7 +178,10 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
         save_image(image, dst, force, fmt_out)
         return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
 
-    run_batch(pairs, "decoding", job, quiet)
+    try:
+        run_batch(pairs, "decoding", job, quiet)
+    finally:  # stop tile workers now: Python 3.11 can fail stopping them at exit
+        codec.close()
 
 
 @click.command()
