@@ -68,7 +68,7 @@ class ChannelLatentCodec(LatentCodec):
         def encode(k: int, part: np.ndarray, idx: np.ndarray, means: np.ndarray
                    ) -> np.ndarray:
             sym = np.round(y[:, :, offsets[k]:offsets[k + 1]][part] - means)
-            enc_y.encode(sym.T.astype(np.int64).ravel(), idx.T.ravel(), self.y_tables)
+            self._encode_part(enc_y, sym, idx)
             return sym
 
         y_hat, y_sym = self._groups(hyper, y.shape, encode)
@@ -83,7 +83,7 @@ class ChannelLatentCodec(LatentCodec):
 
         def decode(k: int, part: np.ndarray, idx: np.ndarray, means: np.ndarray
                    ) -> np.ndarray:
-            return dec_y.decode(idx.T.ravel(), self.y_tables).reshape(idx.shape[::-1]).T
+            return self._decode_part(dec_y, idx)
 
         y_hat, y_sym = self._groups(hyper, (h, w, m), decode)
         return decoded_latents(z_sym, y_hat, y_sym)

@@ -11,11 +11,12 @@ import torch
 
 from ...format.quality import from_stored
 from .architecture import rate_level
+from .latent_codec import channels_first
 from .model import HyperpriorCheckerboard
 
 
 def _nchw(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)[None]))
+    return torch.from_numpy(channels_first(a))
 
 
 class FloatParamPath:

@@ -136,10 +136,12 @@ def integer_network(network: Iterable[Layer], weights: Mapping[str, np.ndarray],
     return out
 
 
-def module_network(seq: Any) -> tuple[list[Layer], dict[str, np.ndarray]]:
-    """A torch convolution or Sequential of convolutions and LeakyReLUs as a network
-    description and its float64 weights (duck-typed: this module imports no torch)."""
-    modules = list(seq) if type(seq).__name__ == "Sequential" else [seq]
+def module_network(seq: Any, prefix: str) -> tuple[list[Layer], dict[str, np.ndarray]]:
+    """A torch convolution or Sequential of convolutions and LeakyReLUs, stored under
+    ``prefix``, as a network description and its float64 weights by state-dict name
+    (duck-typed: this module imports no torch)."""
+    single = type(seq).__name__ != "Sequential"
+    modules = [seq] if single else list(seq)
     network: list[Layer] = []
     weights = {}
     for i, m in enumerate(modules):
@@ -150,8 +152,10 @@ def module_network(seq: Any) -> tuple[list[Layer], dict[str, np.ndarray]]:
                 cin, cout = cout, cin
             network.append(Conv(cin, cout, m.weight.shape[-1], m.stride[0],
                                 kind == "ConvTranspose2d"))
-            for name in ("weight", "bias"):
-                weights[f"{i}.{name}"] = getattr(m, name).detach().cpu().double().numpy()
+            name = prefix if single else f"{prefix}.{i}"
+            for param in ("weight", "bias"):
+                weights[f"{name}.{param}"] = (
+                    getattr(m, param).detach().cpu().double().numpy())
         elif kind == "LeakyReLU":
             network.append(LeakyReLU())
         else:
@@ -163,12 +167,9 @@ def quantize_sequential(seq: Any, prefix: str, shifts: Mapping[str, int] | None 
                         ) -> list[IntegerLayer]:
     """The integer layers of a torch convolution or Sequential (see
     :func:`module_network`), stored under ``prefix``."""
-    network, weights = module_network(seq)
+    network, weights = module_network(seq, prefix)
     single = type(seq).__name__ != "Sequential"
-    names = {f"{i}.{k}": (prefix if single else f"{prefix}.{i}") + f".{k}"
-             for i in range(len(network)) for k in ("weight", "bias")}
-    named = {names[k]: v for k, v in weights.items()}
-    return integer_network(network, named, prefix, shifts, single)
+    return integer_network(network, weights, prefix, shifts, single)
 
 
 # The sub-networks that decide the coding tables, by their names in the model.

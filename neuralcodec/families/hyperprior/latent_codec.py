@@ -101,6 +101,15 @@ class LatentCodec:
             hyper = self.path.hyper(z_sym, quality)
         return enc_z, hyper
 
+    def _encode_part(self, enc_y: SymbolEncoder, sym: np.ndarray, idx: np.ndarray) -> None:
+        """Code a pass's symbols (P, C) with their table indices: channel by channel,
+        positions in raster order."""
+        enc_y.encode(sym.T.astype(np.int64).ravel(), idx.T.ravel(), self.y_tables)
+
+    def _decode_part(self, dec_y: SymbolDecoder, idx: np.ndarray) -> np.ndarray:
+        """A pass's symbols (P, C), read in :meth:`_encode_part`'s order."""
+        return dec_y.decode(idx.T.ravel(), self.y_tables).reshape(idx.shape[::-1]).T
+
     @staticmethod
     def _finish(enc_z: SymbolEncoder, enc_y: SymbolEncoder, z_sym: np.ndarray,
                 y_hat: np.ndarray, y_sym: np.ndarray) -> tuple[LatentStreams, DecodedLatents]:
@@ -138,7 +147,7 @@ class LatentCodec:
             with stage("entropy parameters"):
                 idx, means = self.path.params(hyper, None if part is anchor else y_hat, part)
             sym = np.round(y[part] - means)
-            enc_y.encode(sym.T.astype(np.int64).ravel(), idx.T.ravel(), self.y_tables)
+            self._encode_part(enc_y, sym, idx)
             y_sym[part] = sym
             y_hat[part] = sym + means
         return self._finish(enc_z, enc_y, z_sym, y_hat, y_sym)
@@ -157,7 +166,7 @@ class LatentCodec:
         for part in (anchor, ~anchor):
             with stage("entropy parameters"):
                 idx, means = self.path.params(hyper, None if part is anchor else y_hat, part)
-            sym = dec_y.decode(idx.T.ravel(), self.y_tables).reshape(idx.shape[::-1]).T
+            sym = self._decode_part(dec_y, idx)
             y_sym[part] = sym
             y_hat[part] = sym + means
         return decoded_latents(z_sym, y_hat, y_sym)
