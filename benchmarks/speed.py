@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
 from benchmarks._report import save_json  # noqa: E402
-from neuralcodec.bench.speed import blas_description  # noqa: E402
+from neuralcodec.cpu import blas_description  # noqa: E402
 
 
 def _timed(command: list[str], env: dict[str, str]) -> float:

@@ -1,4 +1,5 @@
-"""What the CPU offers (its feature flags), and naming OpenBLAS's kernels by them.
+"""What the CPU is and offers (its name, its feature flags), naming OpenBLAS's kernels by
+them, and what NumPy's BLAS runs as (for benchmark reports).
 
 NumPy below 2.0 (which compressai pins) bundles OpenBLAS 0.3.23. It does not recognise
 CPUs released after it (Intel's Emerald Rapids, for one) and then falls back to its
@@ -11,6 +12,7 @@ is imported.
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from functools import cache
 from pathlib import Path
@@ -20,12 +22,25 @@ _AVX2 = frozenset({"avx2", "fma"})
 
 
 @cache
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        return ""
+
+
+@cache
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags (Linux); elsewhere none are known."""
-    try:
-        return frozenset(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return frozenset()
+    return frozenset(_cpuinfo().split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name where the OS tells it (Linux), else the architecture."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def name_blas_kernels() -> None:
@@ -38,3 +53,16 @@ def name_blas_kernels() -> None:
         os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
     elif _AVX2 <= flags:
         os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+def blas_description() -> str:
+    """NumPy's BLAS as it runs here: library, kernels and threads (loads NumPy's BLAS)."""
+    import numpy  # noqa: F401  (so that its BLAS is loaded and seen)
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            kernels = pool.get("architecture") or "?"
+            return (f"{pool.get('internal_api')} {pool.get('version')} ({kernels} kernels), "
+                    f"{pool.get('num_threads')} threads")
+    return "no BLAS found"

@@ -500,7 +500,8 @@ def source_revision(root: Path | None = None) -> str | None:
 
 
 def environment(device: torch.device, workers: int, note: str) -> dict[str, Any]:
-    from .speed import cpu_model, device_name
+    from ..cpu import cpu_model
+    from .speed import device_name
 
     packages = ("aec", "torch", "compressai", "constriction", "pillow", "pillow-jxl-plugin",
                 "pytorch-msssim", "numpy", "scipy")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
 from ..codec import Codec
+from ..cpu import blas_description, cpu_model
 from ..stages import StageTimer
 
 HD_SIZE = (1920, 1080)
@@ -124,31 +124,6 @@ def device_name(device: str | torch.device) -> str:
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(device)
     return f"CPU {cpu_model()}, {blas_description()}"
-
-
-def blas_description() -> str:
-    """NumPy's BLAS as it runs here: library, kernels and threads."""
-    from threadpoolctl import threadpool_info
-
-    for pool in threadpool_info():
-        if pool.get("user_api") == "blas":
-            kernels = pool.get("architecture") or "?"
-            return (f"{pool.get('internal_api')} {pool.get('version')} ({kernels} kernels), "
-                    f"{pool.get('num_threads')} threads")
-    return "no BLAS found"
-
-
-def cpu_model() -> str:
-    """The CPU's model name where the OS tells it (Linux), else the architecture."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def speed_markdown(report: dict[str, Any]) -> list[str]:

@@ -1,0 +1,117 @@
+"""Digests of what the codec writes and decodes here, to compare with another install.
+
+Encodes the first ``--limit`` images of ``--folder`` at each of ``--qualities`` (default
+model, CPU) and records, per file: the SHA-256 of the ``.aec`` bytes, of its decoded
+integer latents (as the golden-file test computes them) and of the decoded pixels; and
+also decodes every committed golden file of the model. Run it in two installs (another
+NumPy or BLAS, another CPU, another thread count) and compare:
+
+    python benchmarks/file_digests.py --save /tmp/a.json            # install A
+    python benchmarks/file_digests.py --compare /tmp/a.json         # install B
+
+What the codec promises (README, "Files decode the same everywhere"): a file decodes to
+the same latents everywhere, so the golden files' and every file's latent digests must
+match. The file bytes may differ where the float analysis transform rounds differently,
+and the pixels where the float synthesis does (by at most a level or so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
+from benchmarks._inputs import add_image_options  # noqa: E402
+from benchmarks._report import save_json  # noqa: E402
+from neuralcodec.cpu import blas_description  # noqa: E402
+from tests.golden.make_golden import RECORD, UNPREFIXED, latent_checksum  # noqa: E402
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def digests(codec, data: bytes) -> dict[str, str]:
+    import numpy as np
+
+    _, latents = codec.decode_latents(data)
+    pixels = np.asarray(codec.decode(data))
+    return {"file": sha256(data), "latents": latent_checksum(latents),
+            "pixels": sha256(pixels.tobytes())}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from neuralcodec import Codec
+
+    codec = Codec(model=args.model, device="cpu").load()
+    files = {}
+    for path in sorted(Path(args.folder).glob("*.png"))[: args.limit]:
+        image = Image.open(path).convert("RGB")
+        for quality in args.qualities:
+            files[f"{path.name}@q{quality:g}"] = digests(codec, codec.encode(image, quality))
+    golden = {}
+    for name, entry in json.loads(RECORD.read_text()).items():
+        if entry.get("model", UNPREFIXED) == args.model:
+            data = (RECORD.parent / name).read_bytes()
+            golden[name] = {**digests(codec, data),
+                            "recorded_latents": entry["latent_sha256"]}
+    return {"environment": {"python": platform.python_version(), "numpy": np.__version__,
+                            "blas": blas_description(), "cpu_count": os.cpu_count(),
+                            "model": args.model},
+            "files": files, "golden": golden}
+
+
+def compare(mine: dict, theirs: dict) -> bool:
+    """Print how two runs differ; True when every latent digest agrees."""
+    agree = True
+    for group in ("files", "golden"):
+        names = sorted(set(mine[group]) & set(theirs[group]))
+        same = {key: sum(mine[group][n][key] == theirs[group][n][key] for n in names)
+                for key in ("file", "latents", "pixels")}
+        print(f"{group}: {len(names)} in both; identical: "
+              + ", ".join(f"{key} {count}/{len(names)}" for key, count in same.items()))
+        for n in names:
+            if mine[group][n]["latents"] != theirs[group][n]["latents"]:
+                agree = False
+                print(f"  latents differ: {n}")
+    for name, entry in mine["golden"].items():
+        if entry["latents"] != entry["recorded_latents"]:
+            agree = False
+            print(f"  golden file {name}: latents differ from the recorded ones")
+    print("here:  " + json.dumps(mine["environment"]))
+    print("other: " + json.dumps(theirs["environment"]))
+    return agree
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_image_options(parser, "aec-hp-ckbd")
+    parser.set_defaults(limit=6)
+    parser.add_argument("--qualities", type=lambda s: [float(q) for q in s.split(",")],
+                        default=[0.0, 25.0, 50.0, 75.0, 100.0])
+    parser.add_argument("--save", type=Path, help="write this run's digests here (JSON)")
+    parser.add_argument("--compare", type=Path, help="a run's JSON to compare with")
+    args = parser.parse_args()
+    mine = measure(args)
+    if args.save:
+        save_json(mine, args.save)
+        print(f"saved {args.save} ({len(mine['files'])} files, {len(mine['golden'])} golden)")
+    if args.compare:
+        same = compare(mine, json.loads(args.compare.read_text()))
+        print("every latent digest agrees" if same else "LATENTS DIFFER")
+        sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()
