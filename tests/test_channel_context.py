@@ -340,6 +340,73 @@ def test_warm_start_gives_each_group_the_hyperpriors_parameters():
                     torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
 
 
+def _ckbd_model(weights):
+    from neuralcodec.families.hyperprior.model import ModelConfig
+    from neuralcodec.families.zoo import find_model
+    from neuralcodec.training import hyperprior
+
+    model = hyperprior.new_model(ModelConfig.from_dict(find_model("aec-hp-ckbd").card["config"]))
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    model.transform_autocast = None
+    return model.eval()
+
+
+def test_permuting_the_latent_channels_keeps_the_model():
+    """aec-hp-ckbd with its channels reordered computes the same image and the same
+    likelihoods, channel order[i] of the original now channel i."""
+    from neuralcodec.families.hyperprior.weights import read_state
+    from neuralcodec.families.zoo import find_model
+    from neuralcodec.training.channel_context import permute_latent_channels
+
+    weights, _, _ = read_state(find_model("aec-hp-ckbd"))
+    order = torch.randperm(192, generator=torch.Generator().manual_seed(1))
+    x = torch.from_numpy(photo_like(64, 64, seed=2)).permute(2, 0, 1)[None].float() / 255
+    level = torch.tensor([4.0])
+    with torch.no_grad():
+        before = _ckbd_model(weights)(x, level)
+        after = _ckbd_model(permute_latent_channels(weights, order))(x, level)
+    torch.testing.assert_close(after["x_hat"], before["x_hat"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(after["likelihoods"]["y"], before["likelihoods"]["y"][:, order],
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(after["likelihoods"]["z"], before["likelihoods"]["z"])
+
+
+def test_a_rate_ordered_warm_start_puts_the_costliest_channels_first(tmp_path):
+    """``--channel-order rate``: the warm start's channel 0 is the one aec-hp-ckbd spends
+    most bits on, and so on down."""
+    from neuralcodec.families.hyperprior.weights import read_state
+    from neuralcodec.families.zoo import find_model
+    from neuralcodec.training.channel_context import (
+        channel_order_by_rate,
+        permute_latent_channels,
+        warm_state,
+    )
+    from neuralcodec.training.data import pad
+
+    for i in range(2):
+        Image.fromarray(photo_like(96, 64, seed=10 + i), "RGB").save(tmp_path / f"{i}.png")
+    info = find_model("aec-hp-ckbd")
+    ckbd, _, _ = read_state(info)
+    order = channel_order_by_rate(ckbd, info.card["config"], [str(tmp_path)])
+    assert sorted(order.tolist()) == list(range(192))
+    model = _ckbd_model(permute_latent_channels(ckbd, order))
+    shares = torch.zeros(192, dtype=torch.float64)
+    with torch.no_grad():
+        for level in (1.0, 4.0, 7.0):
+            bits = torch.zeros_like(shares)
+            for i in range(2):
+                x = torch.from_numpy(photo_like(96, 64, seed=10 + i)).permute(2, 0, 1)[None]
+                y_lik = model(pad(x.float() / 255, 64), torch.tensor([level]))["likelihoods"]["y"]
+                bits += (-torch.log2(y_lik)).sum((0, 2, 3)).double()
+            shares += bits / bits.sum()
+    assert torch.all(shares[:-1] >= shares[1:] - 1e-6)
+
+    state = warm_state("aec-hp-ckbd", channel_order="rate", data=[str(tmp_path)])
+    for name in ("g_a.6.weight", "g_s.0.weight", "h_a.0.weight", "gain_y.log_gain"):
+        torch.testing.assert_close(state["model"][name].float(),
+                                   permute_latent_channels(ckbd, order)[name].float())
+
+
 def test_effort_refines_with_this_familys_rate_and_files_decode_plainly(codec, model_name):
     from .test_effort import rd_cost
 

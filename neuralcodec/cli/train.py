@@ -53,6 +53,11 @@ from .common import device_option_with
               show_default=True,
               help="channel-context: steps at the start of the run during which the "
                    "copied transforms and gains stay frozen (only the new networks train).")
+@click.option("--channel-order", type=click.Choice(["stored", "rate"]), default="stored",
+              show_default=True,
+              help="channel-context, warm start from a hyperprior: keep its latent channel "
+                   "order, or put the channels it spends most bits on first (in the first "
+                   "groups, which the others are conditioned on).")
 @click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
               help="Steps of linear learning-rate warm-up from the run's first step.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -71,8 +76,8 @@ from .common import device_option_with
 @click.pass_context
 def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
           eval_images, checkpoint_every, n, m, lambdas, device, seed, export_name,
-          export_dir, family, init, freeze_transforms, warmup, seconds, precision, compile_,
-          channels_last, crops_on_device, nproc) -> None:
+          export_dir, family, init, freeze_transforms, channel_order, warmup, seconds,
+          precision, compile_, channels_last, crops_on_device, nproc) -> None:
     """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     if family == "vq":
@@ -97,12 +102,14 @@ def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, ev
         from ..training.channel_context import export
         from ..training.channel_context import train as run_training
 
-        extra = {"freeze_transforms": freeze_transforms, "init": init or "aec-hp-ckbd"}
+        extra = {"freeze_transforms": freeze_transforms, "init": init or "aec-hp-ckbd",
+                 "channel_order": channel_order}
         config = {k: v for k, v in ModelConfig().to_dict().items() if k != "groups"}
         config.update(N=n, M=m)
     else:
-        if freeze_transforms:
-            raise click.UsageError("--freeze-transforms is for the channel-context family")
+        if freeze_transforms or channel_order != "stored":
+            raise click.UsageError("--freeze-transforms and --channel-order are for the "
+                                   "channel-context family")
         from ..families.hyperprior.architecture import ModelConfig
         from ..training.hyperprior import TrainOptions, export
         from ..training.hyperprior import train as run_training

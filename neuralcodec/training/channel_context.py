@@ -47,6 +47,9 @@ class ChannelTrainOptions(TrainOptions):
     config: dict = field(default_factory=lambda: ChannelConfig().to_dict())
     init: str | None = "aec-hp-ckbd"
     freeze_transforms: int = 0  # steps (of the run) with the copied networks frozen
+    # Latent channel order of a warm start from a hyperprior: "stored" (the init's own) or
+    # "rate" (most bits first, see channel_order_by_rate).
+    channel_order: str = "stored"
     rate_only_while_frozen: bool = True  # False: frozen steps still run g_s (the A/B)
 
 
@@ -61,13 +64,16 @@ def new_model(config: ChannelConfig | None = None) -> ChannelCheckerboard:
                                (EntropyBottleneck(config.N), GaussianConditional(None)))
 
 
-def warm_state(init: str, config: dict | None = None) -> dict:
+def warm_state(init: str, config: dict | None = None, channel_order: str = "stored",
+               data: list[str] | None = None) -> dict:
     """A new run's starting point from the weights ``init`` (model name or file), as a
     checkpoint-like state without optimizer moments.
 
     From a hyperprior model: its transforms, gains and entropy models, fresh context
     networks (shaped by ``config``'s groups and widths; N, M and the lambdas are the
-    init's). From a model of this family: all of it, its step count going on."""
+    init's), its latent channels first reordered by ``channel_order`` ("rate": by their
+    bits on images of ``data``, see :func:`channel_order_by_rate`). From a model of this
+    family: all of it, its step count going on."""
     from ..families.hyperprior.weights import read_state
     from ..families.zoo import find_model
 
@@ -80,6 +86,11 @@ def warm_state(init: str, config: dict | None = None) -> dict:
                 "relevels": training.get("relevels", [])}
     if info.family != "hyperprior-checkerboard":
         raise ValueError(f"cannot warm-start from '{info.name}' of family {info.family}")
+    if channel_order == "rate":
+        weights = permute_latent_channels(
+            weights, channel_order_by_rate(weights, info.card["config"], data or []))
+    elif channel_order != "stored":
+        raise ValueError(f"unknown channel order '{channel_order}' (stored or rate)")
     arch = {k: v for k, v in (config or {}).items() if k not in ("N", "M", "lambdas")}
     cfg = ChannelConfig.from_dict({**info.card["config"], **arch})
     state = new_model(cfg).state_dict()
@@ -91,6 +102,63 @@ def warm_state(init: str, config: dict | None = None) -> dict:
     inherit_hyperprior_context(state, weights, cfg)
     return {"model": state, "optimizer": {"state": {}}, "step": 0,
             "options": {"config": cfg.to_dict()}, "relevels": []}
+
+
+# A hyperprior's tensors indexed by y's channels: (name, axis), and the parameter
+# network's last layer, whose rows are (scales, means) of each channel.
+_LATENT_AXES = (("g_a.6.weight", 0), ("g_a.6.bias", 0), ("g_s.0.weight", 0),
+                ("h_a.0.weight", 1), ("gain_y.log_gain", 1), ("gain_y_inv.log_gain", 1),
+                ("context.weight", 1))
+_PARAMETER_ROWS = ("entropy_parameters.4.weight", "entropy_parameters.4.bias")
+
+
+def permute_latent_channels(weights: dict[str, Tensor], order: Tensor) -> dict[str, Tensor]:
+    """The same hyperprior model with its latent channels reordered: channel ``i`` of the
+    result is channel ``order[i]`` of ``weights``. Each network that makes or reads
+    ``y`` is permuted along that axis, so the model computes the same (up to summation
+    order): only which channels the channel-context groups hold changes."""
+    M = len(order)
+    out = dict(weights)
+    for name, axis in _LATENT_AXES:
+        out[name] = weights[name].index_select(axis, order)
+    rows = torch.cat([order, order + M])  # scales, then means
+    for name in _PARAMETER_ROWS:
+        out[name] = weights[name].index_select(0, rows)
+    return out
+
+
+def channel_order_by_rate(weights: dict[str, Tensor], config: dict, data: list[str],
+                          images: int = 16, side: int = 512,
+                          levels: tuple[float, ...] = (1.0, 4.0, 7.0)) -> Tensor:
+    """y's channels by how many bits the hyperprior ``weights`` spend on them, most first:
+    the likelihood bits of each channel on ``images`` training images (spread over
+    ``data``, long side ``side``), as a share of each level's total, summed over
+    ``levels``. Channel-context groups decoded first then hold the channels that say
+    most about the others (He et al. 2022, ELIC, order theirs by energy the same way)."""
+    from ..families.hyperprior import PAD_MULTIPLE
+    from ..families.hyperprior.architecture import ModelConfig
+    from .data import list_images, load_rgb, pad
+    from .hyperprior import new_model
+
+    paths = list_images(data)
+    if not paths:
+        raise ValueError("ordering channels by rate needs training images")
+    picked = paths[:: max(1, len(paths) // images)][:images]
+    model = new_model(ModelConfig.from_dict(config))
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    model.eval()
+    model.transform_autocast = None
+    share = torch.zeros(model.config.M, dtype=torch.float64)
+    with torch.no_grad():
+        inputs = [pad(load_rgb(p, side).float().unsqueeze(0) / 255.0, PAD_MULTIPLE)
+                  for p in picked]
+        for level in levels:
+            bits = torch.zeros_like(share)
+            for x in inputs:
+                likelihoods = model(x, torch.tensor([level]))["likelihoods"]["y"]
+                bits += (-torch.log2(likelihoods)).sum((0, 2, 3)).double()
+            share += bits / bits.sum()
+    return torch.argsort(share, descending=True, stable=True)
 
 
 def inherit_hyperprior_context(state: dict[str, Tensor], hyperprior: dict[str, Tensor],
@@ -148,7 +216,8 @@ class ChannelTrainer(HyperpriorTrainer):
         return new_model(config)
 
     def initial_state(self, opts: TrainOptions) -> dict:
-        return warm_state(opts.init, opts.config)
+        return warm_state(opts.init, opts.config, getattr(opts, "channel_order", "stored"),
+                          opts.data)
 
     def start(self, state: dict | None, resumed: bool, setup: RunSetup, world: World,
               log: Callable[[str], None]) -> int:
