@@ -125,13 +125,15 @@ def _lr_at(step: int, opts: TrainOptions, elapsed: float = 0.0, steps_here: int 
 
 
 @torch.no_grad()
-def evaluate(model: HyperpriorCheckerboard, images: list[torch.Tensor], device) -> list[dict]:
-    """Likelihood-based RD (rounding, no entropy coder) at the lowest, middle and top level."""
+def evaluate(model: HyperpriorCheckerboard, images: list[torch.Tensor], device,
+             levels: tuple[float, ...] | None = None) -> list[dict]:
+    """Likelihood-based RD (rounding, no entropy coder) at ``levels`` (default: the
+    lowest, middle and top level)."""
     model.eval()
     autocast, model.transform_autocast = model.transform_autocast, None  # as coding runs
     rows = []
     top = model.config.levels - 1
-    for level in (0.0, top / 2, float(top)):
+    for level in levels or (0.0, top / 2, float(top)):
         bpps, psnrs = [], []
         for img in images:
             x = img.float().unsqueeze(0).to(device) / 255.0
