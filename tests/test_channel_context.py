@@ -461,7 +461,7 @@ def test_warm_start_copies_the_transforms_and_freezing_holds_them(tmp_path):
     for steps in (1, 2, 3):
         opts = ChannelTrainOptions(data=[str(data)], out=str(tmp_path / "run"), steps=steps,
                                    batch_size=1, patch=64, checkpoint_every=1, log_every=1,
-                                   freeze_transforms=2)
+                                   freeze_transforms=2, channel_order="stored")
         train(opts, log=lambda m: None)
         state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
         states.append(state["model"])

@@ -53,11 +53,11 @@ from .common import device_option_with
               show_default=True,
               help="channel-context: steps at the start of the run during which the "
                    "copied transforms and gains stay frozen (only the new networks train).")
-@click.option("--channel-order", type=click.Choice(["stored", "rate"]), default="stored",
+@click.option("--channel-order", type=click.Choice(["rate", "stored"]), default="rate",
               show_default=True,
-              help="channel-context, warm start from a hyperprior: keep its latent channel "
-                   "order, or put the channels it spends most bits on first (in the first "
-                   "groups, which the others are conditioned on).")
+              help="channel-context, warm start from a hyperprior: put the latent channels "
+                   "it spends most bits on first (in the first groups, which the others are "
+                   "conditioned on), or keep its stored order.")
 @click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
               help="Steps of linear learning-rate warm-up from the run's first step.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -107,7 +107,7 @@ def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, ev
         config = {k: v for k, v in ModelConfig().to_dict().items() if k != "groups"}
         config.update(N=n, M=m)
     else:
-        if freeze_transforms or channel_order != "stored":
+        if freeze_transforms or ctx.get_parameter_source("channel_order").name != "DEFAULT":
             raise click.UsageError("--freeze-transforms and --channel-order are for the "
                                    "channel-context family")
         from ..families.hyperprior.architecture import ModelConfig
