@@ -31,7 +31,8 @@ class ChannelCoder(HyperpriorCoder):
         """The latent codec (the same for every format version it writes; built once)."""
         codec = self._latent_codecs.get(0)
         if codec is None:
-            path = IntegerChannelPath(self.model, self.int_gain_z_inv, self.weight_shifts)
+            path = IntegerChannelPath.from_model(self.model, self.int_gain_z_inv,
+                                                  self.weight_shifts)
             codec = self._latent_codecs[0] = ChannelLatentCodec(
                 path, self.model.coding_tables(), self.model.config.offsets)
         return codec

@@ -16,19 +16,24 @@ Worst-case accumulator: the widest layers are the hyperprior's ``h_s`` deconvolu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from ..hyperprior.architecture import hyper_synthesis
 from ..hyperprior.integer_net import (
     ACT_LIMIT,
     FRAC_BITS,
     IntegerHyperPath,
     IntegerLayer,
     anchor_context,
-    quantize_sequential,
+    integer_network,
 )
-from .model import LRP_BOUND
+from ..hyperprior.tables import CodingTables
+from ..specs import Conv
+from . import architecture
+from .architecture import LRP_BOUND, ChannelConfig
 
 _LRP_LIMIT = LRP_BOUND * 2**FRAC_BITS
 
@@ -43,23 +48,51 @@ class IntegerChannelPath(IntegerHyperPath):
 
     Arrays crossing the interface are channels-last float64 holding real values on the grid
     (means, decoded latents) or, for context features, the integers themselves (``cc``).
-    ``model`` is the torch model (a ChannelCheckerboard) whose networks it quantizes.
+    Built from a weights file's arrays (:meth:`from_weights`, no torch) or from a torch
+    model (:meth:`from_model`): the same integer layers either way.
     """
 
-    def __init__(self, model: Any, int_gain_z_inv: np.ndarray,
-                 shifts: dict[str, int] | None = None):
-        super().__init__(quantize_sequential(model.h_s, "h_s", shifts), int_gain_z_inv,
-                         model.coding_tables())
-        self.groups = model.config.groups
-        self.channel_context = {
-            int(k): quantize_sequential(seq, f"channel_context.{k}", shifts)
-            for k, seq in model.channel_context.items()}
-        self.spatial_context = [quantize_sequential(m, f"spatial_context.{k}", shifts)[0]
-                                for k, m in enumerate(model.spatial_context)]
-        self.group_parameters = [quantize_sequential(m, f"group_parameters.{k}", shifts)
-                                 for k, m in enumerate(model.group_parameters)]
-        self.lrp = [quantize_sequential(m, f"lrp.{k}", shifts) for k, m in enumerate(model.lrp)]
+    def __init__(self, h_s: list[IntegerLayer], channel_context: dict[int, list[IntegerLayer]],
+                 spatial_context: list[IntegerLayer],
+                 group_parameters: list[list[IntegerLayer]], lrp: list[list[IntegerLayer]],
+                 groups: tuple[int, ...], int_gain_z_inv: np.ndarray, tables: CodingTables):
+        super().__init__(h_s, int_gain_z_inv, tables)
+        self.groups = groups
+        self.channel_context = channel_context
+        self.spatial_context = spatial_context
+        self.group_parameters = group_parameters
+        self.lrp = lrp
         self._tap_weights: list[dict[int, np.ndarray]] = [{} for _ in self.groups]
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, np.ndarray], shifts: Mapping[str, int] | None,
+                     int_gain_z_inv: np.ndarray, tables: CodingTables, config: ChannelConfig
+                     ) -> IntegerChannelPath:
+        """The path of a model's float weights (arrays by state-dict name)."""
+        def net(network: tuple, prefix: str) -> list[IntegerLayer]:
+            return integer_network(network, weights, prefix, shifts)
+
+        def single(layer: Conv, prefix: str) -> IntegerLayer:
+            return integer_network((layer,), weights, prefix, shifts, single=True)[0]
+
+        ks = range(len(config.groups))
+        return cls(
+            net(hyper_synthesis(config.N, config.M), "h_s"),
+            {k: net(architecture.channel_context(config, k), f"channel_context.{k}")
+             for k in ks if k},
+            [single(architecture.spatial_context(config, k), f"spatial_context.{k}") for k in ks],
+            [net(architecture.group_parameters(config, k), f"group_parameters.{k}") for k in ks],
+            [net(architecture.lrp(config, k), f"lrp.{k}") for k in ks],
+            config.groups, int_gain_z_inv, tables)
+
+    @classmethod
+    def from_model(cls, model: Any, int_gain_z_inv: np.ndarray,
+                   shifts: Mapping[str, int] | None = None) -> IntegerChannelPath:
+        """The path of a torch model (a ChannelCheckerboard); ``shifts`` the stored ones."""
+        weights = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()
+                   if k.split(".")[0] in model.PARAM_PATH}
+        return cls.from_weights(weights, shifts, int_gain_z_inv, model.coding_tables(),
+                                model.config)
 
     def channel(self, k: int, y_hat_before: np.ndarray | None) -> np.ndarray | None:
         """Group k's channel context (integers, (h, w, 2g)) from the decoded groups

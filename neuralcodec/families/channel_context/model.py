@@ -26,79 +26,16 @@ the group's own anchors.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ..hyperprior.model import HyperpriorCheckerboard, ModelConfig, checkerboard_anchor_mask
-from ..layers import conv, ste_round
+from ..hyperprior.model import HyperpriorCheckerboard, checkerboard_anchor_mask
+from ..layers import build, ste_round, torch_layer
+from . import architecture
+from .architecture import LRP_BOUND, ChannelConfig
 
-LRP_BOUND = 0.5  # |correction| <= 1/2 quantization step
-
-
-@dataclass(frozen=True)
-class ChannelConfig(ModelConfig):
-    """The hyperprior's config plus the channel groups and the context networks' widths."""
-
-    groups: tuple[int, ...] = (16, 16, 32, 64, 64)
-    # Hidden width of group k's channel context (k >= 1), one per group after the first.
-    channel_hidden: tuple[int, ...] = (64, 64, 64, 64)
-    parameter_hidden: tuple[int, int] = (320, 256)
-    lrp_hidden: int = 32
-    spatial_width: int | None = None  # spatial context features per group (None: M)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if sum(self.groups) != self.M or min(self.groups) < 1:
-            raise ValueError(f"channel groups {self.groups} must split M={self.M} channels")
-        if len(self.channel_hidden) != len(self.groups) - 1:
-            raise ValueError("channel_hidden needs one width per group after the first")
-
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        for key in ("groups", "channel_hidden", "parameter_hidden"):
-            d[key] = list(d[key])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ChannelConfig:
-        """From a card's config; a hyperprior config (no groups) gets the defaults."""
-        base = ModelConfig.from_dict(d)
-        extra = {}
-        for key in ("groups", "channel_hidden", "parameter_hidden"):
-            if key in d:
-                extra[key] = tuple(int(v) for v in d[key])
-        for key in ("lrp_hidden", "spatial_width"):
-            if d.get(key) is not None:
-                extra[key] = int(d[key])
-        if "groups" not in d and base.M != sum(cls.groups):
-            # Defaults for another M: the fixed small groups, the rest in the last one.
-            extra["groups"] = (16, 16, 32, 64, base.M - 128)
-        return cls(N=base.N, M=base.M, lambdas=base.lambdas, **extra)
-
-    @property
-    def spatial_features(self) -> int:
-        return self.spatial_width or self.M
-
-    @property
-    def offsets(self) -> tuple[int, ...]:
-        """First channel of each group, and M."""
-        out = [0]
-        for g in self.groups:
-            out.append(out[-1] + g)
-        return tuple(out)
-
-
-def _leaky_stack(widths: list[int], kernels: list[int]) -> nn.Sequential:
-    """Stride-1 convs through ``widths`` with LeakyReLU between them."""
-    layers: list[nn.Module] = []
-    for i, k in enumerate(kernels):
-        if i:
-            layers.append(nn.LeakyReLU(inplace=True))
-        layers.append(conv(widths[i], widths[i + 1], k, 1))
-    return nn.Sequential(*layers)
-
+__all__ = ["LRP_BOUND", "ChannelCheckerboard", "ChannelConfig"]
 
 class ChannelCheckerboard(HyperpriorCheckerboard):
     """Uneven channel groups, a checkerboard within each, and latent residual prediction,
@@ -114,24 +51,16 @@ class ChannelCheckerboard(HyperpriorCheckerboard):
         super().__init__(config, entropy_models)
         # The hyperprior's own context and entropy-parameter networks are not used.
         del self.context, self.entropy_parameters
-        hyper = config.M  # h_s's output channels
-        e1, e2 = config.parameter_hidden
         self.channel_context = nn.ModuleDict()
         self.spatial_context = nn.ModuleList()
         self.group_parameters = nn.ModuleList()
         self.lrp = nn.ModuleList()
-        for k, g in enumerate(config.groups):
-            prior = config.offsets[k]
-            cc = 0
+        for k in range(len(config.groups)):
             if k:
-                cc = 2 * g
-                self.channel_context[str(k)] = _leaky_stack(
-                    [prior, config.channel_hidden[k - 1], cc], [3, 3])
-            sc = config.spatial_features
-            self.spatial_context.append(conv(g, sc, 5, 1))
-            self.group_parameters.append(_leaky_stack([hyper + cc + sc, e1, e2, 2 * g],
-                                                      [1, 1, 1]))
-            lrp = _leaky_stack([2 * g + cc, config.lrp_hidden, g], [1, 3])
+                self.channel_context[str(k)] = build(architecture.channel_context(config, k))
+            self.spatial_context.append(torch_layer(architecture.spatial_context(config, k)))
+            self.group_parameters.append(build(architecture.group_parameters(config, k)))
+            lrp = build(architecture.lrp(config, k))
             with torch.no_grad():  # starts as no correction (a warm start keeps ŷ)
                 lrp[-1].weight.zero_()
                 lrp[-1].bias.zero_()
