@@ -40,11 +40,11 @@ def threads(n: int) -> Iterator[None]:
 
 
 def torch_coder(model: str = "aec-hp-ckbd"):
-    """A model's torch coder on the CPU (the codec itself runs the NumPy one there)."""
-    from neuralcodec.families.hyperprior.coder import load
-    from neuralcodec.families.zoo import find_model
+    """A model's torch coder on the CPU (the codec itself runs the NumPy one there), for
+    either family on the hyperprior's transforms."""
+    from neuralcodec.families.zoo import load_coder
 
-    return load(find_model(model), "cpu")
+    return load_coder(model, "cpu").torch_coder()
 
 
 def decode_latents_with(coder, data: bytes, tile: int = 0):

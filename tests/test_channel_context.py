@@ -37,7 +37,13 @@ from neuralcodec.format.chunks import owners
 from neuralcodec.format.quality import from_stored
 from neuralcodec.metrics import psnr
 
-from .helpers import channel_context_model, photo_like, threads
+from .helpers import (
+    channel_context_model,
+    decode_latents_with,
+    photo_like,
+    threads,
+    torch_coder,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +58,12 @@ def model_name(tmp_path_factory):
 def codec(model_name) -> Codec:
     torch.set_num_threads(2)
     return Codec(model=model_name, device="cpu").load()
+
+
+@pytest.fixture(scope="module")
+def reference(model_name):
+    """The model's torch coder (the codec on the CPU runs its NumPy one)."""
+    return torch_coder(model_name)
 
 
 def _image(width=120, height=72, seed=9) -> Image.Image:
@@ -122,25 +134,56 @@ def test_roundtrip_through_the_cli_keeps_the_transforms_fidelity(codec, model_na
     assert psnr(np.asarray(Image.open(src)), out) > 28
 
 
-def test_coding_path_loads_no_compressai(model_name):
+def test_coding_on_the_cpu_loads_neither_torch_nor_compressai(model_name):
     script = ("import sys, numpy as np\nfrom PIL import Image\nfrom neuralcodec import Codec\n"
               f"codec = Codec({model_name!r}, device='cpu')\n"
               "im = Image.fromarray(np.zeros((20, 30, 3), np.uint8))\n"
               "codec.decode(codec.encode(im, 50))\nprint(' '.join(sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True).stdout.split()
-    assert "torch" in loaded
-    assert not [m for m in loaded if m.split(".")[0] == "compressai"]
+    assert not [m for m in loaded if m.split(".")[0] in ("torch", "compressai")]
 
 
-def test_decoded_latents_equal_the_encoders(codec):
-    coder, latent_codec, y, z_sym = _latents(codec, 5000, _image())
+def test_without_pytorch_this_family_codes_on_the_cpu(model_name, tmp_path):
+    """PyTorch absent: encoding and decoding work; effort above 1 names the extra."""
+    src = tmp_path / "in.png"
+    _image(96, 64, seed=8).save(src)
+    script = (
+        "import sys\nsys.modules['torch'] = sys.modules['compressai'] = None\n"
+        "from neuralcodec.cli import run\n"
+        f"src, out, model = {str(src)!r}, {str(tmp_path)!r}, {model_name!r}\n"
+        "codes = [run(['encode', src, out + '/a.aec', '--model', model, '--quiet']),\n"
+        "         run(['decode', out + '/a.aec', out + '/a.png', '--quiet']),\n"
+        "         run(['encode', src, out + '/b.aec', '--model', model, '--effort', '2',\n"
+        "              '--quiet'])]\n"
+        "print(codes)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["[0,", "0,", "1]"], done.stderr
+    assert "pip install 'aec[torch]'" in done.stderr
+    assert (tmp_path / "a.png").exists() and not (tmp_path / "b.aec").exists()
+
+
+def test_decoded_latents_equal_the_encoders(codec, reference):
+    coder, latent_codec, y, z_sym = _latents(codec, reference, 5000, _image())
     x = codec.padded_input(codec.prepare(_image()), coder)
     chunks = coder.compress(coder.analyse(x), 5000, 3)
     _, encoded = latent_codec.compress(y, 5000, z_sym)
     decoded = coder.decompress_latents(chunks, tuple(x.shape[:2]), 5000, 3)
     assert np.array_equal(encoded.y_symbols, decoded.y_symbols)
     assert np.array_equal(encoded.y_hat, decoded.y_hat)
+
+
+def test_the_numpy_and_torch_coders_decode_the_same_latents_and_pixels(codec, reference):
+    """The CPU codes this family on NumPy too; torch (CUDA, effort, training) must read
+    its files to the very same latents, and its pixels agree but for float rounding."""
+    data = codec.encode(_image(130, 90, seed=13), 55)
+    _, numpy_latents = codec.decode_latents(data)
+    torch_latents = decode_latents_with(reference, data)
+    assert np.array_equal(numpy_latents.y_symbols, torch_latents.y_symbols)
+    assert np.array_equal(numpy_latents.z_symbols, torch_latents.z_symbols)
+    assert np.array_equal(numpy_latents.y_hat, torch_latents.y_hat)
+    pixels = codec.coder().synthesize(numpy_latents, 5500)
+    assert np.abs(pixels - reference.synthesize(numpy_latents, 5500)).max() < 1e-4
 
 
 def _grid(real):
@@ -186,10 +229,9 @@ def _reference(path, groups, hyper, y):
             np.concatenate(means_all, 2), np.concatenate(corrections, 2))
 
 
-def _latents(codec, quality, image=None):
-    """The coder, its latent codec, the latents ``y`` (h, w, M) at ``quality`` and their
-    hyper-latent's symbols, as the coder computes them."""
-    coder = codec.coder()
+def _latents(codec, coder, quality, image=None):
+    """The torch ``coder``, its latent codec, the latents ``y`` (h, w, M) at ``quality``
+    and their hyper-latent's symbols, as that coder computes them."""
     x = codec.padded_input(codec.prepare(image or _image(130, 100, seed=4)), coder)
     level = coder._level(quality, "cpu")
     y_t = coder.analyse(x) * coder.model.gain_y(level)
@@ -199,11 +241,11 @@ def _latents(codec, quality, image=None):
 
 
 @pytest.mark.parametrize("quality", [1000, 9000])
-def test_integer_path_equals_its_plain_full_grid_evaluation(codec, quality):
+def test_integer_path_equals_its_plain_full_grid_evaluation(codec, reference, quality):
     """The coding path computes only the positions of a pass and the anchor taps of the
     spatial context; its integers must be the plain full-grid network's, exactly (LRP
     included, and acting)."""
-    coder, latent_codec, y, z_sym = _latents(codec, quality)
+    coder, latent_codec, y, z_sym = _latents(codec, reference, quality)
     _, decoded = latent_codec.compress(y, quality, z_sym)
     path = latent_codec.path
     hyper = path.hyper(z_sym, quality)
@@ -213,14 +255,14 @@ def test_integer_path_equals_its_plain_full_grid_evaluation(codec, quality):
     assert np.array_equal(decoded.y_hat, y_hat.astype(np.float32))
 
 
-def test_integer_path_follows_the_float64_networks(codec):
+def test_integer_path_follows_the_float64_networks(codec, reference):
     """Means and LRP corrections of the integer path are the float64 model's, up to the
     activation grid and the weights' rounding: about a thousandth of a quantization step
     on average, and at worst 0.14 of one (group 2 at quality 60, rate level 5.4 of the
     ten-level warm start; 0.1 bounded it at level 4.8 of the nine-level one) through the
     warm-started, hyperprior-sized parameter networks."""
     quality = 6000
-    coder, latent_codec, y, z_sym = _latents(codec, quality)
+    coder, latent_codec, y, z_sym = _latents(codec, reference, quality)
     path = latent_codec.path
     groups = coder.model.config.groups
     hyper = path.hyper(z_sym, quality)
@@ -253,8 +295,15 @@ def test_integer_path_follows_the_float64_networks(codec):
             assert err.max() < 0.2 and err.mean() < 0.002, (k, float(err.max()), float(err.mean()))
 
 
-def test_widest_layer_sums_exactly_in_float64(codec):
-    path = codec.coder().latent_codec(3).path
+def test_widest_layer_sums_exactly_in_float64(codec, reference):
+    """The path built from the weights file (the CPU's) and from the torch model are the
+    same integer layers, and their widest sums stay exact."""
+    path = codec.coder().latent_codec.path
+    torch_path = reference.latent_codec(3).path
+    for name, layers in layers_of(path).items():
+        for mine, theirs in zip(layers, layers_of(torch_path)[name], strict=True):
+            assert np.array_equal(mine.weight, theirs.weight), name
+            assert np.array_equal(mine.bias, theirs.bias), name
     fan_in = {}
     for name, layers in layers_of(path).items():
         for i, layer in enumerate(layers):
@@ -269,26 +318,26 @@ def test_widest_layer_sums_exactly_in_float64(codec):
     assert ACT_LIMIT * 2**WEIGHT_BITS * widest < _EXACT_LIMIT / 2**7
 
 
-def test_same_bytes_and_latents_whatever_threads_onednn_and_dtype(codec):
+def test_same_bytes_and_latents_whatever_threads_onednn_and_dtype(codec, model_name):
     im = _image()
     with threads(1):
         one = codec.encode(im, 70)
-    with threads(2), torch.backends.mkldnn.flags(enabled=True):
+    with threads(2):
         two = codec.encode(im, 70)
-        _, reference = codec.decode_latents(two)
+        _, decoded = codec.decode_latents(two)
     assert one == two
     dtype = torch.get_default_dtype()
     try:
         torch.set_default_dtype(torch.float64)
-        other_codec = Codec(model=codec.coder().name, device="cpu").load()
-        other_codec.coder().model.double()  # float64 weights: the same integer path
+        other = torch_coder(model_name)
+        other.model.double()  # float64 weights: the same integer path
         with threads(1), torch.backends.mkldnn.flags(enabled=False):
-            _, other = other_codec.decode_latents(two)
+            other_latents = decode_latents_with(other, two)
     finally:
         torch.set_default_dtype(dtype)
-    assert np.array_equal(reference.y_symbols, other.y_symbols)
-    assert np.array_equal(reference.z_symbols, other.z_symbols)
-    assert np.array_equal(reference.y_hat, other.y_hat)
+    assert np.array_equal(decoded.y_symbols, other_latents.y_symbols)
+    assert np.array_equal(decoded.z_symbols, other_latents.z_symbols)
+    assert np.array_equal(decoded.y_hat, other_latents.y_hat)
 
 
 @pytest.mark.parametrize("damage", ["no latents", "no hyper-latent", "hyperprior's tags"])

@@ -23,10 +23,11 @@ prediction (LRP) adds a bounded correction to it.
 Every network after ``z`` that feeds a table index, a mean or a later context is an
 exact integer network (:mod:`.integer_net`), so files decode bit-exactly everywhere.
 
-Modules: ``model`` (the networks), ``integer_net`` (the exact parameter path),
-``latent_codec`` (y, z ↔ streams), ``refine`` (encoder effort), ``weights`` (file
-layout), ``coder`` (the family's
-:class:`~neuralcodec.families.base.ModelCoder`).
+Modules: ``architecture`` (config and context networks as data), ``model`` (the torch
+networks), ``integer_net`` (the exact parameter path), ``latent_codec`` (y, z ↔ streams),
+``refine`` (encoder effort), ``weights`` (file layout), ``inference`` (the loader and the
+CPU's NumPy coder) and ``coder`` (the torch coder: CUDA, effort), each a
+:class:`~neuralcodec.families.base.ModelCoder`.
 """
 
 from ..base import Family, register_family
@@ -45,7 +46,7 @@ FAMILY = register_family(Family(
             CHUNK_ESCAPE: "values outside the tables' range"},
     pad_multiple=PAD_MULTIPLE,
     formats=(2, 3),  # exact integer parameter path; 3: tiled (one tile at a time)
-    coder_module="neuralcodec.families.channel_context.coder",
+    coder_module="neuralcodec.families.channel_context.inference",
     efforts=EFFORT_ITERATIONS,  # the hyperprior's refinement, this family's rate (refine)
     effort_method=EFFORT_METHOD,
 ))

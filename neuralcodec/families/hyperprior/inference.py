@@ -10,6 +10,7 @@ version 1 (its float64 parameter path).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,12 +95,17 @@ class GainBank:
 
 
 class NumpyCoder:
-    """A loaded hyperprior model on NumPy, coding padded images into container chunks."""
+    """A loaded hyperprior model on NumPy, coding padded images into container chunks.
 
+    A family on the same transforms (the channel-context one) subclasses it with its own
+    config, latent codec, chunks and torch coder."""
+
+    family = FAMILY
     pad_multiple = FAMILY.pad_multiple
     chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
     formats = FAMILY.formats
     max_effort = FAMILY.max_effort
+    torch_module = "neuralcodec.families.hyperprior.coder"  # its load(): the torch coder
 
     def __init__(self, info: ModelInfo, state: dict[str, np.ndarray], shifts: dict[str, int],
                  int_gain_z_inv: np.ndarray):
@@ -107,28 +113,37 @@ class NumpyCoder:
         self.fingerprint = info.fingerprint
         self.card = info.card
         self.info = info
-        self.config = config = ModelConfig.from_dict(info.card["config"])
+        self.config = config = self.read_config(info.card["config"])
         n, m = config.N, config.M
         self.g_a = NumpyNetwork(architecture.analysis(n, m), state, "g_a")
         self.g_s = NumpyNetwork(architecture.synthesis(n, m), state, "g_s")
         self.h_a = NumpyNetwork(architecture.hyper_analysis(n, m), state, "h_a")
         self.gain_y, self.gain_y_inv, self.gain_z = (
             GainBank(state[f"{name}.log_gain"]) for name in ("gain_y", "gain_y_inv", "gain_z"))
-        tables = CodingTables.from_state(state)
-        path = IntegerParamPath.from_weights(state, shifts, int_gain_z_inv, tables, n, m)
-        self.latent_codec = LatentCodec(path, tables)
+        self.latent_codec = self.make_latent_codec(state, shifts, int_gain_z_inv,
+                                                   CodingTables.from_state(state))
         self._torch_coder: Any = None
+
+    @staticmethod
+    def read_config(card_config: dict) -> ModelConfig:
+        return ModelConfig.from_dict(card_config)
+
+    def make_latent_codec(self, state: dict[str, np.ndarray], shifts: dict[str, int],
+                          int_gain_z_inv: np.ndarray, tables: CodingTables) -> LatentCodec:
+        path = IntegerParamPath.from_weights(state, shifts, int_gain_z_inv, tables,
+                                             self.config.N, self.config.M)
+        return LatentCodec(path, tables)
 
     def torch_coder(self) -> Any:
         """The same model in torch on the CPU (loaded on first use)."""
         if self._torch_coder is None:
             try:
-                from .coder import load
+                module = importlib.import_module(self.torch_module)
             except ModuleNotFoundError as exc:
                 if not torch_missing(exc):
                     raise
                 raise needs_torch("encoder effort above 1, or a version-1 file,") from None
-            self._torch_coder = load(self.info, "cpu")
+            self._torch_coder = module.load(self.info, "cpu")
         return self._torch_coder
 
     def _level(self, quality: int) -> float:
@@ -139,7 +154,8 @@ class NumpyCoder:
 
     def compress(self, features: np.ndarray, quality: int, version: int,
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
-        if version == 1 or (refinement is not None and FAMILY.efforts[refinement.effort]):
+        if version == 1 or (refinement is not None and
+                            self.family.efforts[refinement.effort]):
             coder = self.torch_coder()
             from ..torch_arrays import to_tensor
 
@@ -165,16 +181,20 @@ class NumpyCoder:
         return self.g_s(latents.y_hat * self.gain_y_inv(self._level(quality)))
 
 
-def load(info: ModelInfo, device: str = "cpu") -> Any:
-    """The family's coder of a model: on NumPy for the CPU, else in torch on ``device``."""
+def load_with(coder: type[NumpyCoder], info: ModelInfo, device: str) -> Any:
+    """A model's coder: ``coder`` (a NumPy coder class) for the CPU, else the family's torch
+    coder on ``device``."""
     if str(device) != "cpu":
-        from .coder import load as load_torch
-
-        return load_torch(info, device)
+        return importlib.import_module(coder.torch_module).load(info, device)
     state, shifts, gains = read_arrays(info)
     if gains is None:
         raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
     try:
-        return NumpyCoder(info, state, shifts, gains)
-    except (KeyError, ValueError) as exc:
+        return coder(info, state, shifts, gains)
+    except (KeyError, TypeError, ValueError) as exc:
         raise AecError(f"model '{info.name}': weights do not match its config ({exc})") from None
+
+
+def load(info: ModelInfo, device: str = "cpu") -> Any:
+    """The family's coder of a model: on NumPy for the CPU, else in torch on ``device``."""
+    return load_with(NumpyCoder, info, device)
