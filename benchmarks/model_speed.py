@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
 from benchmarks._report import print_and_save  # noqa: E402
 
 
@@ -33,12 +34,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
     args = parser.parse_args()
 
-    import torch
     from PIL import Image
 
     from neuralcodec import Codec
+    from neuralcodec.codec.threads import set_threads
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # the NumPy coders' and, where a model needs it, torch's
     image = Image.open(args.image).convert("RGB")
     codecs = {name: Codec(name, device="cpu").load() for name in args.models}
     files = {name: codec.encode(image, args.quality) for name, codec in codecs.items()}
