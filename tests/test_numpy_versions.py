@@ -1,0 +1,54 @@
+"""NumPy 1 and 2 write and read the same latents.
+
+`pip install aec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
+extra, pins NumPy 1), while the test environment has NumPy 1: a virtual environment on top
+of this one, with NumPy 2 installed into it, digests the same files
+(``benchmarks/file_digests.py``) and compares them with this interpreter's. Skipped where
+NumPy 2 cannot be installed (no package index).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .helpers import photo_like
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGESTS = ROOT / "benchmarks" / "file_digests.py"
+
+
+def test_numpy_2_reads_numpy_1s_files_to_the_same_latents(tmp_path):
+    if np.__version__.startswith("2."):
+        pytest.skip("this environment already has NumPy 2")
+    venv = tmp_path / "numpy2"
+    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                          capture_output=True, text=True)
+    python = venv / "bin" / "python"
+    if made.returncode:
+        pytest.skip(f"no virtual environment here: {made.stderr.strip()[-200:]}")
+    got = subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy>=2,<3"],
+                         capture_output=True, text=True)
+    if got.returncode:
+        pytest.skip(f"NumPy 2 not installable here: {got.stderr.strip()[-200:]}")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, (w, h) in enumerate([(96, 64), (130, 72)]):
+        Image.fromarray(photo_like(w, h, seed=20 + i), "RGB").save(images / f"{i}.png")
+    args = ["--folder", str(images), "--qualities", "10,60,95"]
+    mine = tmp_path / "numpy1.json"
+    subprocess.run([sys.executable, str(DIGESTS), *args, "--save", str(mine)], check=True,
+                   capture_output=True)
+    other = tmp_path / "numpy2.json"
+    done = subprocess.run([str(python), str(DIGESTS), *args, "--save", str(other),
+                           "--compare", str(mine)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    theirs = json.loads(other.read_text())
+    assert theirs["environment"]["numpy"].startswith("2.")
+    assert len(theirs["files"]) == 6 and len(theirs["golden"]) == 3
