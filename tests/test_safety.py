@@ -102,6 +102,27 @@ def test_binary_output_to_a_terminal_is_refused(png, capsys, monkeypatch):
     assert "terminal" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_device_is_a_failed_file_with_the_os_reason(png, tmp_path):
+    """Exit 1 and the OS's reason, not an internal error (exit 2): a device, standard
+    output, and a folder that exists but takes no new files."""
+    aec = tmp_path / "photo.aec"
+    assert run(["encode", str(png), str(aec), "--quiet"]) == 0
+    commands = [["encode", str(png), "-o", "/dev/full", "--quiet"],
+                ["decode", str(aec), "-o", "-", "--format", "png", "--quiet"],
+                ["encode", str(png), "-o", "-", "--quiet"]]
+    if os.path.isdir("/proc"):
+        commands.append(["encode", str(png), "-o", "/proc/photo.aec", "--quiet"])
+    for command in commands:
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run([sys.executable, "-m", "neuralcodec", *command],
+                                  stdout=full, stderr=subprocess.PIPE, text=True)
+        lines = done.stderr.splitlines()
+        assert done.returncode == 1 and len(lines) == 1, (command, done.stderr)
+        assert "internal error" not in lines[0] and "does not exist" not in lines[0]
+        assert "No space left" in lines[0] or "/proc" in lines[0], lines[0]
+
+
 def test_a_dark_16_bit_image_keeps_its_brightness(tmp_path):
     dark = np.tile(np.arange(0, 256, dtype=np.uint16), (32, 1))[:, :240]  # 0..239 of 65535
     src, aec, back = tmp_path / "dark.png", tmp_path / "dark.aec", tmp_path / "back.png"

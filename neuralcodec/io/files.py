@@ -69,8 +69,11 @@ def write_stdout(data: bytes) -> None:
     if sys.stdout.isatty():
         raise AecError("will not write binary data to a terminal: redirect standard output "
                        "or name an output file")
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except OSError as exc:  # a full disk behind it, a reader gone
+        raise AecError(f"standard output: cannot write ({exc.strerror})") from None
 
 
 def check_new(path: str | Path, overwrite: bool) -> None:
@@ -107,14 +110,20 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise AecError(f"{path}: is a directory")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        with reading(path), open(path, "wb") as f:
-            write(f)
+        try:
+            with reading(path), open(path, "wb") as f:
+                write(f)
+        except OSError as exc:  # e.g. a full device
+            raise AecError(f"{path}: cannot write ({exc.strerror})") from None
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if folder.is_dir():  # e.g. a folder of a virtual file system such as /proc
+            raise AecError(f"{path}: cannot create a file in {folder} ({exc.strerror})"
+                           ) from None
         raise AecError(f"{path}: folder {folder} does not exist") from None
     except PermissionError:
         raise AecError(f"{path}: permission denied") from None
