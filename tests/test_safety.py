@@ -59,6 +59,12 @@ def test_colliding_batch_outputs_are_refused_before_any_work(tmp_path, capsys, n
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_an_input_given_twice_is_named_as_such(tmp_path, png, capsys):
+    assert run(["encode", str(png), str(tmp_path / "." / png.name), "-o", str(tmp_path)]) == 1
+    assert "given twice" in capsys.readouterr().err
+    assert not png.with_suffix(".aec").exists()
+
+
 def test_a_symlinked_output_stays_a_link(tmp_path, png):
     target, link = tmp_path / "target.aec", tmp_path / "link.aec"
     target.write_bytes(b"old")

@@ -100,6 +100,8 @@ def _check_pairs(pairs: list[tuple[Path, Path]]) -> None:
         if key in sources:
             raise AecError(f"{sources[key]}: would be overwritten by the output of {src}")
         if key in seen:
+            if seen[key].resolve() == src.resolve():
+                raise AecError(f"{src} is given twice; nothing was written")
             raise AecError(f"{seen[key]} and {src} would both be written to {dst}; "
                            "nothing was written")
         seen[key] = src
