@@ -30,6 +30,12 @@ def test_a_wrong_array_is_one_clear_error():
         neuralcodec.encode(np.zeros((8, 8, 3), np.float32))
 
 
+def test_an_empty_image_is_refused_before_any_file_is_written():
+    for empty in (np.zeros((0, 10, 3), np.uint8), Image.new("RGB", (7, 0))):
+        with pytest.raises(AecError, match="nothing to encode"):
+            neuralcodec.encode(empty, 50)
+
+
 def test_file_objects_and_paths_both_ways(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(photo_like(32, 24), "RGB").save(buffer, format="PNG")

@@ -10,6 +10,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from ..errors import AecError
 from ..io.images import as_image, check_pixel_limit, image_metadata, normalize_mode, split_alpha
 
 # What the API encodes: a PIL image, a path, a binary file object or a uint8 array.
@@ -38,6 +39,8 @@ class Analysis:
 
 def prepare_image(image: ImageSource, max_pixels: int | None) -> Analysis:
     image = as_image(image, max_pixels)
+    if 0 in image.size:  # no file could hold it: the container refuses empty images
+        raise AecError(f"image is {image.width}x{image.height}: nothing to encode")
     check_pixel_limit(*image.size, max_pixels, "image")
     icc, exif = image_metadata(image)
     return Analysis(normalize_mode(image), icc, exif)
