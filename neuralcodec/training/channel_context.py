@@ -134,7 +134,9 @@ def channel_order_by_rate(weights: dict[str, Tensor], config: dict, data: list[s
     the likelihood bits of each channel on ``images`` training images (spread over
     ``data``, long side ``side``), as a share of each level's total, summed over
     ``levels``. Channel-context groups decoded first then hold the channels that say
-    most about the others (He et al. 2022, ELIC, order theirs by energy the same way)."""
+    most about the others: where ELIC (He et al. 2022) trains with the channel context
+    from the start, its first channels come to hold most of the energy; a model trained
+    without one has no such order, so the warm start makes it."""
     from ..families.hyperprior import PAD_MULTIPLE
     from ..families.hyperprior.architecture import ModelConfig
     from .data import list_images, load_rgb, pad
