@@ -10,11 +10,8 @@ from PIL import Image
 from torch import nn
 
 from neuralcodec import Codec
-from neuralcodec.families.hyperprior.integer_net import (
-    ACT_LIMIT,
-    WEIGHT_BITS,
-    quantize_sequential,
-)
+from neuralcodec.families.hyperprior.integer_net import ACT_LIMIT, WEIGHT_BITS, quantize_layer
+from neuralcodec.families.specs import Conv
 
 from .helpers import decode_latents_with, photo_like, threads, torch_coder
 
@@ -65,7 +62,9 @@ def test_integer_layer_is_exact_at_its_bounds(transposed):
     with torch.no_grad():
         conv.weight.uniform_(-1, 1)
         conv.bias.uniform_(-3, 3)
-    (layer,) = quantize_sequential(conv, "conv")
+    layer = quantize_layer(Conv(24, 8, 5, 2 if transposed else 1, transposed),
+                           conv.weight.detach().double().numpy(),
+                           conv.bias.detach().double().numpy(), leaky=False)
     assert np.abs(layer.weight).max() <= 2**WEIGHT_BITS
     a = torch.randint(-int(ACT_LIMIT), int(ACT_LIMIT) + 1, (1, 24, 9, 7)).double()
     a[0, :, 0, 0] = ACT_LIMIT

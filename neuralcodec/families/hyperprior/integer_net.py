@@ -136,42 +136,6 @@ def integer_network(network: Iterable[Layer], weights: Mapping[str, np.ndarray],
     return out
 
 
-def module_network(seq: Any, prefix: str) -> tuple[list[Layer], dict[str, np.ndarray]]:
-    """A torch convolution or Sequential of convolutions and LeakyReLUs, stored under
-    ``prefix``, as a network description and its float64 weights by state-dict name
-    (duck-typed: this module imports no torch)."""
-    single = type(seq).__name__ != "Sequential"
-    modules = [seq] if single else list(seq)
-    network: list[Layer] = []
-    weights = {}
-    for i, m in enumerate(modules):
-        kind = type(m).__name__
-        if kind in ("Conv2d", "ConvTranspose2d"):
-            cout, cin = m.weight.shape[:2]
-            if kind == "ConvTranspose2d":
-                cin, cout = cout, cin
-            network.append(Conv(cin, cout, m.weight.shape[-1], m.stride[0],
-                                kind == "ConvTranspose2d"))
-            name = prefix if single else f"{prefix}.{i}"
-            for param in ("weight", "bias"):
-                weights[f"{name}.{param}"] = (
-                    getattr(m, param).detach().cpu().double().numpy())
-        elif kind == "LeakyReLU":
-            network.append(LeakyReLU())
-        else:
-            raise TypeError(f"no integer form for {kind}")
-    return network, weights
-
-
-def quantize_sequential(seq: Any, prefix: str, shifts: Mapping[str, int] | None = None
-                        ) -> list[IntegerLayer]:
-    """The integer layers of a torch convolution or Sequential (see
-    :func:`module_network`), stored under ``prefix``."""
-    network, weights = module_network(seq, prefix)
-    single = type(seq).__name__ != "Sequential"
-    return integer_network(network, weights, prefix, shifts, single)
-
-
 # The sub-networks that decide the coding tables, by their names in the model.
 PARAM_PATH = ("h_s", "context", "entropy_parameters")
 
