@@ -59,6 +59,20 @@ def decode_latents_with(coder, data: bytes, tile: int = 0):
                                     parsed.header.version)
 
 
+def assert_numpy_and_torch_coders_agree(codec, reference, data: bytes, quality: int) -> None:
+    """``codec``'s NumPy coder and the torch coder ``reference`` decode ``data`` to the
+    very same latents, and synthesize pixels that agree but for float rounding."""
+    import numpy as np
+
+    _, numpy_latents = codec.decode_latents(data)
+    torch_latents = decode_latents_with(reference, data)
+    assert np.array_equal(numpy_latents.y_symbols, torch_latents.y_symbols)
+    assert np.array_equal(numpy_latents.z_symbols, torch_latents.z_symbols)
+    assert np.array_equal(numpy_latents.y_hat, torch_latents.y_hat)
+    pixels = codec.coder().synthesize(numpy_latents, quality)
+    assert np.abs(pixels - reference.synthesize(torch_latents, quality)).max() < 1e-4
+
+
 def save_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
     """A photo-like RGB image saved at ``path`` (format from the suffix)."""
     from PIL import Image

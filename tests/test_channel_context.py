@@ -38,6 +38,7 @@ from neuralcodec.format.quality import from_stored
 from neuralcodec.metrics import psnr
 
 from .helpers import (
+    assert_numpy_and_torch_coders_agree,
     channel_context_model,
     decode_latents_with,
     photo_like,
@@ -177,13 +178,7 @@ def test_the_numpy_and_torch_coders_decode_the_same_latents_and_pixels(codec, re
     """The CPU codes this family on NumPy too; torch (CUDA, effort, training) must read
     its files to the very same latents, and its pixels agree but for float rounding."""
     data = codec.encode(_image(130, 90, seed=13), 55)
-    _, numpy_latents = codec.decode_latents(data)
-    torch_latents = decode_latents_with(reference, data)
-    assert np.array_equal(numpy_latents.y_symbols, torch_latents.y_symbols)
-    assert np.array_equal(numpy_latents.z_symbols, torch_latents.z_symbols)
-    assert np.array_equal(numpy_latents.y_hat, torch_latents.y_hat)
-    pixels = codec.coder().synthesize(numpy_latents, 5500)
-    assert np.abs(pixels - reference.synthesize(numpy_latents, 5500)).max() < 1e-4
+    assert_numpy_and_torch_coders_agree(codec, reference, data, 5500)
 
 
 def _grid(real):

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .helpers import decode_latents_with, photo_like, threads, torch_coder
+from .helpers import (
+    assert_numpy_and_torch_coders_agree,
+    photo_like,
+    threads,
+    torch_coder,
+)
 
 
 def test_latents_identical_across_thread_counts(codec):
@@ -40,12 +45,4 @@ def test_the_numpy_and_torch_coders_decode_the_same_latents_and_pixels(codec):
     """The CPU codes on NumPy; torch (CUDA, effort, training) must read its files to the
     very same latents, and its pixels agree but for float rounding."""
     im = Image.fromarray(photo_like(130, 90, seed=13), "RGB")
-    data = codec.encode(im, 55)
-    _, numpy_latents = codec.decode_latents(data)
-    other = torch_coder()
-    torch_latents = decode_latents_with(other, data)
-    assert np.array_equal(numpy_latents.y_symbols, torch_latents.y_symbols)
-    assert np.array_equal(numpy_latents.z_symbols, torch_latents.z_symbols)
-    assert np.array_equal(numpy_latents.y_hat, torch_latents.y_hat)
-    pixels = codec.coder().synthesize(numpy_latents, 5500)
-    assert np.abs(pixels - other.synthesize(torch_latents, 5500)).max() < 1e-4
+    assert_numpy_and_torch_coders_agree(codec, torch_coder(), codec.encode(im, 55), 5500)
