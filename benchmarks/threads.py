@@ -214,10 +214,12 @@ def main() -> None:
     if args.large != "none":
         width, height = (int(v) for v in args.large.lower().split("x"))
         large = mosaic(images, width, height)
-        worker_counts = parse_counts(args.workers or args.threads, cpus)
         from neuralcodec import Codec
 
         tiles = len(Codec(device="cpu").grid(width, height))
+        # The codec never starts more workers than tiles: a larger --large for more.
+        worker_counts = sorted({min(n, tiles) for n in
+                                parse_counts(args.workers or args.threads, cpus)})
         default_workers = (min(cpus, MAX_AUTO_WORKERS, tiles)
                            if tiles >= PARALLEL_MIN_TILES else 1)
         rows = time_workers(large, worker_counts, args.quality, args.repeats, cpus)
