@@ -21,7 +21,7 @@ more) are marked. Run it on each machine the default must suit:
 On the lent GPU host (16 CPU cores), with the burst's wheels installed (gpu_burst.py):
 
     PYTHONPATH=/tmp/site:. python3 benchmarks/threads.py --folder .burst/kodak \\
-        --out $OUT/threads-16cpu.json
+        --large 8064x4032 --out $OUT/threads-16cpu.json
 """
 
 from __future__ import annotations
