@@ -9,7 +9,8 @@ Two questions, each answered by timing every choice on this machine:
 2. **Tile workers** (``--workers``) for a large image (``--large``, a mosaic of the same
    images; default 4032x2016, 8 tiles): encode and decode seconds for each worker count,
    each worker process with ``usable CPUs // workers`` transform threads, as the codec
-   sets them.
+   sets them. The workers are started (and their models loaded) before the timing: a
+   single ``aec`` command pays that start once more.
 
 Each row also gives its time relative to the fastest row, and the files of every count
 are compared: they must be byte-identical (the codec promises it). The defaults in use
