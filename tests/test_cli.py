@@ -94,6 +94,12 @@ def test_bad_encode_input(tmp_path, capsys, make, message):
     assert not out.exists()
 
 
+def test_channel_context_options_are_refused_for_other_families(tmp_path, capsys):
+    for option in (["--freeze-transforms", "5"], ["--channel-order", "stored"]):
+        assert run(["train", str(tmp_path), "--family", "hyperprior", *option]) == 2
+        assert "channel-context family" in capsys.readouterr().err
+
+
 def _damaged(tmp_path, png, how) -> Path:
     aec = tmp_path / "photo.aec"
     run(["encode", str(png), str(aec)])
