@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..hyperprior.coder import HyperpriorCoder
+from ..hyperprior.coder import HyperpriorCoder, numpy_state
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
 from .integer_net import IntegerChannelPath
@@ -31,10 +31,12 @@ class ChannelCoder(HyperpriorCoder):
         """The latent codec (the same for every format version it writes; built once)."""
         codec = self._latent_codecs.get(0)
         if codec is None:
-            path = IntegerChannelPath.from_model(self.model, self.int_gain_z_inv,
-                                                  self.weight_shifts)
-            codec = self._latent_codecs[0] = ChannelLatentCodec(
-                path, self.model.coding_tables(), self.model.config.offsets)
+            tables = self.model.coding_tables()
+            path = IntegerChannelPath.from_weights(
+                numpy_state(self.model), self.weight_shifts, self.int_gain_z_inv, tables,
+                self.model.config)
+            codec = self._latent_codecs[0] = ChannelLatentCodec(path, tables,
+                                                                self.model.config.offsets)
         return codec
 
 

@@ -26,10 +26,7 @@ class NumpyChannelCoder(NumpyCoder):
     """A loaded channel-context model on NumPy, coding padded images into chunks."""
 
     family = FAMILY
-    pad_multiple = FAMILY.pad_multiple
     chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
-    formats = FAMILY.formats
-    max_effort = FAMILY.max_effort
     torch_module = "neuralcodec.families.channel_context.coder"
     config: ChannelConfig
 

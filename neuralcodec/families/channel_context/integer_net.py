@@ -17,7 +17,6 @@ Worst-case accumulator: the widest layers are the hyperprior's ``h_s`` deconvolu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -48,8 +47,8 @@ class IntegerChannelPath(IntegerHyperPath):
 
     Arrays crossing the interface are channels-last float64 holding real values on the grid
     (means, decoded latents) or, for context features, the integers themselves (``cc``).
-    Built from a weights file's arrays (:meth:`from_weights`, no torch) or from a torch
-    model (:meth:`from_model`): the same integer layers either way.
+    Built from weight arrays (:meth:`from_weights`): a weights file's (no torch) or a torch
+    model's state, the same integer layers either way.
     """
 
     def __init__(self, h_s: list[IntegerLayer], channel_context: dict[int, list[IntegerLayer]],
@@ -84,15 +83,6 @@ class IntegerChannelPath(IntegerHyperPath):
             [net(architecture.group_parameters(config, k), f"group_parameters.{k}") for k in ks],
             [net(architecture.lrp(config, k), f"lrp.{k}") for k in ks],
             config.groups, int_gain_z_inv, tables)
-
-    @classmethod
-    def from_model(cls, model: Any, int_gain_z_inv: np.ndarray,
-                   shifts: Mapping[str, int] | None = None) -> IntegerChannelPath:
-        """The path of a torch model (a ChannelCheckerboard); ``shifts`` the stored ones."""
-        weights = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()
-                   if k.split(".")[0] in model.PARAM_PATH}
-        return cls.from_weights(weights, shifts, int_gain_z_inv, model.coding_tables(),
-                                model.config)
 
     def channel(self, k: int, y_hat_before: np.ndarray | None) -> np.ndarray | None:
         """Group k's channel context (integers, (h, w, 2g)) from the decoded groups

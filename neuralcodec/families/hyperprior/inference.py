@@ -101,10 +101,7 @@ class NumpyCoder:
     config, latent codec, chunks and torch coder."""
 
     family = FAMILY
-    pad_multiple = FAMILY.pad_multiple
     chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
-    formats = FAMILY.formats
-    max_effort = FAMILY.max_effort
     torch_module = "neuralcodec.families.hyperprior.coder"  # its load(): the torch coder
 
     def __init__(self, info: ModelInfo, state: dict[str, np.ndarray], shifts: dict[str, int],
@@ -123,6 +120,18 @@ class NumpyCoder:
         self.latent_codec = self.make_latent_codec(state, shifts, int_gain_z_inv,
                                                    CodingTables.from_state(state))
         self._torch_coder: Any = None
+
+    @property
+    def pad_multiple(self) -> int:
+        return self.family.pad_multiple
+
+    @property
+    def formats(self) -> tuple[int, ...]:
+        return self.family.formats
+
+    @property
+    def max_effort(self) -> int:
+        return self.family.max_effort
 
     @staticmethod
     def read_config(card_config: dict) -> ModelConfig:
