@@ -35,6 +35,14 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(_cpuinfo().split())
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def cpu_model() -> str:
     """The CPU's model name where the OS tells it (Linux), else the architecture."""
     for line in _cpuinfo().splitlines():

@@ -9,7 +9,6 @@ fresh interpreter per worker. Each loads the model once.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -17,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from PIL import Image
 
+from ..cpu import usable_cpus
 from ..errors import AecError
 from ..families.base import ModelCoder
 from ..families.zoo import load_coder
@@ -47,13 +47,6 @@ def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], quality
 # Below this many tiles, starting worker processes costs more than it saves.
 PARALLEL_MIN_TILES = 8
 MAX_AUTO_WORKERS = 4  # each worker holds its own model and tile: memory grows with them
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class TileWorkers:

@@ -41,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..cpu import usable_cpus
+
 # Bytes of one im2col block; a block of output rows (or of a row) is gathered and multiplied
 # at a time, so that the buffer stays in cache and memory is bounded for any image size.
 BLOCK_BYTES = 16 << 20
@@ -63,14 +65,7 @@ MIN_BLOCK_ROWS = 4
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-_threads: int | None = None  # None: _default_threads()
+_threads: int | None = None  # None: the default (see threads())
 _pool: ThreadPoolExecutor | None = None  # threads() - 1 workers (the caller is one more)
 _pool_size = 0
 _pool_lock = threading.Lock()
@@ -103,7 +98,7 @@ def threads() -> int:
     if _threads is not None:
         return _threads
     counts = [lib.num_threads for lib in _blas().lib_controllers if lib.user_api == "blas"]
-    return max(1, max(counts)) if counts else _default_threads()
+    return max(1, max(counts)) if counts else usable_cpus()
 
 
 def set_threads(n: int | None) -> None:
