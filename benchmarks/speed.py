@@ -8,7 +8,7 @@ installed package, with its bytecode compiled). Then, in this process with the m
 loaded and ``--threads`` threads, the median encode and decode seconds per image
 over the first ``--images`` images of ``--folder`` (after one warm-up). The per-stage
 speed of the codec (and frames per second at 1920x1080) is part of ``aec bench``
-(:mod:`neuralcodec.bench.speed`).
+(:mod:`neuralcodec.bench.stage_timing`).
 
     python benchmarks/speed.py --image ../shared/datasets/kodak/kodim23.png
 """

@@ -17,7 +17,7 @@ from neuralcodec.bench import harness as bench
 from neuralcodec.bench import report as bench_report
 from neuralcodec.bench.classical import CLASSICAL_CODECS, run_classical
 from neuralcodec.bench.harness import BenchOptions, NeuralSpec, QualityMeter, Row, run_bench
-from neuralcodec.bench.speed import speed_markdown, speed_report, stage_seconds
+from neuralcodec.bench.stage_timing import speed_markdown, speed_report, stage_seconds
 from neuralcodec.cli import run
 from neuralcodec.errors import AecError
 from neuralcodec.format import container

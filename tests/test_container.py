@@ -12,8 +12,8 @@ from neuralcodec.families.hyperprior import CHUNK_HYPER, CHUNK_LATENT
 from neuralcodec.format import container
 from neuralcodec.format.chunks import CHUNK_ICC
 from neuralcodec.format.container import IMAGE_WIDE, Header
+from neuralcodec.format.grid import TileGrid
 from neuralcodec.format.quality import to_stored
-from neuralcodec.format.tiles import TileGrid
 
 # Two tiles of 32x17 and 1x17; a whole-image metadata chunk.
 TILES = [

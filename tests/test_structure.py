@@ -21,7 +21,7 @@ LAYERS = {
     "families": 2,
     "codec": 3,
     "api": 4,
-    "pillow_plugin": 5, "training": 5, "bench": 5, "distributed": 5,
+    "pillow_plugin": 5, "training": 5, "bench": 5, "datasets": 5,
     "cli": 6,
     "__init__": 7, "__main__": 7,
 }

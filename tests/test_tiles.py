@@ -13,7 +13,7 @@ from neuralcodec.cli import run
 from neuralcodec.errors import AecError, CorruptFileError
 from neuralcodec.families.hyperprior import CHUNK_HYPER, CHUNK_LATENT
 from neuralcodec.format import container
-from neuralcodec.format.tiles import TileGrid
+from neuralcodec.format.grid import TileGrid
 from neuralcodec.metrics import psnr
 
 from .helpers import photo_like

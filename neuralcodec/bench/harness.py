@@ -330,7 +330,7 @@ def _one_tile(codec: Any, image: SourceImage) -> bool:
 def _analyse_batch(codec: Any, group: Sequence[SourceImage]) -> list:
     """Prepare a group of same-sized one-tile images and analyse them in one batched
     call; returns (prepared, seconds per image) pairs."""
-    from .speed import synchronize
+    from .stage_timing import synchronize
 
     t0 = time.perf_counter()
     prepared = [codec.prepare(Image.fromarray(im.pixels)) for im in group]
@@ -501,7 +501,7 @@ def source_revision(root: Path | None = None) -> str | None:
 
 def environment(device: torch.device, workers: int, note: str) -> dict[str, Any]:
     from ..cpu import cpu_model
-    from .speed import device_name
+    from .stage_timing import device_name
 
     packages = ("aec", "torch", "compressai", "constriction", "pillow", "pillow-jxl-plugin",
                 "pytorch-msssim", "numpy", "scipy")
@@ -566,7 +566,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
 
     speed = None
     if options.speed and specs:
-        from .speed import speed_report
+        from .stage_timing import speed_report
 
         speed_devices = ["cpu"] + (["cuda"] if device.type == "cuda" else [])
         pil_images = [Image.fromarray(im.pixels) for im in images[:4]]

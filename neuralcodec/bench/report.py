@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from .speed import speed_markdown
+from .stage_timing import speed_markdown
 
 REFERENCE_FILE = Path(__file__).parent.parent / "reference" / "kodak-compressai.json"
 KODAK_NAMES = frozenset(f"kodim{i:02d}.png" for i in range(1, 25))

@@ -1,5 +1,5 @@
 """``aec encode`` / ``aec decode`` on a data set: folders, ``--files-from`` lists and
-``--engine ray``, delegated to :mod:`neuralcodec.distributed`.
+``--engine ray``, delegated to :mod:`neuralcodec.datasets`.
 
 :func:`dataset_options` adds the options to a command and sends a data-set-shaped call
 (``--engine ray``, a folder input, ``--recursive`` or ``--files-from``) here; any other
@@ -65,7 +65,7 @@ def dataset_options(direction: str) -> Callable[[Callable], Callable]:
 def run_dataset(direction: str, engine: str, address: str | None, recursive: bool,
                 files_from: str | None, **options) -> None:
     """Code a data set; one line of summary, and one error line if any file failed."""
-    from ..distributed import decode_dataset, encode_dataset
+    from ..datasets import decode_dataset, encode_dataset
 
     unsupported = [name for name, value in options.items()
                    if name not in _TAKEN and value not in (None, False)]

@@ -18,8 +18,8 @@ from ..families.zoo import DEFAULT_MODEL, load_coder
 from ..format import container
 from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
 from ..format.container import Header
+from ..format.grid import TileGrid
 from ..format.quality import DEFAULT_QUALITY, to_stored
-from ..format.tiles import TileGrid
 from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
 from ..io.images import attach_metadata, check_pixel_limit, split_alpha

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..families.base import ModelCoder, Refinement
 from ..format.chunks import CHUNK_ALPHA
-from ..format.tiles import TileGrid
+from ..format.grid import TileGrid
 from ..io.alpha import decode_alpha, encode_alpha
 from ..io.arrays import array_to_image, image_to_array, pad, padded_size
 from ..io.images import merge_alpha, split_alpha

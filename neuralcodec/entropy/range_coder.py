@@ -16,7 +16,7 @@ import constriction
 import numpy as np
 
 from ..errors import CorruptFileError
-from .tables import TableSet
+from .cdf_tables import TableSet
 
 
 def _table_runs(table_idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:

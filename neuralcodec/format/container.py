@@ -18,8 +18,8 @@ from typing import IO
 
 from ..errors import AecError, CorruptFileError
 from .chunks import CHUNK_ALPHA, is_known
+from .grid import TileGrid
 from .quality import STORED_MAX, from_stored
-from .tiles import TileGrid
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
 # 3: tiles, chunk directory, metadata. 2: integer entropy-parameter path (exact

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..hyperprior.coding_tables import CodingTables
 from ..hyperprior.inference import NumpyCoder, load_with
-from ..hyperprior.tables import CodingTables
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
 from .architecture import ChannelConfig

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..hyperprior.architecture import hyper_synthesis
+from ..hyperprior.coding_tables import CodingTables
 from ..hyperprior.integer_net import (
     ACT_LIMIT,
     FRAC_BITS,
@@ -29,7 +30,6 @@ from ..hyperprior.integer_net import (
     anchor_context,
     integer_network,
 )
-from ..hyperprior.tables import CodingTables
 from ..specs import Conv
 from . import architecture
 from .architecture import LRP_BOUND, ChannelConfig

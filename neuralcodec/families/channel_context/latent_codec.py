@@ -12,9 +12,9 @@ import numpy as np
 
 from ...entropy import SymbolDecoder, SymbolEncoder
 from ...stages import stage
+from ..hyperprior.coding_tables import CodingTables
 from ..hyperprior.integer_net import checkerboard_anchors
 from ..hyperprior.latent_codec import DecodedLatents, LatentCodec, LatentStreams, decoded_latents
-from ..hyperprior.tables import CodingTables
 from .integer_net import IntegerChannelPath
 
 

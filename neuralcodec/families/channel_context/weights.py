@@ -11,7 +11,7 @@ from torch import Tensor
 from ...errors import AecError
 from ..hyperprior import weights as hyperprior_weights
 from ..hyperprior.weights import INTEGER_GAINS, read_state
-from ..weights import load_state
+from ..model_files import load_state
 from ..zoo import ModelInfo
 from . import FAMILY
 from .model import ChannelCheckerboard, ChannelConfig

@@ -15,7 +15,8 @@ checkerboard context (He et al. 2021) and gain-vector rate control (Cui et al. 2
                   ŷ ──g_s──► x̂
 
 Modules: ``architecture`` (the networks as data, the config), ``model`` (them in torch),
-``tables`` (the coding tables), ``integer_net`` (the exact parameter path),
+``coding_tables`` (the coding tables), ``entropy_models`` (their torch stand-ins),
+``integer_net`` (the exact parameter path),
 ``latent_codec`` (y, z ↔ streams), ``refine`` (encoder effort: latents refined per image),
 ``weights_file``/``weights`` (file layout), and the family's two
 :class:`~neuralcodec.families.base.ModelCoder`: ``inference`` (NumPy, the CPU's; also the

@@ -25,9 +25,9 @@ from ..specs import Conv, Layer, LeakyReLU
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY, architecture
 from .architecture import ModelConfig, rate_level
+from .coding_tables import CodingTables
 from .integer_net import IntegerParamPath
 from .latent_codec import DecodedLatents, LatentCodec, LatentStreams
-from .tables import CodingTables
 from .weights_file import INTEGER_GAINS, read_arrays
 
 LEAKY_SLOPE = np.float32(0.01)

@@ -37,7 +37,7 @@ from ...format.quality import STORED_MAX
 from ..numpy_layers import Conv2d, ConvTranspose2d
 from ..specs import Conv, Layer, LeakyReLU
 from . import architecture
-from .tables import CodingTables
+from .coding_tables import CodingTables
 
 FRAC_BITS = 10  # activation grid: 1/1024
 ACT_LIMIT = float(2**20)  # |activation| <= 1024.0 in real units

@@ -27,8 +27,8 @@ import numpy as np
 from ...entropy import SymbolDecoder, SymbolEncoder, pack_varints, unpack_varints
 from ...format.chunks import require_chunks
 from ...stages import stage
+from .coding_tables import CodingTables
 from .integer_net import checkerboard_anchors
-from .tables import CodingTables
 
 
 class ParamPath(Protocol):

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from ..layers import build, ste_round, torch_layer
 from . import architecture
 from .architecture import ModelConfig
-from .stored_tables import StoredFactorized, StoredGaussian, coding_tables
-from .tables import TABLE_BUFFERS, CodingTables
+from .coding_tables import TABLE_BUFFERS, CodingTables
+from .entropy_models import StoredFactorized, StoredGaussian, coding_tables
 
 
 def checkerboard_anchor_mask(height: int, width: int, device=None) -> Tensor:

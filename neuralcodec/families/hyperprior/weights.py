@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ...errors import AecError
-from ..weights import load_state, storage_state, stored_dtype, write_model_files
+from ..model_files import load_state, storage_state, stored_dtype, write_model_files
 from ..zoo import ModelInfo
 from . import FAMILY
 from .integer_net import GAIN_BITS, PARAM_PATH, weight_shift

@@ -25,8 +25,8 @@ from ...errors import AecError, CorruptFileError
 from ...format.chunks import require_chunks
 from ...format.quality import from_stored
 from ..base import Refinement
+from ..model_files import load_state, storage_state, write_model_files
 from ..torch_arrays import to_array, to_tensor
-from ..weights import load_state, storage_state, write_model_files
 from ..zoo import ModelInfo
 from . import CHUNK_VQ_INDICES, DOWNSAMPLING, FAMILY
 from .model import VQAutoencoder, VQConfig, from_groups, units_for_quality

@@ -4,7 +4,7 @@ Training uses CompressAI's ``EntropyBottleneck`` (for ``z``) and ``GaussianCondi
 (for ``y``); after training their integer CDF tables are built once and shipped in the
 weights file. Coding needs only those tables, the medians of ``z`` and the Gaussian
 scale table: :class:`CodingTables`, read from a weights file's tensors or from the
-entropy models of a torch model (:mod:`.stored_tables`).
+entropy models of a torch model (:mod:`.entropy_models`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .tables import Y_MODEL, Z_MODEL, CodingTables
+from .coding_tables import Y_MODEL, Z_MODEL, CodingTables
 
 
 class _StoredTables(nn.Module):

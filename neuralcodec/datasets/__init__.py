@@ -1,7 +1,7 @@
 """Coding a whole data set: in this process or on a Ray cluster, resumable, with a
 manifest.
 
->>> from neuralcodec.distributed import encode_dataset, decode_dataset
+>>> from neuralcodec.datasets import encode_dataset, decode_dataset
 >>> summary = encode_dataset(["photos/"], "compressed/", recursive=True, quality=60,
 ...                          engine="ray")            # or engine="local" (the default)
 >>> print(summary)                                    # files, failures, bytes, images/s

@@ -1,4 +1,4 @@
-"""Data-set runs (neuralcodec.distributed): mirrored outputs, the manifest, resuming, a
+"""Data-set runs (neuralcodec.datasets): mirrored outputs, the manifest, resuming, a
 killed Ray worker, bad inputs, and the one-line error without Ray.
 
 The Ray tests share one local cluster (2 CPUs, on the loopback address) and skip where
@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from neuralcodec.cli import run
-from neuralcodec.distributed import decode_dataset, encode_dataset
+from neuralcodec.datasets import decode_dataset, encode_dataset
 from neuralcodec.errors import AecError
 
 from .helpers import save_photo
@@ -160,7 +160,7 @@ def test_without_ray_the_ray_engine_is_one_line(tmp_path):
 
 
 def test_the_dataset_api_and_help_import_no_ray_nor_torch():
-    script = ("import sys, neuralcodec.distributed\nfrom neuralcodec.cli import run\n"
+    script = ("import sys, neuralcodec.datasets\nfrom neuralcodec.cli import run\n"
               "assert run(['encode', '--help']) == 0\n"
               "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('ray', 'torch')))")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
