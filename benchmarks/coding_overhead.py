@@ -20,12 +20,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec import Codec  # noqa: E402
+from neuralcodec.codec.codec import rate_point  # noqa: E402
 from neuralcodec.families.hyperprior import PAD_MULTIPLE  # noqa: E402
-from neuralcodec.families.hyperprior.architecture import ModelConfig, rate_level  # noqa: E402
+from neuralcodec.families.hyperprior.architecture import ModelConfig  # noqa: E402
 from neuralcodec.families.hyperprior.weights import read_state  # noqa: E402
 from neuralcodec.families.torch_arrays import to_tensor  # noqa: E402
 from neuralcodec.families.zoo import find_model  # noqa: E402
-from neuralcodec.format.quality import from_stored, to_stored  # noqa: E402
+from neuralcodec.format.quality import to_stored  # noqa: E402
 from neuralcodec.io.arrays import image_to_array, pad  # noqa: E402
 from neuralcodec.training.hyperprior import new_model  # noqa: E402
 
@@ -48,7 +49,7 @@ def main() -> None:
         image = Image.open(path).convert("RGB")
         for q in (float(v) for v in args.qualities.split(",")):
             data = codec.encode(image, q)
-            level = rate_level(from_stored(to_stored(q)), model.config.levels)
+            level = rate_point(to_stored(q)).level(model.config.levels)
             with torch.no_grad():
                 x = to_tensor(pad(image_to_array(image), PAD_MULTIPLE), "cpu")
                 out = model(x, torch.tensor([level]))

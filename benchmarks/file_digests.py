@@ -54,12 +54,14 @@ def measure(args: argparse.Namespace) -> dict:
 
     from neuralcodec import Codec
 
-    codec = Codec(model=args.model, device="cpu").load()
+    version = {} if args.format_version is None else {"format_version": args.format_version}
+    codec = Codec(model=args.model, device="cpu", **version).load()
     files = {}
     for path in sorted(Path(args.folder).glob("*.png"))[: args.limit]:
         image = Image.open(path).convert("RGB")
         for quality in args.qualities:
-            files[f"{path.name}@q{quality:g}"] = digests(codec, codec.encode(image, quality))
+            data = codec.encode(image, quality, effort=args.effort)
+            files[f"{path.name}@q{quality:g}"] = digests(codec, data)
     golden = {}
     for name, entry in json.loads(RECORD.read_text()).items():
         if entry.get("model", UNPREFIXED) == args.model:
@@ -68,7 +70,8 @@ def measure(args: argparse.Namespace) -> dict:
                             "recorded_latents": entry["latent_sha256"]}
     return {"environment": {"python": platform.python_version(), "numpy": np.__version__,
                             "blas": blas_description(), "cpu_count": os.cpu_count(),
-                            "model": args.model},
+                            "model": args.model, "effort": args.effort,
+                            "format_version": args.format_version},
             "files": files, "golden": golden}
 
 
@@ -100,6 +103,9 @@ def main() -> None:
     parser.set_defaults(limit=6)
     parser.add_argument("--qualities", type=lambda s: [float(q) for q in s.split(",")],
                         default=[0.0, 25.0, 50.0, 75.0, 100.0])
+    parser.add_argument("--effort", type=int, default=1, help="encoder effort of the files")
+    parser.add_argument("--format-version", type=int, default=None,
+                        help="container version written (default: the current one)")
     parser.add_argument("--save", type=Path, help="write this run's digests here (JSON)")
     parser.add_argument("--compare", type=Path, help="a run's JSON to compare with")
     args = parser.parse_args()

@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "integer-headroom.json"))
     args = ap.parse_args()
     codec = Codec(device="cpu")
-    path = codec.coder().latent_codec(codec.format_version).path  # the path files use
+    path = codec.coder().codec_for(codec.format_version).path  # the path files use
     path.peaks = {}
     paths = sorted(Path(args.images).glob("*.png"))[: args.limit]
     for p in paths:

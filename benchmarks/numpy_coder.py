@@ -1,16 +1,16 @@
-"""The CPU's NumPy coder against the torch coder of the same model, on Kodak.
+"""The model's coder on its NumPy transforms backend against the same coder on torch, on
+Kodak.
 
-Since the coding path left torch (CPU coding runs on NumPy), a file's bits come from
-NumPy's float arithmetic in ``g_a``/``h_a`` and its pixels from NumPy's ``g_s``; torch
-still codes on CUDA and for encoder effort. Both must make equally good files and read
-each other's files to the same latents. Per image and quality (effort 1, one tile), this
-codes the image with each coder and reports:
+On the CPU a file's bits come from NumPy's float arithmetic in ``g_a``/``h_a`` and its
+pixels from NumPy's ``g_s``; the torch backend codes on CUDA and for encoder effort. Both
+must make equally good files and read each other's files to the same latents. Per image
+and quality (effort 1, one tile), this codes the image on each backend and reports:
 
-* the BD-rate of the NumPy coder's files against the torch coder's (whole payload bits
-  per pixel, RGB PSNR of each coder's own decode), mean and extremes per image;
-* how many files are byte-identical, and, decoding the NumPy coder's files with both
-  coders, whether the latents agree (they must: the parameter path is exact) and the
-  largest pixel difference (float rounding in ``g_s``).
+* the BD-rate of the NumPy backend's files against the torch backend's (whole payload
+  bits per pixel, RGB PSNR of each one's own decode), mean and extremes per image;
+* how many files are byte-identical, and, decoding the NumPy backend's files with both,
+  whether the latents agree (they must: the parameter path is exact) and the largest
+  pixel difference (float rounding in ``g_s``).
 
     python benchmarks/numpy_coder.py                 # all 24 Kodak images
     python benchmarks/numpy_coder.py --limit 4
@@ -46,20 +46,17 @@ def main() -> None:
     import numpy as np
     from PIL import Image
 
+    from neuralcodec.codec.codec import rate_point
     from neuralcodec.codec.threads import set_threads
     from neuralcodec.codec.tiles import decode_tile, encode_tile
-    from neuralcodec.families.hyperprior import coder as torch_coders
-    from neuralcodec.families.hyperprior import inference
-    from neuralcodec.families.zoo import find_model
+    from neuralcodec.families.zoo import load_coder
     from neuralcodec.format import container
     from neuralcodec.format.quality import to_stored
     from neuralcodec.io.arrays import padded_size
     from neuralcodec.metrics import bd_rate, psnr
 
     set_threads(args.threads)
-    info = find_model(args.model)
-    coders = {"numpy": inference.load(info, "cpu"), "torch": torch_coders.load(info, "cpu")}
-    assert isinstance(coders["numpy"], inference.NumpyCoder)
+    coders = {backend: load_coder(args.model, "cpu", backend) for backend in ("numpy", "torch")}
     qualities = [float(q) for q in args.qualities.split(",")]
     paths = sorted(Path(args.folder).glob("*.png"))[: args.limit]
     images, identical, files, latents_equal, max_pixel_diff = [], 0, 0, True, 0
@@ -69,7 +66,7 @@ def main() -> None:
         size = padded_size(image.width, image.height, coders["numpy"].pad_multiple)
         row = {"image": path.name, "bpp": {}, "psnr": {}}
         for q in qualities:
-            stored = to_stored(q)
+            stored = rate_point(to_stored(q))
             chunks = {name: encode_tile(c, image, stored, container.VERSION)
                       for name, c in coders.items()}
             files += 1

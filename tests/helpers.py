@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralcodec.codec.codec import rate_point
+
 
 def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
     """Smooth gradients, edges and mild noise: compressible like a photo, unlike pure noise."""
@@ -40,11 +42,11 @@ def threads(n: int) -> Iterator[None]:
 
 
 def torch_coder(model: str = "aec-hp-ckbd"):
-    """A model's torch coder on the CPU (the codec itself runs the NumPy one there), for
-    either family on the hyperprior's transforms."""
+    """A model's coder with its transforms in torch on the CPU (the codec itself runs them
+    on NumPy there), for either family on the hyperprior's transforms."""
     from neuralcodec.families.zoo import load_coder
 
-    return load_coder(model, "cpu").torch_coder()
+    return load_coder(model, "cpu", backend="torch")
 
 
 def decode_latents_with(coder, data: bytes, tile: int = 0):
@@ -55,13 +57,14 @@ def decode_latents_with(coder, data: bytes, tile: int = 0):
     parsed = container.unpack(data)
     box = parsed.header.grid.coded_box(tile)
     size = padded_size(box[2] - box[0], box[3] - box[1], coder.pad_multiple)
-    return coder.decompress_latents(parsed.tiles[tile], size, parsed.header.quality,
-                                    parsed.header.version)
+    return coder.decompress_latents(parsed.tiles[tile], size,
+                                    rate_point(parsed.header.quality), parsed.header.version)
 
 
 def assert_numpy_and_torch_coders_agree(codec, reference, data: bytes, quality: int) -> None:
-    """``codec``'s NumPy coder and the torch coder ``reference`` decode ``data`` to the
-    very same latents, and synthesize pixels that agree but for float rounding."""
+    """``codec``'s coder on NumPy and ``reference``, on torch, decode ``data`` to the very
+    same latents, and synthesize pixels that agree but for float rounding; ``quality`` is
+    the stored one."""
     import numpy as np
 
     _, numpy_latents = codec.decode_latents(data)
@@ -69,8 +72,9 @@ def assert_numpy_and_torch_coders_agree(codec, reference, data: bytes, quality: 
     assert np.array_equal(numpy_latents.y_symbols, torch_latents.y_symbols)
     assert np.array_equal(numpy_latents.z_symbols, torch_latents.z_symbols)
     assert np.array_equal(numpy_latents.y_hat, torch_latents.y_hat)
-    pixels = codec.coder().synthesize(numpy_latents, quality)
-    assert np.abs(pixels - reference.synthesize(torch_latents, quality)).max() < 1e-4
+    assert codec.coder().transforms.backend == "numpy" and reference.transforms.backend == "torch"
+    pixels = codec.coder().synthesize(numpy_latents, rate_point(quality))
+    assert np.abs(pixels - reference.synthesize(torch_latents, rate_point(quality))).max() < 1e-4
 
 
 def save_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:

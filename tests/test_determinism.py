@@ -9,6 +9,7 @@ from PIL import Image
 from .helpers import (
     assert_numpy_and_torch_coders_agree,
     photo_like,
+    rate_point,
     threads,
     torch_coder,
 )
@@ -32,10 +33,11 @@ def test_decoded_latents_equal_encoder_latents(codec):
     im = Image.fromarray(photo_like(100, 70, seed=12), "RGB")
     coder = codec.coder()
     features = coder.analyse(codec.padded_input(codec.prepare(im), coder))
-    level = coder._level(3000)
-    y = features * coder.gain_y(level)
-    z_sym = coder.latent_codec.z_symbols(coder.h_a(y) * coder.gain_z(level))
-    _, encoded = coder.latent_codec.compress(y, 3000, z_sym)
+    point = rate_point(3000)
+    level = point.level(coder.config.levels)
+    y = coder.transforms.latents(features, level)
+    z_sym = coder.latent_codec.z_symbols(coder.transforms.hyper_analyse(y, level))
+    _, encoded = coder.latent_codec.compress(y, point, z_sym)
     _, decoded = codec.decode_latents(codec.encode(im, 30))
     assert np.array_equal(encoded.y_symbols, decoded.y_symbols)
     assert np.array_equal(encoded.z_symbols, decoded.z_symbols)

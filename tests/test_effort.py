@@ -11,11 +11,9 @@ import neuralcodec  # noqa: F401  (registers the Pillow plugin)
 from neuralcodec.cli import run
 from neuralcodec.codec import Codec
 from neuralcodec.errors import AecError
-from neuralcodec.families.hyperprior.architecture import rate_level
 from neuralcodec.format import container
-from neuralcodec.format.quality import from_stored
 
-from .helpers import photo_like
+from .helpers import photo_like, rate_point
 
 QUALITY = 60
 
@@ -44,9 +42,9 @@ def rd_cost(codec: Codec, image: Image.Image, data: bytes) -> float:
     chunks = parsed.tiles[0]
     coder = codec.coder()
     bits = 8 * sum(len(chunks.get(t, b"")) for t in coder.chunk_tags)
-    # Effort runs in torch: the NumPy coder hands it to its torch coder.
-    model = (coder.torch_coder() if hasattr(coder, "torch_coder") else coder).model
-    level = torch.tensor([rate_level(from_stored(parsed.header.quality), model.config.levels)])
+    # Effort runs on the torch backend.
+    model = coder.torch_transforms().model
+    level = torch.tensor([rate_point(parsed.header.quality).level(model.config.levels)])
     lam = float(model.lambda_at(level))
     decoded = np.asarray(Codec(coder.name, device="cpu").decode(data), np.float64)
     mse = np.mean((decoded - np.asarray(image, np.float64)) ** 2)
@@ -139,7 +137,7 @@ def test_refinement_runs_g_s_in_bf16_only_where_native_and_decides_in_float32(
     from neuralcodec.families.hyperprior import refine
     monkeypatch.setattr(refine, "native_bf16", lambda device: native)
     dtypes: list[torch.dtype] = []
-    hook = codec.coder().torch_coder().model.g_s[0].register_forward_hook(
+    hook = codec.coder().torch_transforms().model.g_s[0].register_forward_hook(
         lambda module, inputs, output: dtypes.append(output.dtype))
     try:
         data = codec.encode(image, QUALITY, effort=2)
@@ -154,7 +152,7 @@ def test_refinement_runs_g_s_in_bf16_only_where_native_and_decides_in_float32(
 
 def test_the_pre_cast_synthesis_computes_what_autocast_computes(codec):
     from neuralcodec.families.bf16 import with_cast_convolutions
-    model = codec.coder().torch_coder().model
+    model = codec.coder().torch_transforms().model
     cast = with_cast_convolutions(model.g_s, torch.bfloat16)
     generator = torch.Generator().manual_seed(0)
     y_hat = torch.randn(1, model.g_s[0].in_channels, 4, 5, generator=generator)

@@ -45,7 +45,7 @@ def test_noise_in_the_float_transforms_leaves_decoded_symbols_unchanged(codec):
     noisy = torch_coder()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for module in (noisy.model.g_a, noisy.model.g_s):
+        for module in (noisy.transforms.model.g_a, noisy.transforms.model.g_s):
             for p in module.parameters():
                 p.add_(1e-4 * p.abs().mean() * torch.randn(p.shape, generator=generator))
     decoded = decode_latents_with(noisy, data)

@@ -122,3 +122,34 @@ def _family_of(codec: Codec):
     from neuralcodec.families.base import get_family
 
     return get_family(codec.coder().card["family"])
+
+
+def test_one_coder_class_per_family_whatever_the_backend(codec):
+    """A family's coder is written once over a transforms backend: on NumPy and on torch
+    it is the same class, with the same latent codec class, and it makes the same file
+    (the bits come from the exact parameter path; the float transforms agree here)."""
+    from neuralcodec.families.zoo import load_coder
+
+    name = codec.model_name
+    coder = codec.coder()
+    backends = ["torch"] if coder.family.name == "vq-vae" else ["numpy", "torch"]
+    coders = [load_coder(name, "cpu", backend) for backend in backends]
+    assert {type(c) for c in coders} == {type(coder)}
+    if len(coders) == 2:
+        assert [c.transforms.backend for c in coders] == backends
+        assert type(coders[0].latent_codec) is type(coders[1].latent_codec)
+
+
+def test_a_rate_point_has_one_level_in_floats_and_integers():
+    """The float transforms' level and the exact path's integer interpolation are one
+    value: lo + t / denominator, at every stored quality and level count."""
+    from neuralcodec.codec.codec import rate_point
+    from neuralcodec.format.quality import STORED_MAX
+
+    for levels in (2, 9, 10, 16):
+        for stored in range(0, STORED_MAX + 1, 7):
+            point = rate_point(stored)
+            lo, t = point.level_parts(levels)
+            assert 0 <= lo <= levels - 2 and 0 <= t <= point.denominator
+            assert abs(lo + t / point.denominator - point.level(levels)) < 1e-12
+        assert rate_point(STORED_MAX).level(levels) == levels - 1

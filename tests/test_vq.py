@@ -17,9 +17,9 @@ from neuralcodec.errors import AecError, CorruptFileError
 from neuralcodec.families import zoo as registry
 from neuralcodec.families.vq import CHUNK_VQ_INDICES
 from neuralcodec.families.vq.coder import TABLES, save_model
-from neuralcodec.families.vq.model import VQAutoencoder, VQConfig, quantized_cdf, units_for_quality
+from neuralcodec.families.vq.model import VQAutoencoder, VQConfig, quantized_cdf, units_at
 
-from .helpers import photo_like
+from .helpers import photo_like, rate_point
 
 MODEL = "aec-vq"
 
@@ -41,9 +41,9 @@ def test_listed_with_its_family(capsys):
     assert rows[MODEL]["family"] == "vq-vae"
 
 
-def test_units_for_quality_is_monotone_and_spans_all_units():
+def test_units_are_monotone_in_the_rate_and_span_all_units():
     config = VQConfig(min_units=3)
-    counts = [units_for_quality(q / 4, config) for q in range(401)]
+    counts = [units_at(q / 400, config) for q in range(401)]
     assert counts[0] == 3 and counts[-1] == config.units
     assert all(a <= b for a, b in zip(counts, counts[1:], strict=False))
 
@@ -53,7 +53,7 @@ def test_decoded_indices_equal_encoder_indices(vq_codec, image):
     x = vq_codec.padded_input(vq_codec.prepare(image), coder)
     q = coder.index_model.quantize(coder.analyse(x).double(), bits_table=coder.bits)
     _, latents = vq_codec.decode_latents(vq_codec.encode(image, 40))
-    assert len(latents.units) == units_for_quality(40, coder.config)
+    assert len(latents.units) == units_at(0.4, coder.config)
     for row, unit in zip(latents.indices, latents.units, strict=True):
         assert np.array_equal(row, q.indices[divmod(unit, coder.config.groups)].numpy())
 
@@ -104,7 +104,7 @@ def test_cli_model_option_and_info(tmp_path, image, capsys):
 def _chunks(vq_codec, image, quality=50):
     coder = vq_codec.coder()
     x = vq_codec.padded_input(vq_codec.prepare(image), coder)
-    return coder, coder.compress(coder.analyse(x), quality * 100, 2), tuple(x.shape[:2])
+    return coder, coder.compress(coder.analyse(x), rate_point(quality * 100), 2), tuple(x.shape[:2])
 
 
 @pytest.mark.parametrize("damage", ["missing", "unaligned", "empty", "truncated", "noise"])
@@ -119,12 +119,12 @@ def test_damaged_index_chunk(vq_codec, image, damage):
         "noise": {CHUNK_VQ_INDICES: np.random.default_rng(1).bytes(len(payload) // 4 * 4)},
     }[damage]
     try:
-        latents = coder.decompress_latents(damaged, size, 5000, 2)
+        latents = coder.decompress_latents(damaged, size, rate_point(5000), 2)
     except CorruptFileError:
         return
     # Some damage is undetectable without the CRC; it must still give a valid image.
     assert damage in ("empty", "truncated", "noise")
-    out = coder.synthesize(latents, 5000)
+    out = coder.synthesize(latents, rate_point(5000))
     assert out.shape[:2] == size and np.isfinite(out).all()
 
 
@@ -161,7 +161,7 @@ def test_save_load_roundtrip_of_a_tiny_model(tmp_path, monkeypatch):
     for q in (0, 50, 100):
         data = codec.encode(im, q)
         _, latents = codec.decode_latents(data)
-        assert len(latents.units) == units_for_quality(q, coder.config)
+        assert len(latents.units) == units_at(q / 100, coder.config)
         assert codec.decode(data).size == im.size
 
 

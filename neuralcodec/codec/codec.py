@@ -13,13 +13,13 @@ from typing import Any
 from PIL import Image
 
 from ..errors import AecError, CorruptFileError, needs_torch, torch_missing
-from ..families.base import ModelCoder
+from ..families.base import ModelCoder, RatePoint
 from ..families.zoo import DEFAULT_MODEL, load_coder
 from ..format import container
 from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
 from ..format.container import Header
 from ..format.grid import TileGrid
-from ..format.quality import DEFAULT_QUALITY, to_stored
+from ..format.quality import DEFAULT_QUALITY, STORED_MAX, from_stored, to_stored
 from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
 from ..io.images import attach_metadata, check_pixel_limit, split_alpha
@@ -236,7 +236,7 @@ class Codec:
         tiles: list[dict[bytes, bytes]] = [{} for _ in range(len(grid))]
         crops = ((i, prepared.image.crop(grid.coded_box(i))) for i in range(len(grid)))
         if pool is not None:
-            jobs = pool.encode(crops, q, self.format_version, effort)
+            jobs = pool.encode(crops, rate_point(q), self.format_version, effort)
             for done, (i, future) in enumerate(jobs, 1):
                 tiles[i] = future.result()
                 if progress:
@@ -244,7 +244,8 @@ class Codec:
         else:
             for i, tile in crops:
                 features = self._features(prepared, coder, grid, i, tile, cache)
-                tiles[i] = encode_tile(coder, tile, q, self.format_version, features, effort)
+                tiles[i] = encode_tile(coder, tile, rate_point(q), self.format_version,
+                                       features, effort)
                 if progress:
                     progress(i + 1, len(grid))
         return pack_file(coder, prepared, q, grid, tiles, self.format_version)
@@ -300,8 +301,8 @@ class Codec:
         coder = self._coder_for(parsed.header)
         header = parsed.header
         size = padded_size(*_size(header.grid.coded_box(tile)), coder.pad_multiple)
-        return header, coder.decompress_latents(parsed.tiles[tile], size, header.quality,
-                                                header.version)
+        return header, coder.decompress_latents(parsed.tiles[tile], size,
+                                                rate_point(header.quality), header.version)
 
     def _coder_for(self, header: Header) -> ModelCoder:
         self._check_limits(header)
@@ -356,10 +357,12 @@ class Codec:
         jobs = ((i, parsed.tiles[i], _size(grid.coded_box(i))) for i in todo)
         pool = self._pool(header.model, len(todo))
         if pool is not None:
-            results = pool.decode(jobs, header.quality, header.version, header.mode)
+            results = pool.decode(jobs, rate_point(header.quality), header.version,
+                                  header.mode)
         else:
-            results = ((i, _run_now(decode_tile, coder, chunks, size, header.quality,
-                                    header.version, header.mode)) for i, chunks, size in jobs)
+            point = rate_point(header.quality)
+            results = ((i, _run_now(decode_tile, coder, chunks, size, point, header.version,
+                                    header.mode)) for i, chunks, size in jobs)
         for done, (i, future) in enumerate(results, 1):
             try:
                 tile = future.result()
@@ -371,6 +374,13 @@ class Codec:
                 progress(done, len(todo))
         attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))
         return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
+
+
+def rate_point(stored_quality: int) -> RatePoint:
+    """Where a stored quality (:mod:`..format.quality`) codes on a model's rate range:
+    the one place a quality becomes a rate; the families see only this."""
+    return RatePoint(stored_quality, STORED_MAX,
+                     from_stored(stored_quality) / from_stored(STORED_MAX))
 
 
 def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,

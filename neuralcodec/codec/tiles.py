@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..families.base import ModelCoder, Refinement
+from ..families.base import ModelCoder, RatePoint, Refinement
 from ..format.chunks import CHUNK_ALPHA
 from ..format.grid import TileGrid
 from ..io.alpha import decode_alpha, encode_alpha
@@ -38,13 +38,13 @@ def analyse_tile(coder: ModelCoder, colour: Image.Image) -> Any:
 def encode_tile(
     coder: ModelCoder,
     tile: Image.Image,
-    quality: int,
+    point: RatePoint,
     version: int,
     features: Any = None,
     effort: int = 1,
 ) -> dict[bytes, bytes]:
-    """Chunks of one tile (an image in a native mode); ``features`` if already analysed;
-    ``effort`` > 1 refines the tile's latents on its own pixels."""
+    """Chunks of one tile (an image in a native mode) at rate ``point``; ``features`` if
+    already analysed; ``effort`` > 1 refines the tile's latents on its own pixels."""
     colour, alpha = split_alpha(tile)
     if features is None:
         features = analyse_tile(coder, colour)
@@ -53,7 +53,7 @@ def encode_tile(
         refinement = Refinement(effort, model_input(coder, colour),
                                 (colour.height, colour.width))
     with stage("entropy coding"):
-        chunks = dict(coder.compress(features, quality, version, refinement))
+        chunks = dict(coder.compress(features, point, version, refinement))
     if alpha is not None:
         chunks[CHUNK_ALPHA] = encode_alpha(alpha)
     return chunks
@@ -63,7 +63,7 @@ def decode_tile(
     coder: ModelCoder,
     chunks: Mapping[bytes, bytes],
     size: tuple[int, int],
-    quality: int,
+    point: RatePoint,
     version: int,
     mode: str,
 ) -> Image.Image:
@@ -71,10 +71,10 @@ def decode_tile(
     width, height = size
     with stage("entropy decoding"):
         latents = coder.decompress_latents(
-            chunks, padded_size(width, height, coder.pad_multiple), quality, version
+            chunks, padded_size(width, height, coder.pad_multiple), point, version
         )
     with stage("synthesis transform"):
-        x_hat = coder.synthesize(latents, quality)[:height, :width]
+        x_hat = coder.synthesize(latents, point)[:height, :width]
     colour = array_to_image(x_hat, "L" if mode in ("L", "LA") else "RGB")
     del latents, x_hat
     alpha = None

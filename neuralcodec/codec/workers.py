@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..cpu import usable_cpus
 from ..errors import AecError
-from ..families.base import ModelCoder
+from ..families.base import ModelCoder, RatePoint
 from ..families.zoo import load_coder
 from .threads import set_threads
 from .tiles import decode_tile, encode_tile
@@ -32,16 +32,16 @@ def _init_worker(model: str, threads: int) -> None:
     _worker_coder = load_coder(model, "cpu")
 
 
-def _encode_in_worker(tile: Image.Image, quality: int, version: int, effort: int
+def _encode_in_worker(tile: Image.Image, point: RatePoint, version: int, effort: int
                       ) -> dict[bytes, bytes]:
     assert _worker_coder is not None
-    return encode_tile(_worker_coder, tile, quality, version, effort=effort)
+    return encode_tile(_worker_coder, tile, point, version, effort=effort)
 
 
-def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], quality: int,
+def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], point: RatePoint,
                       version: int, mode: str) -> Image.Image:
     assert _worker_coder is not None
-    return decode_tile(_worker_coder, chunks, size, quality, version, mode)
+    return decode_tile(_worker_coder, chunks, size, point, version, mode)
 
 
 # Below this many tiles, starting worker processes costs more than it saves.
@@ -91,15 +91,15 @@ class TileWorkers:
             for _, future in pending:
                 future.cancel()
 
-    def encode(self, tiles: Iterable[tuple[int, Image.Image]], quality: int,
+    def encode(self, tiles: Iterable[tuple[int, Image.Image]], point: RatePoint,
                version: int, effort: int = 1) -> Iterator[tuple[int, Future]]:
         return self._run(_encode_in_worker,
-                         ((i, (tile, quality, version, effort)) for i, tile in tiles))
+                         ((i, (tile, point, version, effort)) for i, tile in tiles))
 
     def decode(self, tiles: Iterable[tuple[int, dict[bytes, bytes], tuple[int, int]]],
-               quality: int, version: int, mode: str) -> Iterator[tuple[int, Future]]:
+               point: RatePoint, version: int, mode: str) -> Iterator[tuple[int, Future]]:
         return self._run(_decode_in_worker, (
-            (i, (chunks, size, quality, version, mode)) for i, chunks, size in tiles))
+            (i, (chunks, size, point, version, mode)) for i, chunks, size in tiles))
 
 
 class WorkerPools:

@@ -1,7 +1,7 @@
 """The family contract: what every model family declares and what its coder does.
 
-A *family* is an architecture with its own way of coding latents (the hyperprior with
-checkerboard context; the VQ-VAE). Each registers itself, light (no torch), when
+A *family* is an architecture with its own way of coding latents (the built-in ones are
+listed in :mod:`neuralcodec.families`). Each registers itself, light (no torch), when
 :mod:`neuralcodec.families` is imported: its name as model cards spell it, the chunk
 tags it writes (registered with the container, which knows no family), its
 downsampling, the container versions it reads and writes, and the module that loads a
@@ -20,14 +20,16 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Family:
     name: str  # the model card's "family"
     chunks: Mapping[bytes, str]  # tag -> what it holds
-    pad_multiple: int  # the transform's downsampling: images are padded to this
+    pad_multiple: int  # the transforms' whole downsampling: images are padded to this
+    latent_stride: int  # pixels per latent position, along each side
     formats: tuple[int, ...]  # container versions its coder writes and reads
-    coder_module: str  # module with ``load(info: ModelInfo, device) -> ModelCoder``
+    # Module with ``load(info: ModelInfo, device, backend=None) -> ModelCoder``; backend
+    # None is the family's choice for the device.
+    coder_module: str
     # Encoder effort level -> iterations of per-image latent refinement; level 1 is the
     # single amortized pass of the analysis transform, the only level of some families.
     efforts: Mapping[int, int] = field(default_factory=lambda: {1: 0})
@@ -62,6 +64,41 @@ def families() -> list[Family]:
 
 
 @dataclass(frozen=True)
+class RatePoint:
+    """Where on a model's rate range an image is coded: ``numerator / denominator`` of
+    the way from its lowest rate (0) to its highest (1). The codec makes it once from the
+    file's stored quality (stored / full scale); each family maps it onto its own rate
+    control (levels of gains, VQ units), and never sees the quality itself.
+
+    Two forms of one value, so that encoder and decoder agree exactly: the integers, from
+    which exact paths interpolate (integer gains), and ``fraction``, the float the float
+    transforms take. The float is made by the codec as files have always been made
+    (quality / 100, quality = stored / 100); it equals numerator / denominator to float
+    precision, but not always to the last bit, and a file's pixels depend on that bit.
+    """
+
+    numerator: int
+    denominator: int
+    fraction: float
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.numerator <= self.denominator and self.denominator > 0
+                and abs(self.fraction - self.numerator / self.denominator) < 1e-12):
+            raise ValueError(f"not a rate point: {self!r}")
+
+    def level(self, levels: int) -> float:
+        """The continuous rate level 0..levels-1 (float transforms' gains)."""
+        return self.fraction * (levels - 1)
+
+    def level_parts(self, levels: int) -> tuple[int, int]:
+        """The same level exactly, as (lower level, ``t``): ``lo + t / denominator``,
+        with ``lo`` at most ``levels - 2`` (so ``lo + 1`` is a level)."""
+        position = self.numerator * (levels - 1)
+        lo = min(position // self.denominator, levels - 2)
+        return lo, position - lo * self.denominator
+
+
+@dataclass(frozen=True)
 class Refinement:
     """What an encoder that spends effort on one image (or tile) measures its distortion
     against: the padded input ``x``, whose top-left ``size`` (height, width) pixels are
@@ -77,37 +114,37 @@ class ModelCoder(Protocol):
 
     Images reach it as padded float32 NumPy arrays (H, W, 3) in [0, 1], channels-last, H
     and W multiples of ``pad_multiple``; it answers with named container chunks and takes
-    them back. Whether it runs torch (and on which device) is its own business. A coder
+    them back. Where it computes (NumPy, torch, which device) is its own business. A coder
     may add ``analyse_batch(list of equal-sized arrays) -> list of features``, which the
     codec then uses to analyse several images in one call.
-    ``quality`` is the stored integer (see :mod:`neuralcodec.format.quality`).
     """
 
     name: str
     fingerprint: bytes
     card: dict
+    family: Family
     pad_multiple: int
     formats: tuple[int, ...]  # container versions it writes and reads
     max_effort: int  # refinement levels it offers beyond 1 (its family's)
 
     def analyse(self, x: np.ndarray) -> Any:
-        """Quality-independent analysis (family-specific type), cached by the codec
-        across a rate search."""
+        """Rate-independent analysis (family-specific type), cached by the codec across a
+        rate search."""
         ...
 
-    def compress(self, features: Any, quality: int, version: int,
+    def compress(self, features: Any, point: RatePoint, version: int,
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
-        """Container chunks of analysed ``features``; with ``refinement`` (effort > 1)
-        the latents are first refined for this image."""
+        """Container chunks of analysed ``features`` at rate ``point``; with
+        ``refinement`` (effort > 1) the latents are first refined for this image."""
         ...
 
     def decompress_latents(
-        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], point: RatePoint,
+        version: int
     ) -> Any:
         """Entropy-decode the latents of a padded (H, W) image (family-specific type)."""
         ...
 
-    def synthesize(self, latents: Any, quality: int) -> np.ndarray:
+    def synthesize(self, latents: Any, point: RatePoint) -> np.ndarray:
         """Pixels (H, W, 3), float32, nominally in [0, 1], from decoded latents."""
         ...
-

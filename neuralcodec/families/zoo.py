@@ -87,8 +87,11 @@ def find_model(name: str) -> ModelInfo:
     raise AecError(f"model '{name}' is not installed (installed: {names})")
 
 
-def load_coder(name: str = DEFAULT_MODEL, device: Any = "cpu") -> ModelCoder:
-    """Find a model and load it (on ``device``) with its family's loader."""
+def load_coder(name: str = DEFAULT_MODEL, device: Any = "cpu", backend: str | None = None
+               ) -> ModelCoder:
+    """Find a model and load it (on ``device``) with its family's loader; ``backend``
+    names where its transforms run ("numpy", "torch"; None: the family's choice for the
+    device)."""
     info = find_model(name)
     family = get_family(info.family)
     if family is None:
@@ -96,7 +99,7 @@ def load_coder(name: str = DEFAULT_MODEL, device: Any = "cpu") -> ModelCoder:
             f"model '{info.name}' is of family '{info.family}', which this aec cannot run"
         )
     try:
-        return importlib.import_module(family.coder_module).load(info, device)
+        return importlib.import_module(family.coder_module).load(info, device, backend)
     except ModuleNotFoundError as exc:
         if not torch_missing(exc):
             raise

@@ -25,13 +25,12 @@ exact integer network (:mod:`.integer_net`), so files decode bit-exactly everywh
 
 Modules: ``architecture`` (config and context networks as data), ``model`` (the torch
 networks), ``integer_net`` (the exact parameter path), ``latent_codec`` (y, z ↔ streams),
-``refine`` (encoder effort), ``weights`` (file layout), ``inference`` (the loader and the
-CPU's NumPy coder) and ``coder`` (the torch coder: CUDA, effort), each a
-:class:`~neuralcodec.families.base.ModelCoder`.
+``refine`` (encoder effort), ``weights`` (file layout) and ``coder`` (this family's parts
+of the hyperprior's coder, which runs the same transforms on a NumPy or torch backend).
 """
 
 from ..base import Family, register_family
-from ..hyperprior import EFFORT_ITERATIONS, EFFORT_METHOD
+from ..hyperprior import EFFORT_ITERATIONS, EFFORT_METHOD, LATENT_STRIDE
 
 # The hyperprior's transforms: latents at 1/16, z at 1/64 of the padded image.
 PAD_MULTIPLE = 64
@@ -45,8 +44,9 @@ FAMILY = register_family(Family(
             CHUNK_LATENT: "latents y by channel group and checkerboard pass, range-coded",
             CHUNK_ESCAPE: "values outside the tables' range"},
     pad_multiple=PAD_MULTIPLE,
+    latent_stride=LATENT_STRIDE,
     formats=(2, 3),  # exact integer parameter path; 3: tiled (one tile at a time)
-    coder_module="neuralcodec.families.channel_context.inference",
+    coder_module="neuralcodec.families.channel_context.coder",
     efforts=EFFORT_ITERATIONS,  # the hyperprior's refinement, this family's rate (refine)
     effort_method=EFFORT_METHOD,
 ))

@@ -12,6 +12,7 @@ import numpy as np
 
 from ...entropy import SymbolDecoder, SymbolEncoder
 from ...stages import stage
+from ..base import RatePoint
 from ..hyperprior.coding_tables import CodingTables
 from ..hyperprior.integer_net import checkerboard_anchors
 from ..hyperprior.latent_codec import DecodedLatents, LatentCodec, LatentStreams, decoded_latents
@@ -56,11 +57,11 @@ class ChannelLatentCodec(LatentCodec):
                 y_hat[:, :, lo:hi] = group + path.residual(k, means_k, cc, group)
         return y_hat, y_sym
 
-    def compress(self, y: np.ndarray, quality: int, z_sym: np.ndarray
+    def compress(self, y: np.ndarray, point: RatePoint, z_sym: np.ndarray
                  ) -> tuple[LatentStreams, DecodedLatents]:
-        """``y``: float latents (h, w, M) of the analysis transform at ``quality`` (stored
-        integer, hundredths); ``z_sym``: its hyper-latent's symbols."""
-        enc_z, hyper = self._encode_hyper(z_sym, quality)
+        """``y``: float latents (h, w, M) at rate ``point``; ``z_sym``: its
+        hyper-latent's symbols."""
+        enc_z, hyper = self._encode_hyper(z_sym, point)
         y = np.asarray(y, dtype=np.float64)
         offsets = self.offsets
         enc_y = SymbolEncoder()
@@ -75,10 +76,10 @@ class ChannelLatentCodec(LatentCodec):
         return self._finish(enc_z, enc_y, z_sym, y_hat, y_sym)
 
     def decompress(self, streams: LatentStreams, latent_hw: tuple[int, int],
-                   channels: tuple[int, int], quality: int) -> DecodedLatents:
+                   channels: tuple[int, int], point: RatePoint) -> DecodedLatents:
         h, w = latent_hw
         n, m = channels
-        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, n, quality)
+        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, n, point)
         dec_y = SymbolDecoder(streams.y, escapes)
 
         def decode(k: int, part: np.ndarray, idx: np.ndarray, means: np.ndarray

@@ -17,15 +17,17 @@ checkerboard context (He et al. 2021) and gain-vector rate control (Cui et al. 2
 Modules: ``architecture`` (the networks as data, the config), ``model`` (them in torch),
 ``coding_tables`` (the coding tables), ``entropy_models`` (their torch stand-ins),
 ``integer_net`` (the exact parameter path),
-``latent_codec`` (y, z ↔ streams), ``refine`` (encoder effort: latents refined per image),
-``weights_file``/``weights`` (file layout), and the family's two
-:class:`~neuralcodec.families.base.ModelCoder`: ``inference`` (NumPy, the CPU's; also the
-family's loader) and ``coder`` (torch: CUDA, effort, version 1).
+``latent_codec`` (y, z ↔ streams), ``float_param_path`` (format version 1), ``refine``
+(encoder effort: latents refined per image), ``weights_file``/``weights`` (file layout),
+the transforms on two backends, ``numpy_backend`` (the CPU's) and ``torch_backend``
+(CUDA, effort), and ``coder``: the one :class:`~neuralcodec.families.base.ModelCoder` of
+this family and of those on its transforms, written over either backend.
 """
 
 from ..base import Family, register_family
 
 # Latents are downsampled 16x by g_a and another 4x by h_a: inputs are padded to this.
+LATENT_STRIDE = 16
 PAD_MULTIPLE = 64
 CHUNK_HYPER = b"HYPR"
 CHUNK_LATENT = b"LATN"
@@ -43,8 +45,9 @@ FAMILY = register_family(Family(
             CHUNK_LATENT: "latents y, range-coded",
             CHUNK_ESCAPE: "values outside the tables' range"},
     pad_multiple=PAD_MULTIPLE,
+    latent_stride=LATENT_STRIDE,
     formats=(1, 2, 3),  # 1: float64 parameter path; 2, 3: exact integer path (3: tiled)
-    coder_module="neuralcodec.families.hyperprior.inference",
+    coder_module="neuralcodec.families.hyperprior.coder",
     efforts=EFFORT_ITERATIONS,
     effort_method=EFFORT_METHOD,
 ))

@@ -3,8 +3,8 @@
 One description serves both builders: :mod:`.model` makes torch modules of it (training,
 encoder effort, CUDA), :mod:`.inference` NumPy layers (the coding path without torch).
 Layer ``i`` of a network is stored under ``<network>.<i>`` (``context``, a single layer,
-under ``context``). Also here: the config that sizes the networks, and the rate level of
-a quality.
+under ``context``). Also here: the config that sizes the networks (the rate level of a
+rate point is :meth:`~..base.RatePoint.level`).
 """
 
 from __future__ import annotations
@@ -44,12 +44,6 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]))
-
-
-def rate_level(quality: float, levels: int) -> float:
-    """Map the user's quality 0..100 onto the continuous rate level 0..levels-1."""
-    q = min(max(float(quality), 0.0), 100.0)
-    return q / 100.0 * (levels - 1)
 
 
 def analysis(N: int, M: int) -> tuple[Layer, ...]:

@@ -1,168 +1,201 @@
-"""The hyperprior family's torch coder: how a loaded torch model codes a padded image.
+"""The coder of the families on the hyperprior's transforms, written once over a
+transforms backend (:mod:`..transforms`); a family supplies only what is its own
+(:class:`FamilyParts`: config, chunk tags, exact parameter path and latent codec, the
+refinement objective of encoder effort).
 
-Encoding: ``g_a`` (cached across a rate search), the rate level's gains, at effort > 1
-the latents refined for the image (:mod:`.refine`), then the
-:class:`~neuralcodec.families.hyperprior.latent_codec.LatentCodec` writes the
-HYPR/LATN/ESCP chunks. Decoding reverses it; the transforms run on the codec's device
-(CUDA, or the CPU where :mod:`.inference` hands over to it: encoder effort, version-1
-files). Images and latents cross its interface as NumPy arrays, channels-last.
+Encoding a padded image::
+
+    x ──analyse──► features                 (cached by the codec across a rate search)
+      ──latents(level)──► y ──hyper_analyse(level)──► z ──round(z − median)──► z symbols
+    (y, z symbols) ── the family's latent codec (exact parameter path) ──► chunks
+
+Decoding: chunks ── latent codec ──► ŷ ──synthesize(level)──► x̂. The level is the rate
+point's (:class:`~..base.RatePoint`), given by the codec.
+
+The latent codec is built once from the weights file (NumPy), whatever the backend, so
+every backend writes and reads the same symbols. The transforms run on NumPy on the CPU
+and in torch elsewhere; encoder effort above 1 (gradients) and format version 1 (its
+float64 parameter path) ask for the torch backend, loaded on first need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from ...format.quality import from_stored
+from ...errors import AecError, needs_torch, torch_missing
 from ...stages import stage
-from ..base import Refinement
-from ..torch_arrays import to_array, to_tensor
+from ..base import Family, RatePoint, Refinement
+from ..transforms import Transforms
 from ..zoo import ModelInfo
 from . import CHUNK_ESCAPE, CHUNK_HYPER, CHUNK_LATENT, FAMILY
-from .architecture import rate_level
-from .float_param_path import FloatParamPath
+from .architecture import ModelConfig
+from .coding_tables import CodingTables
 from .integer_net import IntegerParamPath
 from .latent_codec import DecodedLatents, LatentCodec, LatentStreams
-from .model import HyperpriorCheckerboard
-from .refine import Refiner, iterations_for, rd_cost
-from .weights import read_model
+from .numpy_backend import NumpyTransforms
+from .weights_file import INTEGER_GAINS, read_arrays
+
+BACKENDS = ("numpy", "torch")
 
 
-def numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    """The model's tensors as float64 (or integer) arrays by state-dict name."""
-    return {k: v.detach().cpu().double().numpy() if v.is_floating_point() else
-            v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+@dataclass(frozen=True)
+class FamilyParts:
+    """What a family on the hyperprior's transforms brings of its own."""
+
+    family: Family
+    chunk_tags: tuple[bytes, bytes, bytes]  # z, y, escapes
+    read_config: Callable[[dict], ModelConfig]  # the model card's "config"
+    # (state, weight shifts, integer gains of z, tables, config) -> the exact latent codec
+    latent_codec: Callable[..., LatentCodec]
+    # -> (read_model(info) -> (torch model, shifts, gains), refiner class); imports torch,
+    # so called only when the torch backend is needed.
+    torch_parts: Callable[[], tuple[Callable, type]]
 
 
-class HyperpriorCoder:
-    """A loaded hyperprior model in torch, coding padded images into container chunks."""
+class TransformCoder:
+    """A loaded model of a family on the hyperprior's transforms, coding padded images
+    into container chunks (a :class:`~..base.ModelCoder`)."""
 
-    pad_multiple = FAMILY.pad_multiple
-    chunk_tags = (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE)  # z, y, escapes
-    formats = FAMILY.formats
-    max_effort = FAMILY.max_effort
-    refiner = Refiner  # the per-image objective of effort > 1
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        model: HyperpriorCheckerboard,
-        weight_shifts: dict[str, int],
-        int_gain_z_inv: np.ndarray,
-    ):
+    def __init__(self, info: ModelInfo, parts: FamilyParts, config: ModelConfig,
+                 transforms: Transforms, latent_codec: LatentCodec):
         self.name = info.name
         self.fingerprint = info.fingerprint
         self.card = info.card
-        self.model = model
-        self.weight_shifts = weight_shifts
-        self.int_gain_z_inv = np.asarray(int_gain_z_inv)
-        self._latent_codecs: dict[int, LatentCodec] = {}
+        self.info = info
+        self.parts = parts
+        self.family = family = parts.family
+        self.chunk_tags = parts.chunk_tags
+        self.pad_multiple = family.pad_multiple
+        self.formats = family.formats
+        self.max_effort = family.max_effort
+        self.config = config
+        self.transforms = transforms
+        self.latent_codec = latent_codec  # format versions 2 and 3
+        self._torch: Any = transforms if transforms.backend == "torch" else None
+        self._float_codec: LatentCodec | None = None  # format version 1
+        batched = getattr(transforms, "analyse_batch", None)
+        if batched is not None:  # the codec analyses equal-sized images together
+            self.analyse_batch = batched
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def torch_transforms(self) -> Any:
+        """The model's transforms in torch: the backend itself where it is torch, else
+        loaded on the CPU on first use (for effort and version 1)."""
+        if self._torch is None:
+            try:
+                from .torch_backend import TorchTransforms
 
-    def latent_codec(self, version: int) -> LatentCodec:
-        """The latent codec of a format version (built on first use)."""
-        codec = self._latent_codecs.get(version)
-        if codec is None:
-            tables = self.model.coding_tables()
-            if version == 1:
-                path = FloatParamPath(self.model)
-            else:
-                config = self.model.config
-                path = IntegerParamPath.from_weights(
-                    numpy_state(self.model), self.weight_shifts, self.int_gain_z_inv, tables,
-                    config.N, config.M)
-            codec = self._latent_codecs[version] = LatentCodec(path, tables)
-        return codec
+                read_model, _ = self.parts.torch_parts()
+            except ModuleNotFoundError as exc:
+                if not torch_missing(exc):
+                    raise
+                raise needs_torch("encoder effort above 1, or a version-1 file,") from None
+            self._torch = TorchTransforms(read_model(self.info)[0])
+        return self._torch
 
-    def _level(self, quality: int, device: torch.device) -> Tensor:
-        level = rate_level(from_stored(quality), self.model.config.levels)
-        return torch.tensor([level], device=device)
+    def codec_for(self, version: int) -> LatentCodec:
+        """The latent codec of a format version: the exact one, or for version 1 the
+        float64 parameter path in torch (built on first use; only families that read
+        version 1, the hyperprior, get here)."""
+        if version != 1:
+            return self.latent_codec
+        if self._float_codec is None:
+            from .float_param_path import FloatParamPath
 
-    @torch.inference_mode()
-    def analyse(self, x: np.ndarray) -> Tensor:
-        return self.model.g_a(to_tensor(x, self.device))
+            model = self.torch_transforms().model
+            self._float_codec = LatentCodec(FloatParamPath(model), model.coding_tables())
+        return self._float_codec
 
-    @torch.inference_mode()
-    def analyse_batch(self, xs: list[np.ndarray]) -> list[Tensor]:
-        """``analyse`` of equal-sized images in one call."""
-        y = self.model.g_a(torch.cat([to_tensor(x, self.device) for x in xs]))
-        return [y[i:i + 1] for i in range(len(xs))]
+    def analyse(self, x: np.ndarray) -> Any:
+        return self.transforms.analyse(x)
 
-    def _z_symbols(self, latent_codec: LatentCodec, y: Tensor, level: Tensor) -> np.ndarray:
-        with stage("entropy parameters"):
-            z = self.model.hyper_analysis(y, level)
-        return latent_codec.z_symbols(to_array(z.double()))
-
-    @torch.no_grad()
-    def compress(self, features: Tensor, quality: int, version: int,
+    def compress(self, features: Any, point: RatePoint, version: int,
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
-        level = self._level(quality, features.device)
-        y = features * self.model.gain_y(level)
-        latent_codec = self.latent_codec(version)
-        z_sym = self._z_symbols(latent_codec, y, level)
-        iterations = iterations_for(refinement.effort) if refinement else 0
-        if refinement is None or iterations == 0:
-            streams, _ = latent_codec.compress(to_array(y.double()), quality, z_sym)
+        iterations = self.family.efforts[refinement.effort] if refinement else 0
+        transforms = (self.torch_transforms() if version == 1 or iterations
+                      else self.transforms)
+        latent_codec = self.codec_for(version)
+        level = point.level(self.config.levels)
+        y = transforms.latents(features, level)
+        with stage("entropy parameters"):
+            z_sym = latent_codec.z_symbols(transforms.hyper_analyse(y, level))
+        if iterations:
+            from .refine import refined_streams
+
+            _, refiner = self.parts.torch_parts()
+            assert refinement is not None
+            streams = refined_streams(transforms, refiner, latent_codec, y, z_sym, point,
+                                      refinement, iterations)
         else:
-            streams = self._refined(latent_codec, y, z_sym, quality, level, refinement,
-                                    iterations)
+            streams, _ = latent_codec.compress(transforms.as_array(y), point, z_sym)
         return streams.to_chunks(self.chunk_tags)
 
-    def _refined(self, latent_codec: LatentCodec, y: Tensor, z_sym: np.ndarray, quality: int,
-                 level: Tensor, refinement: Refinement, iterations: int) -> LatentStreams:
-        """The streams of ``y`` refined for the image, or of ``y`` itself when that file
-        costs less (λ·D + R, measured on the real bytes and decoded pixels)."""
-        model = self.model
-        z_hat = to_tensor(z_sym + latent_codec.z_medians, y.device).to(y.dtype)
-        hyper = model.hyper_synthesis(z_hat, level)
-        refiner = self.refiner(model, to_tensor(refinement.x, y.device), refinement.size,
-                               hyper, level)
-        with stage("refinement"):
-            refined = refiner.refine(y, iterations)
-        best, best_cost = None, float("inf")
-        height, width = refinement.size
-        for candidate in (y, refined):
-            streams, decoded = latent_codec.compress(to_array(candidate.double()), quality,
-                                                     z_sym)
-            bits = 8 * (len(streams.z) + len(streams.y) + len(streams.escapes))
-            x_hat = self._synthesis(decoded, quality)[:, :, :height, :width]
-            x_hat = torch.round(x_hat.clamp(0, 1) * 255) / 255  # the decoded pixels
-            cost = float(rd_cost(refiner.lam, refiner.x, x_hat, bits, height * width))
-            if cost < best_cost:
-                best, best_cost = streams, cost
-        assert best is not None
-        return best
-
     def decompress_latents(
-        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], point: RatePoint,
+        version: int
     ) -> DecodedLatents:
         streams = LatentStreams.from_chunks(chunks, self.chunk_tags)
         h, w = size
-        config = self.model.config
-        return self.latent_codec(version).decompress(streams, (h // 16, w // 16),
-                                                     (config.N, config.M), quality)
+        stride = self.family.latent_stride
+        return self.codec_for(version).decompress(
+            streams, (h // stride, w // stride), (self.config.N, self.config.M), point)
 
-    @torch.inference_mode()
-    def _synthesis(self, latents: DecodedLatents, quality: int) -> Tensor:
-        y_hat = to_tensor(latents.y_hat, self.device)
-        return self.model.synthesis(y_hat, self._level(quality, self.device))
-
-    def synthesize(self, latents: DecodedLatents, quality: int) -> np.ndarray:
-        return to_array(self._synthesis(latents, quality).float())
+    def synthesize(self, latents: DecodedLatents, point: RatePoint) -> np.ndarray:
+        return self.transforms.synthesize(latents.y_hat, point.level(self.config.levels))
 
 
-def load(info: ModelInfo, device: str | torch.device = "cpu") -> HyperpriorCoder:
-    model, shifts, gains = read_model(info)
-    # A coding model is never trained: refinement (effort) then differentiates with
-    # respect to the latents only, not every weight.
-    model.eval().requires_grad_(False).to(device)
-    # The transforms run channels-last: about 1.7x faster on CPU (oneDNN's layout).
-    for transform in (model.g_a, model.g_s):
-        transform.to(memory_format=torch.channels_last)
-    return HyperpriorCoder(info, model, shifts, gains.numpy())
+def load_coder(parts: FamilyParts, info: ModelInfo, device: str = "cpu",
+               backend: str | None = None) -> TransformCoder:
+    """A model's coder with its transforms on ``backend`` ("numpy": the CPU only;
+    "torch"; None: NumPy on the CPU, torch elsewhere) on ``device``."""
+    backend = backend or ("numpy" if str(device) == "cpu" else "torch")
+    if backend not in BACKENDS:
+        raise AecError(f"unknown transforms backend '{backend}' (one of {BACKENDS})")
+    if backend == "numpy" and str(device) != "cpu":
+        raise AecError(f"the numpy backend runs on the CPU, not on {device}")
+    state, shifts, gains = read_arrays(info)
+    if gains is None:
+        raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
+    try:
+        config = parts.read_config(info.card["config"])
+        latent_codec = parts.latent_codec(state, shifts, gains,
+                                          CodingTables.from_state(state), config)
+        transforms: Transforms
+        if backend == "numpy":
+            transforms = NumpyTransforms(state, config.N, config.M)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AecError(f"model '{info.name}': weights do not match its config ({exc})") from None
+    if backend == "torch":
+        from .torch_backend import TorchTransforms
+
+        read_model, _ = parts.torch_parts()
+        transforms = TorchTransforms(read_model(info)[0].to(device))
+    return TransformCoder(info, parts, config, transforms, latent_codec)
+
+
+def _latent_codec(state: Mapping[str, np.ndarray], shifts: Mapping[str, int],
+                  int_gain_z_inv: np.ndarray, tables: CodingTables, config: ModelConfig
+                  ) -> LatentCodec:
+    path = IntegerParamPath.from_weights(state, shifts, int_gain_z_inv, tables, config.N,
+                                         config.M)
+    return LatentCodec(path, tables)
+
+
+def _torch_parts() -> tuple[Callable, type]:
+    from .refine import Refiner
+    from .weights import read_model
+
+    return read_model, Refiner
+
+
+PARTS = FamilyParts(FAMILY, (CHUNK_HYPER, CHUNK_LATENT, CHUNK_ESCAPE), ModelConfig.from_dict,
+                    _latent_codec, _torch_parts)
+
+
+def load(info: ModelInfo, device: str = "cpu", backend: str | None = None
+         ) -> TransformCoder:
+    """The hyperprior family's coder of a model (see :func:`load_coder`)."""
+    return load_coder(PARTS, info, device, backend)

@@ -9,8 +9,7 @@ import copy
 import numpy as np
 import torch
 
-from ...format.quality import from_stored
-from .architecture import rate_level
+from ..base import RatePoint
 from .latent_codec import channels_first
 from .model import HyperpriorCheckerboard
 
@@ -36,9 +35,8 @@ class FloatParamPath:
         self.scale_table = torch.from_numpy(tables.scale_table)
 
     @torch.no_grad()
-    def hyper(self, z_symbols: np.ndarray, quality: int) -> np.ndarray:
-        level = torch.tensor([rate_level(from_stored(quality), self.levels)],
-                             dtype=torch.float64)
+    def hyper(self, z_symbols: np.ndarray, point: RatePoint) -> np.ndarray:
+        level = torch.tensor([point.level(self.levels)], dtype=torch.float64)
         hyper = self.h_s((_nchw(z_symbols) + self.z_medians) * self.gain_z_inv(level))
         return hyper[0].permute(1, 2, 0).numpy()
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ...format.quality import STORED_MAX
+from ..base import RatePoint
 from ..numpy_layers import Conv2d, ConvTranspose2d
 from ..specs import Conv, Layer, LeakyReLU
 from . import architecture
@@ -45,7 +45,6 @@ WEIGHT_BITS = 14
 MAX_SHIFT = 30
 GAIN_BITS = 12
 LEAK_NUM, LEAK_SHIFT = 41, 12  # 41 / 4096 = 0.01001 ≈ LeakyReLU's 0.01
-QUALITY_DENOM = STORED_MAX  # the stored quality's full scale
 
 # Worst case of one output: ACT_LIMIT * 2**WEIGHT_BITS * (inputs per output) + bias must
 # stay below 2**53 for float64 sums to be exact. The widest layer here has 192*25 inputs:
@@ -140,14 +139,13 @@ def integer_network(network: Iterable[Layer], weights: Mapping[str, np.ndarray],
 PARAM_PATH = ("h_s", "context", "entropy_parameters")
 
 
-def interpolate_gain(gains: np.ndarray, quality: int) -> np.ndarray:
-    """Integer gain for the stored quality (hundredths): linear between trained levels."""
+def interpolate_gain(gains: np.ndarray, point: RatePoint) -> np.ndarray:
+    """Integer gain at a rate point: linear between the trained levels (``gains``, one
+    row per level), in integers; the float transforms' gains interpolate the same level
+    (:meth:`~..base.RatePoint.level`) geometrically."""
     gains = np.asarray(gains, dtype=np.int64)
-    levels = gains.shape[0]
-    pos = int(quality) * (levels - 1)
-    lo = min(pos // QUALITY_DENOM, levels - 2)
-    frac = pos - lo * QUALITY_DENOM
-    g = ((QUALITY_DENOM - frac) * gains[lo] + frac * gains[lo + 1]) // QUALITY_DENOM
+    lo, t = point.level_parts(gains.shape[0])
+    g = ((point.denominator - t) * gains[lo] + t * gains[lo + 1]) // point.denominator
     return g.astype(np.float64)
 
 
@@ -175,10 +173,10 @@ class IntegerHyperPath:
             a = self._record(f"{name}[{i}]", layer(a))
         return a
 
-    def hyper(self, z_symbols: np.ndarray, quality: int) -> np.ndarray:
-        """Hyper features (h, w, M) of z's symbols (h/4, w/4, N)."""
+    def hyper(self, z_symbols: np.ndarray, point: RatePoint) -> np.ndarray:
+        """Hyper features (h, w, M) of z's symbols (h/4, w/4, N) at a rate point."""
         z = np.clip(z_symbols * 2**FRAC_BITS + self.z_medians, -ACT_LIMIT, ACT_LIMIT)
-        g = interpolate_gain(self.gain_z_inv, quality)
+        g = interpolate_gain(self.gain_z_inv, point)
         z = np.clip(np.floor(z * g * 2.0**-GAIN_BITS), -ACT_LIMIT, ACT_LIMIT)
         return self._run(self.h_s, z, "h_s")
 

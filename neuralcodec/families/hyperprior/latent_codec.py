@@ -27,13 +27,15 @@ import numpy as np
 from ...entropy import SymbolDecoder, SymbolEncoder, pack_varints, unpack_varints
 from ...format.chunks import require_chunks
 from ...stages import stage
+from ..base import RatePoint
 from .coding_tables import CodingTables
 from .integer_net import checkerboard_anchors
 
 
 class ParamPath(Protocol):
-    def hyper(self, z_symbols: np.ndarray, quality: int) -> np.ndarray:
-        """Hyper features (h, w, C) of z's symbols (h/4, w/4, N), float64."""
+    def hyper(self, z_symbols: np.ndarray, point: RatePoint) -> np.ndarray:
+        """Hyper features (h, w, C) of z's symbols (h/4, w/4, N) at a rate point,
+        float64."""
         ...
 
     def params(self, hyper: np.ndarray, y_hat_anchor: np.ndarray | None,
@@ -91,14 +93,14 @@ class LatentCodec:
         """The hyper-latent ``z`` (h, w, N) as coded: round(z - median), float64."""
         return np.round(np.asarray(z, dtype=np.float64) - self.z_medians)
 
-    def _encode_hyper(self, z_sym: np.ndarray, quality: int
+    def _encode_hyper(self, z_sym: np.ndarray, point: RatePoint
                       ) -> tuple[SymbolEncoder, np.ndarray]:
         """The encoder of z's symbols and the hyper features."""
         enc_z = SymbolEncoder()
         enc_z.encode(z_sym.transpose(2, 0, 1).astype(np.int64).ravel(),
                      self._z_table_index(z_sym.shape), self.z_tables)
         with stage("entropy parameters"):
-            hyper = self.path.hyper(z_sym, quality)
+            hyper = self.path.hyper(z_sym, point)
         return enc_z, hyper
 
     def _encode_part(self, enc_y: SymbolEncoder, sym: np.ndarray, idx: np.ndarray) -> None:
@@ -119,7 +121,7 @@ class LatentCodec:
         return streams, decoded_latents(z_sym, y_hat, y_sym)
 
     def _decode_hyper(self, streams: LatentStreams, latent_hw: tuple[int, int], n: int,
-                      quality: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+                      point: RatePoint) -> tuple[list[int], np.ndarray, np.ndarray]:
         """The escapes, z's symbols (h/4, w/4, n) and the hyper features of coded
         streams."""
         h, w = latent_hw  # multiples of 4: images are padded to multiples of 64
@@ -129,15 +131,14 @@ class LatentCodec:
         z_sym = z_dec.decode(self._z_table_index(z_shape), self.z_tables)
         z_sym = z_sym.reshape(n, h // 4, w // 4).transpose(1, 2, 0).astype(np.float64)
         with stage("entropy parameters"):
-            hyper = self.path.hyper(z_sym, quality)
+            hyper = self.path.hyper(z_sym, point)
         return escapes, z_sym, hyper
 
-    def compress(self, y: np.ndarray, quality: int, z_sym: np.ndarray
+    def compress(self, y: np.ndarray, point: RatePoint, z_sym: np.ndarray
                  ) -> tuple[LatentStreams, DecodedLatents]:
-        """``y``: float latents (h, w, M) of the analysis transform at ``quality``
-        (stored integer, hundredths); ``z_sym``: its hyper-latent's symbols (see
-        :meth:`z_symbols`)."""
-        enc_z, hyper = self._encode_hyper(z_sym, quality)
+        """``y``: float latents (h, w, M) at rate ``point``; ``z_sym``: its
+        hyper-latent's symbols (see :meth:`z_symbols`)."""
+        enc_z, hyper = self._encode_hyper(z_sym, point)
         y = np.asarray(y, dtype=np.float64)
         anchor = checkerboard_anchors(*y.shape[:2])
         enc_y = SymbolEncoder()
@@ -153,12 +154,12 @@ class LatentCodec:
         return self._finish(enc_z, enc_y, z_sym, y_hat, y_sym)
 
     def decompress(self, streams: LatentStreams, latent_hw: tuple[int, int],
-                   channels: tuple[int, int], quality: int) -> DecodedLatents:
-        """The latents of coded streams: ``latent_hw`` the latents' (h, w), ``channels``
-        (N, M) those of z and y."""
+                   channels: tuple[int, int], point: RatePoint) -> DecodedLatents:
+        """The latents of coded streams at rate ``point``: ``latent_hw`` the latents'
+        (h, w), ``channels`` (N, M) those of z and y."""
         h, w = latent_hw
         n, m = channels
-        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, n, quality)
+        escapes, z_sym, hyper = self._decode_hyper(streams, latent_hw, n, point)
         anchor = checkerboard_anchors(h, w)
         dec_y = SymbolDecoder(streams.y, escapes)
         y_sym = np.zeros((h, w, m))

@@ -35,13 +35,18 @@ from __future__ import annotations
 import math
 from functools import cached_property
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ...allocator import retain_freed_memory
+from ...stages import stage
+from ..base import RatePoint, Refinement
 from ..bf16 import native_bf16, with_cast_convolutions
-from . import EFFORT_ITERATIONS
+from ..torch_arrays import to_tensor
+from .latent_codec import LatentCodec, LatentStreams
 from .model import HyperpriorCheckerboard, checkerboard_anchor_mask
+from .torch_backend import TorchTransforms
 
 LEARNING_RATE = 0.03  # Adam's first step, in quantization steps of y; cosine decay
 START_TEMPERATURE = 0.5  # SGA's temperature, annealed linearly to ~0 over the iterations
@@ -136,8 +141,32 @@ class Refiner:
         return y.detach()
 
 
-def iterations_for(effort: int) -> int:
-    try:
-        return EFFORT_ITERATIONS[effort]
-    except KeyError:
-        raise ValueError(f"effort {effort} is outside 1..{max(EFFORT_ITERATIONS)}") from None
+@torch.no_grad()
+def refined_streams(transforms: TorchTransforms, refiner: type[Refiner],
+                    latent_codec: LatentCodec, y: Tensor, z_sym: np.ndarray,
+                    point: RatePoint, refinement: Refinement, iterations: int
+                    ) -> LatentStreams:
+    """The streams of ``y`` refined for the image with a family's ``refiner`` (its
+    objective), or of ``y`` itself when that file costs less (λ·D + R, measured on the
+    real bytes and the decoded pixels of the float32 decoder)."""
+    model = transforms.model
+    level = point.level(model.config.levels)
+    level_t = transforms.level_tensor(level)
+    z_hat = to_tensor(z_sym + latent_codec.z_medians, y.device).to(y.dtype)
+    hyper = model.hyper_synthesis(z_hat, level_t)
+    objective = refiner(model, to_tensor(refinement.x, y.device), refinement.size, hyper,
+                        level_t)
+    with stage("refinement"):
+        refined = objective.refine(y, iterations)
+    best, best_cost = None, float("inf")
+    height, width = refinement.size
+    for candidate in (y, refined):
+        streams, decoded = latent_codec.compress(transforms.as_array(candidate), point, z_sym)
+        bits = 8 * (len(streams.z) + len(streams.y) + len(streams.escapes))
+        x_hat = transforms.synthesis(decoded.y_hat, level)[:, :, :height, :width]
+        x_hat = torch.round(x_hat.clamp(0, 1) * 255) / 255  # the decoded pixels
+        cost = float(rd_cost(objective.lam, objective.x, x_hat, bits, height * width))
+        if cost < best_cost:
+            best, best_cost = streams, cost
+    assert best is not None
+    return best

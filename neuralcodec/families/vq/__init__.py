@@ -20,6 +20,7 @@ FAMILY = register_family(Family(
     name="vq-vae",
     chunks={CHUNK_VQ_INDICES: "codebook indices, range-coded"},
     pad_multiple=DOWNSAMPLING,
+    latent_stride=DOWNSAMPLING,
     formats=(2, 3),  # 3: the tiled container (the coder sees one tile at a time)
     coder_module="neuralcodec.families.vq.coder",
 ))

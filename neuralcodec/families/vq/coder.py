@@ -1,8 +1,8 @@
 """The VQ-VAE family's coder: its weights on disk and how it codes a padded image.
 
 Encoding: ``g_a`` (cached across a --bpp search), entropy-constrained residual product
-VQ, then the first ``n`` units' indices (``n`` from the quality, see
-:func:`~neuralcodec.families.vq.model.units_for_quality`) are range-coded into one VQIX chunk.
+VQ, then the first ``n`` units' indices (``n`` from the rate point, see
+:func:`~neuralcodec.families.vq.model.units_at`) are range-coded into one VQIX chunk.
 Each index is coded with the integer table of its unit and context; the context is a
 fixed integer function of an already decoded index, and the tables are 16-bit CDFs
 stored in the weights file, so both ends use identical probabilities by construction.
@@ -23,13 +23,12 @@ from torch import Tensor, nn
 from ...entropy import CDF_PRECISION, SymbolDecoder, SymbolEncoder, TableSet
 from ...errors import AecError, CorruptFileError
 from ...format.chunks import require_chunks
-from ...format.quality import from_stored
-from ..base import Refinement
+from ..base import RatePoint, Refinement
 from ..model_files import load_state, storage_state, write_model_files
 from ..torch_arrays import to_array, to_tensor
 from ..zoo import ModelInfo
-from . import CHUNK_VQ_INDICES, DOWNSAMPLING, FAMILY
-from .model import VQAutoencoder, VQConfig, from_groups, units_for_quality
+from . import CHUNK_VQ_INDICES, FAMILY
+from .model import VQAutoencoder, VQConfig, from_groups, units_at
 
 TABLES = "tables.cdf"  # int32 (units * contexts, K + 2): the coding tables
 # Transform kernels in float16 (file size); codebooks, scales, tables exact as trained.
@@ -56,6 +55,7 @@ class VQLatents:
 class VQCoder:
     """A loaded VQ-VAE model, coding padded images into the VQIX chunk."""
 
+    family = FAMILY
     pad_multiple = FAMILY.pad_multiple
     formats = FAMILY.formats
     max_effort = FAMILY.max_effort
@@ -82,9 +82,9 @@ class VQCoder:
         self.index_model.g_a = self.index_model.g_s = nn.Identity()
         self.context_bins = model.prior.context_bins.cpu().numpy()
 
-    def units(self, quality: int) -> tuple[int, ...]:
-        """Unit ids coded at the stored quality, in coding order."""
-        return self.config.order[: units_for_quality(from_stored(quality), self.config)]
+    def units(self, point: RatePoint) -> tuple[int, ...]:
+        """Unit ids coded at a rate point, in coding order."""
+        return self.config.order[: units_at(point.fraction, self.config)]
 
     def _contexts(self, unit: int, indices: dict[int, np.ndarray], count: int) -> np.ndarray:
         parent = self.config.parent(unit)
@@ -97,12 +97,12 @@ class VQCoder:
         return self.model.analysis(to_tensor(x, next(self.model.parameters()).device))
 
     @torch.no_grad()
-    def compress(self, features: Tensor, quality: int, version: int,
+    def compress(self, features: Tensor, point: RatePoint, version: int,
                  refinement: Refinement | None = None) -> dict[bytes, bytes]:
         # max_effort is 1: the codec never passes a refinement.
         q = self.index_model.quantize(features.to("cpu", torch.float64), bits_table=self.bits)
         g_count = self.config.groups
-        coded = {u: q.indices[divmod(u, g_count)].numpy() for u in self.units(quality)}
+        coded = {u: q.indices[divmod(u, g_count)].numpy() for u in self.units(point)}
         encoder = SymbolEncoder()
         for u, symbols in coded.items():
             table = u * self.config.contexts + self._contexts(u, coded, symbols.size)
@@ -114,13 +114,14 @@ class VQCoder:
 
     @torch.no_grad()
     def decompress_latents(
-        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], quality: int, version: int
+        self, chunks: Mapping[bytes, bytes], size: tuple[int, int], point: RatePoint,
+        version: int
     ) -> VQLatents:
         require_chunks(chunks, (CHUNK_VQ_INDICES,))
         c = self.config
-        h, w = size[0] // DOWNSAMPLING, size[1] // DOWNSAMPLING
+        h, w = size[0] // FAMILY.latent_stride, size[1] // FAMILY.latent_stride
         decoder = SymbolDecoder(chunks[CHUNK_VQ_INDICES], iter(()))  # no escapes in VQIX
-        units = self.units(quality)
+        units = self.units(point)
         decoded: dict[int, np.ndarray] = {}
         z_hat = torch.zeros(c.groups, h * w, c.group_dim, dtype=torch.float64)
         books = self.index_model.vq.codebooks
@@ -137,12 +138,16 @@ class VQCoder:
         return VQLatents(indices, units, z_hat)
 
     @torch.no_grad()
-    def synthesize(self, latents: VQLatents, quality: int) -> np.ndarray:
+    def synthesize(self, latents: VQLatents, point: RatePoint) -> np.ndarray:
         device = next(self.model.parameters()).device
         return to_array(self.model.synthesis(latents.z_hat.to(device)).float())
 
 
-def load(info: ModelInfo, device: str | torch.device = "cpu") -> VQCoder:
+def load(info: ModelInfo, device: str | torch.device = "cpu", backend: str | None = None
+         ) -> VQCoder:
+    """A VQ-VAE model's coder on ``device``: torch is this family's only backend."""
+    if backend not in (None, "torch"):
+        raise AecError(f"model '{info.name}': the VQ-VAE family runs on torch only")
     from safetensors.torch import load_file
 
     try:

@@ -102,12 +102,12 @@ class VQConfig:
         return unit - 1 if group > 0 else None
 
 
-def units_for_quality(quality: float, config: VQConfig) -> int:
-    """Units coded at quality 0..100: linear from ``min_units`` to ``max_units``, so the
-    rate never decreases with quality."""
-    q = min(max(float(quality), 0.0), 100.0)
+def units_at(fraction: float, config: VQConfig) -> int:
+    """Units coded at a rate point's ``fraction`` 0..1 (:class:`~..base.RatePoint`):
+    linear from ``min_units`` to ``top_units``, so the rate never decreases with it."""
+    t = min(max(float(fraction), 0.0), 1.0)
     span = config.top_units - config.min_units
-    return config.min_units + int(np.floor(q / 100.0 * span + 0.5))
+    return config.min_units + int(np.floor(t * span + 0.5))
 
 
 def to_groups(z: Tensor, groups: int) -> Tensor:
@@ -347,5 +347,5 @@ __all__ = [
     "permute_channels",
     "quantized_cdf",
     "to_groups",
-    "units_for_quality",
+    "units_at",
 ]
