@@ -146,7 +146,7 @@ def _train_vq(data, out, eval_dir, steps, batch_size, patch, device, seed, init,
 
     opts = VQTrainOptions(data=list(data), out=out, eval_dir=eval_dir, steps=steps,
                           batch_size=batch_size, patch=patch, device=device, seed=seed,
-                          warm_start=init or VQTrainOptions.warm_start)
+                          init=init or VQTrainOptions.init)
     run_training(opts, log=log)
     if export_name:
         click.echo(f"exported {export(out, export_name, export_dir)}")
