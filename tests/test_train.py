@@ -195,3 +195,92 @@ def test_clipping_sees_only_the_main_losss_gradients():
     for name, value in after[0].items():
         if not name.endswith("quantiles"):
             torch.testing.assert_close(after[1][name], value, rtol=0, atol=1e-7, msg=name)
+
+
+TRAINER_MODULES = {"hyperprior": ("hyperprior", "TrainOptions"),
+                   "channel-context": ("channel_context", "ChannelTrainOptions"),
+                   "vq": ("vq", "VQTrainOptions")}
+
+
+def _trained_options(monkeypatch, args: list[str], family: str) -> list:
+    """What ``aec train ARGS`` hands the family's trainer (which records it, not training)."""
+    import importlib
+
+    module = importlib.import_module(f"neuralcodec.training.{TRAINER_MODULES[family][0]}")
+    handed: list = []
+    monkeypatch.setattr(module, "train", lambda opts, log=print: handed.append(opts))
+    assert run(["train", *args]) == 0
+    return handed
+
+
+def test_cli_vq_trains_with_the_vq_trainers_defaults(tmp_path, monkeypatch):
+    """aec train --family vq used to run with the hyperprior's 20,000 steps, auto device
+    and runs/default instead of VQTrainOptions' 3,000, cpu and runs/vq."""
+    (opts,) = _trained_options(monkeypatch, [str(tmp_path), "--family", "vq"], "vq")
+    assert (opts.steps, opts.device, opts.out) == (3000, "cpu", "runs/vq")
+
+
+@pytest.mark.parametrize("family", sorted(TRAINER_MODULES))
+def test_cli_options_are_the_trainers_defaults_and_what_was_given(tmp_path, monkeypatch,
+                                                                   family):
+    import importlib
+
+    module_name, class_name = TRAINER_MODULES[family]
+    options = getattr(importlib.import_module(f"neuralcodec.training.{module_name}"),
+                      class_name)
+    (opts,) = _trained_options(monkeypatch, [str(tmp_path), "--family", family], family)
+    assert opts == options(data=[str(tmp_path)])
+    (opts,) = _trained_options(
+        monkeypatch, [str(tmp_path), "--family", family, "--steps", "7", "--lr", "0.002",
+                      "--device", "cpu", "--init", "some-model", "--out", "runs/x"], family)
+    assert opts == options(data=[str(tmp_path)], steps=7, lr=0.002, device="cpu",
+                           init="some-model", out="runs/x")
+
+
+def test_cli_options_of_another_family_are_a_one_line_usage_error(tmp_path, capsys):
+    for family, options, message in (
+            ("vq", ["--seconds", "3", "--compile"], "--seconds and --compile are for the "
+             "hyperprior and channel-context families, not vq"),
+            ("vq", ["--nproc", "2"], "--nproc is for the hyperprior and channel-context"),
+            ("channel-context", ["--lambdas", "0.1,0.2"], "--lambdas is for the hyperprior "
+             "family, not channel-context")):
+        assert run(["train", str(tmp_path), "--family", family, *options]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+def test_cli_help_shows_each_familys_defaults(capsys):
+    """aec train --help: every option, with each family's default where they differ;
+    --family F --help: F's options alone, with F's defaults."""
+    import re
+
+    def options_help(*args: str) -> str:
+        assert run(["train", *args, "--help"]) == 0
+        # one line per option, click's wrapping undone
+        return re.sub(r"\s+", " ", capsys.readouterr().out)
+
+    every = options_help()
+    assert "--steps INTEGER RANGE" in every and "--freeze-transforms" in every
+    assert "[default: hyperprior, channel-context: 20000; vq: 3000; x>=1]" in every
+    assert "[default: hyperprior: runs/default; channel-context: runs/channel; vq: runs/vq]" \
+        in every
+    assert "(channel-context) Steps at the start of the run" in every
+    vq = options_help("--family", "vq")
+    assert "[default: 3000; x>=1]" in vq and "[default: cpu]" in vq
+    for other in ("--freeze-transforms INTEGER", "--nproc INTEGER", "--seconds FLOAT"):
+        assert other not in vq
+    channel = options_help("--family=channel-context")
+    assert "[default: runs/channel]" in channel and "[default: aec-hp-ckbd]" in channel
+    assert "--lambdas TEXT" not in channel and "(channel-context)" not in channel
+
+
+def test_cli_train_help_loads_no_torch():
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom neuralcodec.cli import run\n"
+              "assert run(['train', '--family', 'vq', '--help']) == 0\n"
+              "print('torch loaded:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines()[-1] == "torch loaded: False"

@@ -1,155 +1,268 @@
-"""The train command: a thin layer over :mod:`neuralcodec.training`."""
+"""The train command, built from the trainers' options (:mod:`neuralcodec.training.options`).
+
+Each option is a field of a trainer's options dataclass, its default and help defined
+there once. ``--family`` picks the trainer; an option that family's trainer does not take
+is a usage error. ``aec train --help`` lists every family's options, with each family's
+default where they differ; ``aec train --family F --help`` lists F's alone, with F's
+defaults.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..errors import AecError
-from .common import device_option_with
+from ..training.options import TRAINERS, CliOption, cli_options, make_options
+from .common import fail
+
+DEFAULT_FAMILY = "hyperprior"
+_FAMILY_META = "aec.train.family"  # the --family of the command line, for its help
 
 
-@click.command()
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", default="runs/default", show_default=True, help="Run folder.")
-@click.option("--eval-dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Evaluation images (e.g. Kodak), logged every --eval-every steps.")
-@click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--patch", type=click.IntRange(min=64), default=128, show_default=True)
-@click.option("--lr", type=float, default=3e-4, show_default=True)
-@click.option("--lr-drop-at", type=click.FloatRange(0, 1), default=0.85, show_default=True,
-              help="Fraction of --steps after which the learning rate is divided by 10.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--eval-images", type=click.IntRange(min=1), default=6, show_default=True,
-              help="How many of --eval-dir's images (sorted) each evaluation uses.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--N", "n", type=click.IntRange(min=8), default=128, show_default=True)
-@click.option("--M", "m", type=click.IntRange(min=8), default=192, show_default=True)
-@click.option("--lambdas", default=None,
-              help="Rate levels, comma-separated lambdas "
-                   "[default: 10 from 0.00033 to 0.6, as shipped]. Given for a run that "
-                   "already has a checkpoint with other levels, the "
-                   "checkpoint's gains are first moved to these levels.")
-@device_option_with("Where training runs (auto: CUDA when available).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--export", "export_name", default=None,
-              help="After training, export weights under this model name.")
-@click.option("--export-dir", type=click.Path(file_okay=False), default="models",
-              show_default=True,
-              help="Where --export writes; put the folder in $AEC_MODEL_PATH to use it.")
-@click.option("--family", type=click.Choice(["hyperprior", "channel-context", "vq"]),
-              default="hyperprior", show_default=True,
-              help="Model family. channel-context (channel groups + checkerboard + LRP) "
-                   "starts from the transforms of --init (default aec-hp-ckbd) with fresh "
-                   "context networks. vq trains a VQ-VAE on the frozen analysis transform "
-                   "of --init (default aec-hp-ckbd); it uses --steps, --batch-size, "
-                   "--patch, --eval-dir, --seed, --device and --export.")
-@click.option("--init", default=None,
-              help="Start a new run from these weights (model name or .safetensors file).")
-@click.option("--freeze-transforms", type=click.IntRange(min=0), default=0,
-              show_default=True,
-              help="channel-context: steps at the start of the run during which the "
-                   "copied transforms and gains stay frozen (only the new networks train).")
-@click.option("--channel-order", type=click.Choice(["rate", "stored"]), default="rate",
-              show_default=True,
-              help="channel-context, warm start from a hyperprior: put the latent channels "
-                   "it spends most bits on first (in the first groups, which the others are "
-                   "conditioned on), or keep its stored order.")
-@click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Steps of linear learning-rate warm-up from the run's first step.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this much wall time (checkpointed); --lr-drop-at is then a "
-                   "fraction of it.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
-              show_default=True,
-              help="bf16: the transforms' bodies under bfloat16 autocast; auto: bf16 where "
-                   "the device computes it natively (AVX-512 BF16, AMX, CUDA), else fp32.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
-@click.option("--channels-last", is_flag=True, help="channels_last memory format.")
-@click.option("--crops-on-device", is_flag=True,
-              help="Keep the training images on the device and crop them there.")
-@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Data-parallel processes (runs torchrun; --batch-size is per process).")
-@click.pass_context
-def train(ctx, data, out, eval_dir, steps, batch_size, patch, lr, lr_drop_at, eval_every,
-          eval_images, checkpoint_every, n, m, lambdas, device, seed, export_name,
-          export_dir, family, init, freeze_transforms, channel_order, warmup, seconds,
-          precision, compile_, channels_last, crops_on_device, nproc) -> None:
-    """Train a model on folders of images (resumes from OUT/checkpoint.pt if present)."""
-    log = lambda message: click.echo(message, err=True)  # noqa: E731
-    if family == "vq":
-        if nproc > 1:
-            raise click.UsageError("--nproc is for the hyperprior family")
-        _train_vq(data, out, eval_dir, steps, batch_size, patch, device, seed, init,
-                  export_name, export_dir, log)
-        return
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        import subprocess
+class FamilyUsageError(click.UsageError):
+    """An option the chosen family does not take: one line, exit code 2."""
 
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "neuralcodec", "train",
-               *_command_line(ctx, skip={"nproc"})]
-        code = subprocess.call(cmd)
-        if code:
-            raise AecError(f"training with {nproc} processes failed (exit code {code})")
-        return
-    if family == "channel-context":
-        from ..families.channel_context.model import ChannelConfig as ModelConfig
-        from ..training.channel_context import ChannelTrainOptions as TrainOptions
-        from ..training.channel_context import export
-        from ..training.channel_context import train as run_training
+    def show(self, file=None) -> None:
+        fail(self.format_message())
 
-        extra = {"freeze_transforms": freeze_transforms, "init": init or "aec-hp-ckbd",
-                 "channel_order": channel_order}
-        config = {k: v for k, v in ModelConfig().to_dict().items() if k != "groups"}
-        config.update(N=n, M=m)
-    else:
-        if freeze_transforms or ctx.get_parameter_source("channel_order").name != "DEFAULT":
-            raise click.UsageError("--freeze-transforms and --channel-order are for the "
-                                   "channel-context family")
-        from ..families.hyperprior.architecture import ModelConfig
-        from ..training.hyperprior import TrainOptions, export
-        from ..training.hyperprior import train as run_training
 
-        extra = {"init": init}
-        config = {**ModelConfig().to_dict(), "N": n, "M": m}
-    if lambdas is not None:
+class _Option(click.Option):
+    """An option whose help shows ``default_text`` as its default: the definition's
+    default (for one family) or each family's."""
+
+    def __init__(self, *args, default_text: str | None = None, **kwargs):
+        if default_text and not hasattr(click.Option, "get_help_extra"):  # click < 8.2
+            kwargs["help"] = f"{kwargs.get('help', '')}  [default: {default_text}]"
+            default_text = None
+        super().__init__(*args, **kwargs)
+        self.default_text = default_text
+
+    def get_help_extra(self, ctx: click.Context):
+        extra = super().get_help_extra(ctx)
+        extra.pop("default", None)
+        if self.default_text:
+            extra["default"] = self.default_text
+        return extra
+
+
+def _shown(opt: CliOption) -> str | None:
+    """The default of ``opt`` as help shows it (None: none shown)."""
+    value = opt.default
+    if opt.spec.show is not None:
+        return opt.spec.show(value)
+    if value is None or isinstance(value, bool):
+        return None
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _click_type(opt: CliOption) -> click.ParamType:
+    spec = opt.spec
+    if spec.choices:
+        return click.Choice(spec.choices)
+    if spec.directory:
+        return click.Path(exists=True, file_okay=False)
+    if opt.type in (int, float) and (spec.min is not None or spec.max is not None):
+        kind = click.IntRange if opt.type is int else click.FloatRange
+        return kind(min=spec.min, max=spec.max, **({"min_open": True} if spec.min_open else {}))
+    return {int: click.INT, float: click.FLOAT}.get(opt.type, click.STRING)
+
+
+def _option(opt: CliOption, help: str, default_text: str | None) -> click.Option:
+    if opt.type is bool:
+        return _Option([opt.flag, opt.name], is_flag=True, default=False, help=help)
+    return _Option([opt.flag, opt.name], type=_click_type(opt), default=None, help=help,
+                   default_text=default_text)
+
+
+def _defaults_by_family(per_family: dict[str, CliOption]) -> str | None:
+    """One default, or each family's: ``hyperprior, channel-context: 20000; vq: 3000``."""
+    shown = {family: _shown(opt) for family, opt in per_family.items()}
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    grouped: dict[str | None, list[str]] = {}
+    for family, text in shown.items():
+        grouped.setdefault(text, []).append(family)
+    return "; ".join(f"{', '.join(families)}: {text or 'none'}"
+                     for text, families in grouped.items())
+
+
+# -- the options every family has, and those of the command ---------------------------
+
+def _common_params() -> tuple[click.Argument, click.Option]:
+    data = click.Argument(["data"], nargs=-1, required=True, type=click.Path(exists=True))
+    summaries = "; ".join(f"{name}: {entry.summary}" for name, entry in TRAINERS.items())
+    family = click.Option(
+        ["--family"], type=click.Choice(list(TRAINERS)), default=DEFAULT_FAMILY,
+        show_default=True,
+        help=f"Model family. {summaries}. Each takes its own options, with its own "
+             "defaults: aec train --family FAMILY --help lists them.")
+    return data, family
+
+
+def _after_params(nproc: bool, families: str = "") -> list[click.Option]:
+    """--export, --export-dir and, with ``nproc``, --nproc (``families``: the families
+    that take it, where not all do)."""
+    params = [
+        click.Option(["--export", "export_name"], default=None,
+                     help="After training, export weights under this model name."),
+        click.Option(["--export-dir"], type=click.Path(file_okay=False), default="models",
+                     show_default=True,
+                     help="Where --export writes; put the folder in $AEC_MODEL_PATH to use it."),
+    ]
+    if nproc:
+        params.append(click.Option(
+            ["--nproc"], type=click.IntRange(min=1), default=1, show_default=True,
+            help=f"{families}Data-parallel processes (runs torchrun; --batch-size is per "
+                 "process)."))
+    return params
+
+
+def _only(families: list[str]) -> str:
+    """The prefix of an option's help in the list of every family's options."""
+    return "" if len(families) == len(TRAINERS) else f"({', '.join(families)}) "
+
+
+# -- the command ----------------------------------------------------------------------
+
+class TrainCommand(click.Command):
+    """``aec train``: the union of the families' options, each family checked for its
+    own; help per family with ``--family F --help``."""
+
+    def __init__(self) -> None:
+        self.options = {name: {o.name: o for o in cli_options(entry.options)}
+                        for name, entry in TRAINERS.items()}
+        self.takers: dict[str, list[str]] = {}  # option name -> the families taking it
+        for family, options in self.options.items():
+            for name in options:
+                self.takers.setdefault(name, []).append(family)
+        self.takers["nproc"] = [name for name, entry in TRAINERS.items()
+                                if entry.options.data_parallel]
+        data, family = _common_params()
+        union = []
+        for name, families in self.takers.items():
+            if name == "nproc":
+                continue
+            first = self.options[families[0]][name]
+            union.append(_option(first, _only(families) + first.spec.help, _defaults_by_family(
+                {f: self.options[f][name] for f in families})))
+        self.family_params = {
+            name: [data, family,
+                   *(_option(o, o.spec.help, _shown(o)) for o in options.values()),
+                   *_after_params(name in self.takers["nproc"])]
+            for name, options in self.options.items()}
+        super().__init__(
+            "train", callback=self.train,
+            params=[data, family, *union,
+                    *_after_params(bool(self.takers["nproc"]), _only(self.takers["nproc"]))],
+            help="Train a model on folders of images (resumes from OUT/checkpoint.pt if "
+                 "present).\n\nOptions are those of the --family's trainer, with its "
+                 "defaults; 'aec train --family FAMILY --help' lists one family's.")
+
+    def flag(self, name: str) -> str:
+        return self.options[self.takers[name][0]][name].flag if name != "nproc" else "--nproc"
+
+    def refusal(self, names: list[str], family: str) -> str:
+        """``--seconds and --compile are for the hyperprior and channel-context families,
+        not vq``."""
+        by_takers: dict[tuple[str, ...], list[str]] = {}
+        for name in names:
+            by_takers.setdefault(tuple(self.takers[name]), []).append(self.flag(name))
+        return "; ".join(
+            f"{' and '.join(flags)} {'is' if len(flags) == 1 else 'are'} for the "
+            f"{' and '.join(takers)} famil{'y' if len(takers) == 1 else 'ies'}, not {family}"
+            for takers, flags in by_takers.items())
+
+    # -- help ---------------------------------------------------------------------------
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_FAMILY_META] = _family_named(args)
+        return super().parse_args(ctx, args)
+
+    def format_help_text(self, ctx: click.Context, formatter) -> None:
+        family = ctx.meta.get(_FAMILY_META)
+        if family is None:
+            return super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(
+                f"Train a {family} model ({TRAINERS[family].summary}) on folders of images "
+                "(resumes from OUT/checkpoint.pt if present). The options below are this "
+                "family's, with its defaults; 'aec train --help' lists every family's.")
+
+    def format_options(self, ctx: click.Context, formatter) -> None:
+        family = ctx.meta.get(_FAMILY_META)
+        params = self.params if family is None else self.family_params[family]
+        records = [record for param in [*params, self.get_help_option(ctx)]
+                   if param is not None and (record := param.get_help_record(ctx))]
+        with formatter.section("Options"):
+            formatter.write_dl(records)
+
+    # -- running ------------------------------------------------------------------------
+
+    def train(self, data: tuple[str, ...], family: str, export_name: str | None,
+              export_dir: str, nproc: int, **values: Any) -> None:
+        ctx = click.get_current_context()
+        given = {name: value for name, value in values.items() if _given(ctx, name)}
+        named = [*given, *(["nproc"] if _given(ctx, "nproc") else [])]
+        refused = [name for name in named if family not in self.takers[name]]
+        if refused:
+            raise FamilyUsageError(self.refusal(refused, family))
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            _torchrun(ctx, nproc)
+            return
+        entry = TRAINERS[family]
+        for name, value in given.items():
+            if self.options[family][name].type is list:
+                try:
+                    given[name] = [float(v) for v in value.split(",")]
+                except ValueError as exc:
+                    raise AecError(f"{self.options[family][name].flag} {value}: {exc}") from None
         try:
-            config["lambdas"] = [float(v) for v in lambdas.split(",")]
-            ModelConfig.from_dict(config)
+            opts = make_options(entry.options, list(data), given)
         except ValueError as exc:
-            raise AecError(f"--lambdas {lambdas}: {exc}") from None
-    opts = TrainOptions(
-        data=list(data), out=out, eval_dir=eval_dir, steps=steps, batch_size=batch_size,
-        patch=patch, lr=lr, lr_drop_at=lr_drop_at, eval_every=eval_every, eval_images=eval_images,
-        checkpoint_every=checkpoint_every, device=device, seed=seed, config=config,
-        relevel=lambdas is not None, warmup=warmup, seconds=seconds,
-        precision=precision, compile=compile_, channels_last=channels_last,
-        crops_on_device=crops_on_device, **extra,
-    )
-    try:
-        run_training(opts, log=log)
-    except ValueError as exc:
-        raise AecError(str(exc)) from None
-    if export_name and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
-        path = export(out, export_name, export_dir)
-        click.echo(f"exported {path}")
+            raise AecError(str(exc)) from None
+        module = entry.load()
+        try:
+            module.train(opts, log=lambda message: click.echo(message, err=True))
+        except ValueError as exc:
+            raise AecError(str(exc)) from None
+        if export_name and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
+            click.echo(f"exported {module.export(opts.out, export_name, export_dir)}")
 
 
-def _train_vq(data, out, eval_dir, steps, batch_size, patch, device, seed, init, export_name,
-              export_dir, log) -> None:
-    from ..training.vq import VQTrainOptions, export
-    from ..training.vq import train as run_training
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
 
-    opts = VQTrainOptions(data=list(data), out=out, eval_dir=eval_dir, steps=steps,
-                          batch_size=batch_size, patch=patch, device=device, seed=seed,
-                          warm_start=init or VQTrainOptions.warm_start)
-    run_training(opts, log=log)
-    if export_name:
-        click.echo(f"exported {export(out, export_name, export_dir)}")
+
+def _family_named(args: list[str]) -> str | None:
+    """The family ``--family`` names in ``args`` (None: none, or not a family)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--family" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--family="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        return value if value in TRAINERS else None
+    return None
+
+
+def _torchrun(ctx: click.Context, nproc: int) -> None:
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "neuralcodec", "train",
+           *_command_line(ctx, skip={"nproc"})]
+    code = subprocess.call(cmd)
+    if code:
+        raise AecError(f"training with {nproc} processes failed (exit code {code})")
 
 
 def _command_line(ctx: click.Context, skip: set[str]) -> list[str]:
@@ -157,12 +270,15 @@ def _command_line(ctx: click.Context, skip: set[str]) -> list[str]:
     positional, options = [], []
     for param in ctx.command.params:
         value = ctx.params[param.name]
-        if param.name in skip:
+        if param.name in skip or not _given(ctx, param.name):
             continue
         if isinstance(param, click.Argument):
             positional += [str(v) for v in value]
         elif getattr(param, "is_flag", False):
             options += [param.opts[0]] if value else []
-        elif value is not None and value != param.default:
+        else:
             options += [param.opts[0], str(value)]
     return positional + options
+
+
+train = TrainCommand()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,26 +30,15 @@ from ..families.channel_context.model import ChannelCheckerboard, ChannelConfig
 from ..families.channel_context.weights import save_model
 from . import distributed
 from .distributed import World
-from .hyperprior import HyperpriorTrainer, TrainOptions
+from .hyperprior import HyperpriorTrainer
 from .loop import CHECKPOINT, RunSetup, run
+from .options import ChannelTrainOptions, TrainOptions
 
 # What a warm start copies, and what ``freeze_transforms`` holds still (the LRP too: its
 # training needs the distortion, which the frozen steps leave out).
 COPIED = ("g_a.", "g_s.", "h_a.", "h_s.", "gain_", "entropy_bottleneck.",
           "gaussian_conditional.")
 FROZEN = ("g_a", "g_s", "h_a", "h_s", "gain_y", "gain_y_inv", "gain_z", "gain_z_inv", "lrp")
-
-
-@dataclass
-class ChannelTrainOptions(TrainOptions):
-    out: str = "runs/channel"
-    config: dict = field(default_factory=lambda: ChannelConfig().to_dict())
-    init: str | None = "aec-hp-ckbd"
-    freeze_transforms: int = 0  # steps (of the run) with the copied networks frozen
-    # Latent channel order of a warm start from a hyperprior: "rate" (most bits first, see
-    # channel_order_by_rate; its context networks learn several times faster) or "stored".
-    channel_order: str = "rate"
-    rate_only_while_frozen: bool = True  # False: frozen steps still run g_s (the A/B)
 
 
 def new_model(config: ChannelConfig | None = None) -> ChannelCheckerboard:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,41 +26,7 @@ from . import distributed
 from .data import pad
 from .distributed import World
 from .loop import CHECKPOINT, RunSetup, run, save_checkpoint
-
-
-@dataclass
-class TrainOptions:
-    data: list[str]
-    out: str = "runs/default"
-    eval_dir: str | None = None
-    steps: int = 20000
-    batch_size: int = 8
-    patch: int = 128
-    lr: float = 3e-4
-    aux_lr: float = 1e-3
-    lr_drop_at: float = 0.85  # fraction of `steps` after which lr is divided by 10
-    clip: float = 1.0
-    eval_every: int = 1000
-    eval_images: int = 6
-    checkpoint_every: int = 200
-    log_every: int = 50
-    device: str = "auto"
-    seed: int = 0
-    threads: int | None = None
-    config: dict = field(default_factory=lambda: ModelConfig().to_dict())
-    relevel: bool = False  # resuming: move the checkpoint's rate levels to config's lambdas
-    # -- speed ----------------------------------------------------------------------
-    precision: str = "auto"  # "bf16": g_a/g_s under bfloat16 autocast (see the model);
-    # "auto": bf16 where the device computes it natively (see native_bf16), else "fp32"
-    compile: bool = False  # torch.compile the training forward (falls back to eager)
-    channels_last: bool = False
-    crops_on_device: bool = False  # keep the images on the training device and crop there
-    # -- runs of fixed wall time (a GPU burst) and runs started from shipped weights -----
-    seconds: float | None = None  # stop after this many seconds of this process (with a
-    # checkpoint); the lr drop then falls at lr_drop_at of this time instead of the steps
-    init: str | None = None  # a new run starts from these weights (model name or file)
-    warmup: int = 0  # steps of linear lr warm-up at the start of this process (a run
-    # started from weights, or resumed after its optimizer state was lost, needs one)
+from .options import TrainOptions
 
 
 def new_model(config: ModelConfig | None = None) -> HyperpriorCheckerboard:
@@ -221,8 +186,6 @@ def _backward_step(forward, model, x, level, optimizer, aux_optimizer, clip: flo
 
 class HyperpriorTrainer:
     """The hyperprior's part of a run (see :class:`.loop.Trainer`)."""
-
-    data_parallel = True
 
     def __init__(self, opts: TrainOptions):
         self.opts = opts

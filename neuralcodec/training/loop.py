@@ -22,6 +22,7 @@ import torch
 from . import distributed
 from .data import CropSampler, list_images, load_rgb
 from .distributed import World, close_world, init_world
+from .options import RunOptions
 
 # A local training state, never shipped: weights go out as safetensors.
 CHECKPOINT = "checkpoint.pt"
@@ -38,7 +39,6 @@ class Trainer(Protocol):
 
     model: torch.nn.Module
     generators: dict[str, torch.Generator]  # random streams beyond the sampler's
-    data_parallel: bool  # whether it runs under torchrun
 
     def start(self, state: dict | None, resumed: bool, setup: RunSetup, world: World,
               log: Callable[[str], None]) -> int: ...
@@ -128,9 +128,8 @@ class RunSetup:
     eval_images: list[torch.Tensor]
 
 
-def start_run(opts, log) -> RunSetup:
-    """Threads, device, seed, output folder, training crops and eval images of a run;
-    ``opts`` is any family's options (data, out, patch, seed, threads, eval_dir, ...)."""
+def start_run(opts: RunOptions, log) -> RunSetup:
+    """Threads, device, seed, output folder, training crops and eval images of a run."""
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
@@ -146,16 +145,17 @@ def start_run(opts, log) -> RunSetup:
     return RunSetup(device, out, out / CHECKPOINT, sampler, eval_images)
 
 
-def run(opts: Any, trainer: Trainer, log: Callable[[str], None] = print) -> Path:
+def run(opts: RunOptions, trainer: Trainer, log: Callable[[str], None] = print) -> Path:
     """Train (resuming from ``opts.out``/checkpoint.pt if present); returns the run folder.
 
     Under torchrun each process is one rank of a data-parallel run (see
-    :mod:`.distributed`); ``opts.batch_size`` is per process.
+    :mod:`.distributed`; for options whose ``data_parallel`` says so);
+    ``opts.batch_size`` is per process.
     """
     t_start = time.time()
     world = init_world(pick_device(opts.device))
     if world.distributed:
-        if not trainer.data_parallel:
+        if not opts.data_parallel:
             raise ValueError("this model family does not train under torchrun")
         log = log if world.is_main else (lambda msg: None)
         opts = replace(opts, seed=opts.seed + 1000 * world.rank,
@@ -202,7 +202,7 @@ def run(opts: Any, trainer: Trainer, log: Callable[[str], None] = print) -> Path
     return setup.out
 
 
-def _checkpoint(path: Path, trainer: Trainer, step: int, sampler: CropSampler, opts: Any,
+def _checkpoint(path: Path, trainer: Trainer, step: int, sampler: CropSampler, opts: RunOptions,
                 world: World) -> None:
     """Rank 0 writes the run's state; every rank's random streams and a digest of every
     rank's weights go with it (the replicas must be identical, or the run stops)."""

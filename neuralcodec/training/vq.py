@@ -11,7 +11,7 @@ codebooks through the entropy-constrained assignment.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,39 +29,10 @@ from ..families.vq.model import (
 from ..metrics import psnr
 from .data import pad
 from .loop import CHECKPOINT, RunSetup, run
+from .options import VQTrainOptions
 
 USAGE_DECAY = 0.99
 DEAD_USAGE = 0.03  # a code used less than this fraction of a uniform share is re-seeded
-
-
-@dataclass
-class VQTrainOptions:
-    data: list[str]
-    out: str = "runs/vq"
-    warm_start: str = "aec-hp-ckbd"
-    warm_start_level: float = 0.0
-    eval_dir: str | None = None
-    eval_images: int = 2
-    steps: int = 3000
-    batch_size: int = 8
-    patch: int = 128
-    lmbda: float = 0.01
-    codebook_weight: float = 1.0
-    lr: float = 1e-4  # synthesis transform
-    codebook_lr: float = 1e-3
-    prior_lr: float = 1e-2
-    lr_drop_at: float = 0.85
-    init_crops: int = 768
-    kmeans_iters: int = 8
-    reseed_every: int = 50
-    context_every: int = 100
-    eval_every: int = 400
-    checkpoint_every: int = 100
-    log_every: int = 25
-    device: str = "cpu"
-    seed: int = 0
-    threads: int | None = None
-    config: dict = field(default_factory=lambda: VQConfig().to_dict())
 
 
 def greedy_unit_order(config: VQConfig, gain: Tensor, bits: Tensor) -> tuple[int, ...]:
@@ -181,8 +152,6 @@ def _optimizer(model: VQAutoencoder, opts: VQTrainOptions) -> torch.optim.Adam:
 class VQTrainer:
     """The VQ-VAE's part of a run (see :class:`.loop.Trainer`)."""
 
-    data_parallel = False
-
     def __init__(self, opts: VQTrainOptions):
         self.opts = opts
         self.unit_rng = torch.Generator().manual_seed(opts.seed + 1)
@@ -203,7 +172,7 @@ class VQTrainer:
             self.optimizer.load_state_dict(state["optimizer"])
             step = state["step"]
         else:
-            hp, _, _ = read_model(find_model(opts.warm_start))
+            hp, _, _ = read_model(find_model(opts.init))
             model = from_hyperprior(hp, VQConfig.from_dict(opts.config), opts.warm_start_level)
             del hp
             with torch.no_grad():
