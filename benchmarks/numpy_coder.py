@@ -76,7 +76,7 @@ def main() -> None:
                 out = decode_tile(c, chunks[name], image.size, stored, container.VERSION, "RGB")
                 row["bpp"].setdefault(name, []).append(bits / (image.width * image.height))
                 row["psnr"].setdefault(name, []).append(psnr(pixels, np.asarray(out)))
-            # The NumPy coder's file read by both coders: same latents, close pixels.
+            # The NumPy backend's file read on both backends: same latents, close pixels.
             a, b = (c.decompress_latents(chunks["numpy"], size, stored, container.VERSION)
                     for c in coders.values())
             latents_equal &= bool(np.array_equal(a.y_symbols, b.y_symbols)

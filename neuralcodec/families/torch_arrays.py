@@ -1,4 +1,4 @@
-"""Arrays in and out of the torch coders: the codec hands every coder channels-last
+"""Arrays in and out of the torch backends: the codec hands every coder channels-last
 NumPy arrays, (h, w, C); torch's transforms take (1, C, h, w) tensors, stored
 channels-last (oneDNN's fast layout on the CPU)."""
 
