@@ -2,9 +2,9 @@
 
 `pip install aec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
 extra, pins NumPy 1), while the test environment has NumPy 1: a virtual environment on top
-of this one, with NumPy 2 installed into it, digests the same files
-(``benchmarks/file_digests.py``) and compares them with this interpreter's. Skipped where
-NumPy 2 cannot be installed (no package index).
+of this one (its packages after the new one's), with NumPy 2 installed into it, digests
+the same files (``benchmarks/file_digests.py``) and compares them with this interpreter's.
+Skipped where NumPy 2 cannot be installed (no package index).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,18 @@ def test_numpy_2_reads_numpy_1s_files_to_the_same_latents(tmp_path):
     if np.__version__.startswith("2."):
         pytest.skip("this environment already has NumPy 2")
     venv = tmp_path / "numpy2"
-    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                          capture_output=True, text=True)
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True,
+                          text=True)
     python = venv / "bin" / "python"
     if made.returncode:
         pytest.skip(f"no virtual environment here: {made.stderr.strip()[-200:]}")
+    # On top of this environment (itself perhaps a virtual one, as in CI): its packages
+    # come after the new environment's own, so the NumPy installed there wins.
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    inner = subprocess.run([str(python), "-c", where], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    ours = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    (Path(inner) / "outer-environment.pth").write_text("\n".join(sorted(ours)) + "\n")
     got = subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy>=2,<3"],
                          capture_output=True, text=True)
     if got.returncode:
