@@ -70,5 +70,5 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 
 Image.register_open(FORMAT, AecImageFile, _accept)
 Image.register_save(FORMAT, _save)
-Image.register_extension(FORMAT, ".aec")
+Image.register_extension(FORMAT, container.AEC_SUFFIX)
 Image.register_mime(FORMAT, "image/x-aec")

@@ -35,6 +35,7 @@ from PIL import Image, features
 
 from .. import metrics
 from ..errors import AecError
+from ..io.images import image_suffixes
 from .classical import CLASSICAL_FAMILIES, ClassicalCodec, Coded, classical_codecs, run_classical
 
 NEURAL_FAMILY = "aec"
@@ -42,7 +43,6 @@ ALL_FAMILIES = (NEURAL_FAMILY, *CLASSICAL_FAMILIES)
 AEC_QUALITIES = (0, 20, 40, 60, 80, 100)  # the curve is smooth: PCHIP needs no more
 AEC_QUICK_QUALITIES = (0, 50, 100)
 QUICK_IMAGES = 2
-IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp"}
 # MS-SSIM's five scales with an 11-pixel window need the short side above (11 - 1) * 2**4.
 MSSSIM_MIN_SIDE = 161
 CUDA_ANALYSIS_BATCH = 8
@@ -97,11 +97,12 @@ class BenchResult:
 def list_images(folder: Path, limit: int | None) -> list[Path]:
     if not folder.is_dir():
         raise AecError(f"{folder}: not a folder of images")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    suffixes = image_suffixes()  # what `aec encode DIR` codes
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if limit is not None:
         paths = paths[:limit]
     if not paths:
-        raise AecError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise AecError(f"{folder}: no images (no file of a format Pillow can open)")
     return paths
 
 

@@ -11,9 +11,9 @@ import click
 
 from .. import metrics
 from ..errors import AecError
+from ..format.container import AEC_SUFFIX
 from ..io.files import STDIO, check_new, read_bytes
 from .common import (
-    AEC_SUFFIX,
     device_option,
     explain,
     fail,

@@ -12,9 +12,6 @@ import click
 from ..errors import AecError, AecWarning
 from ..io.files import STDIO, atomic_write, write_stdout
 
-AEC_SUFFIX = ".aec"
-
-
 # What to change, in the command's words, for errors that name an API field.
 _OPTION_HINTS = {
     "max_pixels": "raise it with --max-pixels",

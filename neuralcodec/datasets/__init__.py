@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AecError
+from ..format.container import AEC_SUFFIX
 from .manifest import (
     DONE,
     FAILED,
@@ -38,7 +39,7 @@ from .manifest import (
     check_replaceable,
     previous_psnr,
 )
-from .plan import AEC_SUFFIX, batches, image_suffixes, plan_items, read_list
+from .plan import batches, plan_items, read_list
 from .worker import Settings
 
 ENGINES = ("local", "ray")
@@ -141,6 +142,8 @@ def encode_dataset(
                         quality=quality, bpp=bpp, size=size, psnr=psnr,
                         measure_psnr=measure_psnr, tile_size=tile_size, frame=frame,
                         effort=effort, force=force)
+    from ..io.images import image_suffixes
+
     return _run(settings, sources, destination, AEC_SUFFIX, image_suffixes(), engine,
                 address, workers, threads, recursive, files_from, task_size, progress)
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import AecError, AecWarning
+from ..format.container import AEC_SUFFIX
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
@@ -22,6 +23,14 @@ NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
 # PNG written with zlib's run-length strategy: on decoded images about 4x faster than
 # the default strategy, for files about 2 % larger (benchmarks/png_write.py).
 PNG_SAVE_OPTIONS = {"compress_type": zlib.Z_RLE}
+
+
+def image_suffixes() -> frozenset[str]:
+    """Suffixes of the image files aec encodes from a folder (``aec encode DIR``, data
+    sets, ``aec bench``): those of every format Pillow can open, with the plugins
+    registered so far, except .aec itself. Other files in a folder are left alone."""
+    opened = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset(opened - {AEC_SUFFIX})
 
 
 def warn(message: str) -> None:
