@@ -79,10 +79,10 @@ def open_image(path: str | Path | IO[bytes], max_pixels: int | None = None,
 
 
 def as_image(source: Image.Image | str | Path | IO[bytes] | np.ndarray,
-             max_pixels: int | None) -> Image.Image:
+             max_pixels: int | None, frame: int | None = None) -> Image.Image:
     """A PIL image from what the API accepts: a PIL image, a path (``-``: standard
     input), a binary file object, or a uint8 array of shape (H, W), (H, W, 3) or
-    (H, W, 4)."""
+    (H, W, 4). ``frame`` picks one frame of a file (see :func:`open_image`)."""
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, np.ndarray):
@@ -94,9 +94,10 @@ def as_image(source: Image.Image | str | Path | IO[bytes] | np.ndarray,
         mode = "L" if source.ndim == 2 else ("RGB" if source.shape[2] == 3 else "RGBA")
         return Image.fromarray(np.ascontiguousarray(source), mode)
     if hasattr(source, "read"):
-        return open_image(source, max_pixels, name=getattr(source, "name", "file object"))
+        return open_image(source, max_pixels, frame,
+                          name=getattr(source, "name", "file object"))
     if isinstance(source, (str, Path)):
-        return open_image(source, max_pixels)
+        return open_image(source, max_pixels, frame)
     raise AecError(f"cannot encode a {type(source).__name__}: give a PIL image, a path, "
                    "a binary file object or a uint8 array")
 
