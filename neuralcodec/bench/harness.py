@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from .. import metrics
 from ..errors import AecError
 from ..io.images import image_suffixes
 from .classical import CLASSICAL_FAMILIES, ClassicalCodec, Coded, classical_codecs, run_classical
+
+if TYPE_CHECKING:
+    from ..codec import Codec
 
 NEURAL_FAMILY = "aec"
 ALL_FAMILIES = (NEURAL_FAMILY, *CLASSICAL_FAMILIES)
@@ -320,15 +323,14 @@ def _neural_config(spec: NeuralSpec) -> str:
     return config
 
 
-def _one_tile(codec: Any, image: SourceImage) -> bool:
+def _one_tile(codec: Codec, image: SourceImage) -> bool:
     """Whether the codec codes this image as one piece (its analysis output is then one
-    tensor that a batch can fill in); codecs from before tiling always do."""
-    grid = getattr(codec, "grid", None)
+    tensor that a batch can fill in)."""
     h, w = image.pixels.shape[:2]
-    return grid is None or len(grid(w, h)) == 1
+    return len(codec.grid(w, h)) == 1
 
 
-def _analyse_batch(codec: Any, group: Sequence[SourceImage]) -> list:
+def _analyse_batch(codec: Codec, group: Sequence[SourceImage]) -> list:
     """Prepare a group of same-sized one-tile images and analyse them in one batched
     call; returns (prepared, seconds per image) pairs."""
     from .stage_timing import synchronize

@@ -263,11 +263,6 @@ class Codec:
         options.require_target()
         return self.encode_with(image, options)
 
-    def encode_to_bpp(self, image: ImageSource, bpp: float, effort: int = 1
-                      ) -> tuple[bytes, float]:
-        """``encode_to_target(image, bpp=bpp, effort=effort)``."""
-        return self.encode_to_target(image, bpp=bpp, effort=effort)
-
     def encode_with(self, image: ImageSource, options: EncodeOptions,
                     progress: Progress | None = None) -> tuple[bytes, float]:
         """(file, quality) of an image encoded as ``options`` ask: at their quality, or
