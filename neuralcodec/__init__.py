@@ -1,4 +1,5 @@
-"""aec: a learned image codec (mean-scale hyperprior with checkerboard context).
+"""aec: a learned image codec; its model families (``aec models``) write one documented
+container, .aec.
 
 >>> import neuralcodec
 >>> data = neuralcodec.encode(image, quality=60)   # PIL image or path -> .aec bytes
