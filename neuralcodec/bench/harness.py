@@ -36,7 +36,14 @@ from PIL import Image, features
 from .. import metrics
 from ..errors import AecError
 from ..io.images import image_suffixes
-from .classical import CLASSICAL_FAMILIES, ClassicalCodec, Coded, classical_codecs, run_classical
+from .classical import (
+    CLASSICAL_FAMILIES,
+    MAX_POOL_WORKERS,
+    ClassicalCodec,
+    Coded,
+    classical_codecs,
+    run_classical,
+)
 
 if TYPE_CHECKING:
     from ..codec import Codec
@@ -78,7 +85,7 @@ class BenchOptions:
     efforts: Sequence[int] = (1,)  # encoder effort levels: one curve per model and level
     quick: bool = False  # first QUICK_IMAGES images, a few settings per codec, 1 speed run
     device: str = "auto"  # where neural transforms and MS-SSIM run
-    workers: int | None = None  # Pillow worker processes (default: CPU count, at most 8)
+    workers: int | None = None  # Pillow processes (default: CPUs, at most MAX_POOL_WORKERS)
     limit: int | None = None  # only the first N images
     speed: bool = True  # also write the per-stage speed report of the first model
     analysis_batch: int | None = None  # same-sized images per g_a call (default: 8 on CUDA)
@@ -547,7 +554,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
     classical = classical_codecs([c for c in options.codecs if c != NEURAL_FAMILY])
     specs = (neural_specs(options.models, options.efforts)
              if NEURAL_FAMILY in options.codecs else [])
-    workers = options.workers or min(os.cpu_count() or 1, 8)
+    workers = options.workers or min(os.cpu_count() or 1, MAX_POOL_WORKERS)
     out.mkdir(parents=True, exist_ok=True)
     cache = RowCache(out / CACHE_NAME)
     meter = QualityMeter(device)
