@@ -115,3 +115,11 @@ def test_options_travel_to_workers_and_keep_their_checks():
     error = pickle.loads(pickle.dumps(OptionError("{effort} {{3}} is too much", "effort")))
     assert (str(error), error.field) == ("effort {3} is too much", "effort")
     assert error.words(lambda name: f"--{name}") == "--effort {3} is too much"
+
+
+def test_a_codec_refuses_options_for_another_model():
+    from neuralcodec import EncodeOptions
+
+    im = Image.fromarray(photo_like(16, 16), "RGB")
+    with pytest.raises(AecError, match="options are for model 'aec-vq'"):
+        neuralcodec.Codec(device="cpu").encode_with(im, EncodeOptions(model="aec-vq"))

@@ -266,9 +266,13 @@ class Codec:
     def encode_with(self, image: ImageSource, options: EncodeOptions,
                     progress: Progress | None = None) -> tuple[bytes, float]:
         """(file, quality) of an image encoded as ``options`` ask: at their quality, or
-        at the quality that meets their target; ``progress`` follows the tiles of an
-        encode at a quality. Their model, device, tile size and pixel limit are this
-        codec's own: :meth:`EncodeOptions.codec` makes the codec they describe."""
+        at the quality that meets their target, at their effort and, for a file given by
+        path, of their frame; ``progress`` follows the tiles of an encode at a quality.
+        The model, device, tile size and pixel limit are this codec's: options that name
+        another model are refused (:meth:`EncodeOptions.codec` makes their codec)."""
+        if options.model is not None and options.model != self.model_name:
+            raise AecError(f"the options are for model '{options.model}', not this "
+                           f"codec's '{self.model_name}'", field="model")
         prepared = self.prepare(image, options.frame)
         target = options.target
         if target is None:
