@@ -1,8 +1,10 @@
-"""aec: a learned image codec (mean-scale hyperprior with checkerboard context).
+"""aec: a learned image codec; its model families (``aec models``) write one documented
+container, .aec.
 
 >>> import neuralcodec
 >>> data = neuralcodec.encode(image, quality=60)   # PIL image or path -> .aec bytes
 >>> image = neuralcodec.decode(data)                # -> PIL.Image.Image
+>>> data = neuralcodec.encode_with(image, neuralcodec.EncodeOptions(bpp=0.5, effort=2))
 
 Importing the package registers the ``.aec`` format with Pillow, so
 ``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)`` work. It imports no torch,
@@ -32,7 +34,8 @@ name_blas_kernels()  # before anything imports NumPy (see neuralcodec.cpu)
 # Registering the built-in model families (and their chunk tags) and the Pillow format
 # imports no torch; neither does the API below until it codes something.
 from . import families, pillow_plugin  # noqa: F401
-from .api import decode, default_codec, encode
+from .api import decode, default_codec, encode, encode_with
+from .codec.options import DecodeOptions, EncodeOptions
 from .errors import AecError, AecWarning, CorruptFileError
 from .format.quality import DEFAULT_QUALITY
 
@@ -63,9 +66,12 @@ __all__ = [
     "CorruptFileError",
     "DEFAULT_MODEL",
     "DEFAULT_QUALITY",
+    "DecodeOptions",
+    "EncodeOptions",
     "available_models",
     "decode",
     "default_codec",
     "describe",
     "encode",
+    "encode_with",
 ]

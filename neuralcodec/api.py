@@ -1,10 +1,11 @@
-"""One-call encoding and decoding with a process-wide codec per model (loaded on first
-use, so importing this stays light)."""
+"""One-call encoding and decoding with process-wide codecs (loaded on first use, so
+importing this stays light)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .codec.options import EncodeOptions
 from .format.quality import DEFAULT_QUALITY
 
 if TYPE_CHECKING:
@@ -14,16 +15,20 @@ if TYPE_CHECKING:
     from .codec.prepare import ImageSource
     from .io.files import DataSource
 
-_default_codecs: dict[str | None, Codec] = {}
+_default_codecs: dict[tuple[Any, ...], Codec] = {}
 
 
 def default_codec(model: str | None = None) -> Codec:
     """A process-wide codec per model, so one-off calls load weights only once."""
-    codec = _default_codecs.get(model)
-    if codec is None:
-        from .codec import Codec
+    return _codec_for(EncodeOptions(model=model))
 
-        codec = _default_codecs[model] = Codec(model)
+
+def _codec_for(options: EncodeOptions) -> Codec:
+    """The process-wide codec that options describe (model, device, tiles, pixel limit)."""
+    key = (options.model, options.device, options.tile_size, options.max_pixels)
+    codec = _default_codecs.get(key)
+    if codec is None:
+        codec = _default_codecs[key] = options.codec()
     return codec
 
 
@@ -33,7 +38,13 @@ def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, model: str | No
     shape (H, W), (H, W, 3) or (H, W, 4)) to .aec bytes at ``quality`` (0..100, higher
     is better); ``effort`` > 1 spends encoding time for a smaller file (see
     :meth:`neuralcodec.Codec.encode`)."""
-    return default_codec(model).encode(image, quality, effort=effort)
+    return encode_with(image, EncodeOptions(quality=quality, model=model, effort=effort))
+
+
+def encode_with(image: ImageSource, options: EncodeOptions) -> bytes:
+    """Compress an image to .aec bytes as ``options`` ask (a quality or a rate target,
+    effort, model, ...: see :class:`~neuralcodec.codec.options.EncodeOptions`)."""
+    return _codec_for(options).encode_with(image, options)[0]
 
 
 def decode(data: DataSource) -> Image.Image:

@@ -2,8 +2,10 @@
 
 Opening reads only the header's bytes (size and mode are known at once); the rest is
 read and decoded on first access to the pixels, like any other Pillow format. ``save``
-takes ``quality``, ``model``, ``effort`` (encoder effort, see ``aec encode --effort``),
-and ``icc_profile`` / ``exif`` to store.
+takes the fields of :class:`~neuralcodec.codec.options.EncodeOptions` that concern an
+image in memory: ``quality`` or a target (``bpp``, ``size``, ``psnr``), ``effort``
+(encoder effort, see ``aec encode --effort``), ``model`` and ``tile_size``; and
+``icc_profile`` / ``exif`` to store.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
-from .api import decode, encode
+from .api import decode, encode_with
+from .codec.options import EncodeOptions
 from .errors import AecError
 from .format import container
+
+# The save() keywords that are encode options (Pillow passes its own keywords too).
+SAVE_OPTIONS = ("quality", "bpp", "size", "psnr", "effort", "model", "tile_size")
 
 FORMAT = "AEC"
 
@@ -54,10 +60,8 @@ class AecImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    quality = im.encoderinfo.get("quality", None)
-    model = im.encoderinfo.get("model", None)
-    effort = int(im.encoderinfo.get("effort", 1))
-    kwargs = {} if quality is None else {"quality": float(quality)}
+    options = EncodeOptions(**{key: im.encoderinfo[key] for key in SAVE_OPTIONS
+                               if im.encoderinfo.get(key) is not None})
     metadata = {key: im.encoderinfo[key] for key in ("icc_profile", "exif")
                 if im.encoderinfo.get(key)}
     if hasattr(metadata.get("exif"), "tobytes"):  # an Image.Exif
@@ -65,10 +69,10 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     if metadata:  # given to save(): they win over the image's own
         im = im.copy()
         im.info.update(metadata)
-    fp.write(encode(im, model=model, effort=effort, **kwargs))
+    fp.write(encode_with(im, options))
 
 
 Image.register_open(FORMAT, AecImageFile, _accept)
 Image.register_save(FORMAT, _save)
-Image.register_extension(FORMAT, ".aec")
+Image.register_extension(FORMAT, container.AEC_SUFFIX)
 Image.register_mime(FORMAT, "image/x-aec")

@@ -198,6 +198,20 @@ def test_cli_bench_with_a_worker_pool_and_its_one_line_errors(folder, tmp_path, 
     assert err == "aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,jpeg2000"
 
 
+def test_bench_lists_the_images_that_encode_codes_from_a_folder(tmp_path):
+    """`aec bench DIR` and `aec encode DIR` take the same files: a GIF too, not .aec
+    files nor text."""
+    for name in ("a.png", "b.gif", "c.JPG", "d.bmp"):
+        Image.fromarray(photo_like(24, 16, seed=len(name)), "RGB").save(tmp_path / name)
+    (tmp_path / "e.txt").write_text("not an image")
+    (tmp_path / "f.aec").write_bytes(b"\x89AEC")
+    out = tmp_path / "out"
+    assert run(["encode", str(tmp_path), "-o", str(out), "-q", "10", "--quiet"]) == 0
+    encoded = sorted(p.stem for p in out.glob("*.aec"))
+    assert encoded == ["a", "b", "c", "d"]
+    assert [p.stem for p in bench.list_images(tmp_path, None)] == encoded
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_source_revision_only_for_an_aec_checkout(tmp_path):
     """An installed copy inside another git repository (pyenv's site-packages is one)

@@ -103,7 +103,7 @@ def test_bpp_search_meets_the_target(codec):
     top = 8 * len(codec.encode(im, 100)) / pixels
     bottom = 8 * len(codec.encode(im, 0)) / pixels
     target = (top + bottom) / 2
-    data, q = codec.encode_to_bpp(im, target)
+    data, q = codec.encode_to_target(im, bpp=target)
     assert 8 * len(data) / pixels <= target and 0 < q < 100
     # The next step up in quality would overshoot: the search did not stop early.
     assert 8 * len(codec.encode(im, min(100, q + 2))) / pixels > target * 0.97

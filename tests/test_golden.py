@@ -8,6 +8,7 @@ their own golden files (``python tests/golden/make_golden.py MODEL``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -39,6 +40,14 @@ def test_golden_file_decodes_to_recorded_latents(name):
     assert latent_checksum(latents) == expected["latent_sha256"]
     image = codec.decode(data)
     assert list(image.size) == expected["size"] and image.mode == expected["mode"]
+
+
+@pytest.mark.parametrize("name", sorted(RECORD))
+def test_golden_file_is_the_one_recorded(name):
+    """The committed bytes are those make_golden.py wrote (and recorded): a golden file
+    replaced or damaged would otherwise go unnoticed, or be blamed on the decoder."""
+    data = (GOLDEN / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == RECORD[name]["file_sha256"]
 
 
 def test_every_installed_model_has_golden_files():

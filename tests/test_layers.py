@@ -22,7 +22,9 @@ def test_gdn_matches_compressai_forward_and_backward(inverse):
         reference.beta.copy_(torch.rand(16) + 0.1)
         reference.gamma.copy_(torch.rand(16, 16) * 0.3)
         reference.gamma[0, :4] = -0.01
-    assert ours.load_state_dict(reference.state_dict()) is not None
+    ours.load_state_dict(reference.state_dict())  # strict: the same names and shapes
+    for name, value in reference.state_dict().items():  # and the very values, unconverted
+        assert torch.equal(ours.state_dict()[name], value), name
     x = torch.randn(2, 16, 9, 7)
     out, expected = ours(x), reference(x)
     torch.testing.assert_close(out, expected)

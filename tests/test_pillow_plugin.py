@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
+import pytest
 from PIL import Image
 
 import neuralcodec  # noqa: F401  (registers the plugin)
+from neuralcodec.errors import CorruptFileError
 from neuralcodec.metrics import psnr
 
 from .helpers import photo_like
@@ -34,7 +38,14 @@ def test_plugin_keeps_alpha(tmp_path):
 
 
 def test_header_only_open_is_lazy(tmp_path):
-    Image.fromarray(photo_like(16, 16), "RGB").save(tmp_path / "l.aec", quality=10)
-    with Image.open(tmp_path / "l.aec") as im:
-        assert im.size == (16, 16)
-        assert im._aec_start is not None  # nothing read or decoded yet
+    """Opening reads the header only: size, mode and quality of a file whose payload is
+    cut short are known at once, and the damage shows when the pixels are loaded."""
+    Image.fromarray(photo_like(48, 40), "RGB").save(tmp_path / "l.aec", quality=10)
+    whole = (tmp_path / "l.aec").read_bytes()
+    header_length = struct.unpack_from("<H", whole, 10)[0]
+    assert len(whole) > header_length  # the rest: directory and payloads
+    (tmp_path / "cut.aec").write_bytes(whole[:header_length])
+    with Image.open(tmp_path / "cut.aec") as im:
+        assert (im.size, im.mode, im.info["quality"]) == ((48, 40), "RGB", 10.0)
+        with pytest.raises(CorruptFileError):
+            im.load()

@@ -44,6 +44,7 @@ def _jpeg2000_rate(target_bpp: float) -> dict[str, Any]:
     return {"quality_mode": "rates", "quality_layers": [24.0 / target_bpp]}
 
 
+MAX_POOL_WORKERS = 8  # default worker processes of the Pillow codecs: the CPUs, at most this
 _QUALITY_SWEEP = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 _QUICK_SWEEP = (10, 40, 70, 90)
 _AVIF_SWEEP = (10, 20, 30, 40, 55, 70, 80, 90)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,14 +35,24 @@ from PIL import Image, features
 
 from .. import metrics
 from ..errors import AecError
-from .classical import CLASSICAL_FAMILIES, ClassicalCodec, Coded, classical_codecs, run_classical
+from ..io.images import image_suffixes
+from .classical import (
+    CLASSICAL_FAMILIES,
+    MAX_POOL_WORKERS,
+    ClassicalCodec,
+    Coded,
+    classical_codecs,
+    run_classical,
+)
+
+if TYPE_CHECKING:
+    from ..codec import Codec
 
 NEURAL_FAMILY = "aec"
 ALL_FAMILIES = (NEURAL_FAMILY, *CLASSICAL_FAMILIES)
 AEC_QUALITIES = (0, 20, 40, 60, 80, 100)  # the curve is smooth: PCHIP needs no more
 AEC_QUICK_QUALITIES = (0, 50, 100)
 QUICK_IMAGES = 2
-IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp"}
 # MS-SSIM's five scales with an 11-pixel window need the short side above (11 - 1) * 2**4.
 MSSSIM_MIN_SIDE = 161
 CUDA_ANALYSIS_BATCH = 8
@@ -75,7 +85,7 @@ class BenchOptions:
     efforts: Sequence[int] = (1,)  # encoder effort levels: one curve per model and level
     quick: bool = False  # first QUICK_IMAGES images, a few settings per codec, 1 speed run
     device: str = "auto"  # where neural transforms and MS-SSIM run
-    workers: int | None = None  # Pillow worker processes (default: CPU count, at most 8)
+    workers: int | None = None  # Pillow processes (default: CPUs, at most MAX_POOL_WORKERS)
     limit: int | None = None  # only the first N images
     speed: bool = True  # also write the per-stage speed report of the first model
     analysis_batch: int | None = None  # same-sized images per g_a call (default: 8 on CUDA)
@@ -97,11 +107,12 @@ class BenchResult:
 def list_images(folder: Path, limit: int | None) -> list[Path]:
     if not folder.is_dir():
         raise AecError(f"{folder}: not a folder of images")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    suffixes = image_suffixes()  # what `aec encode DIR` codes
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if limit is not None:
         paths = paths[:limit]
     if not paths:
-        raise AecError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise AecError(f"{folder}: no images (no file of a format Pillow can open)")
     return paths
 
 
@@ -319,15 +330,14 @@ def _neural_config(spec: NeuralSpec) -> str:
     return config
 
 
-def _one_tile(codec: Any, image: SourceImage) -> bool:
+def _one_tile(codec: Codec, image: SourceImage) -> bool:
     """Whether the codec codes this image as one piece (its analysis output is then one
-    tensor that a batch can fill in); codecs from before tiling always do."""
-    grid = getattr(codec, "grid", None)
+    tensor that a batch can fill in)."""
     h, w = image.pixels.shape[:2]
-    return grid is None or len(grid(w, h)) == 1
+    return len(codec.grid(w, h)) == 1
 
 
-def _analyse_batch(codec: Any, group: Sequence[SourceImage]) -> list:
+def _analyse_batch(codec: Codec, group: Sequence[SourceImage]) -> list:
     """Prepare a group of same-sized one-tile images and analyse them in one batched
     call; returns (prepared, seconds per image) pairs."""
     from .stage_timing import synchronize
@@ -544,7 +554,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
     classical = classical_codecs([c for c in options.codecs if c != NEURAL_FAMILY])
     specs = (neural_specs(options.models, options.efforts)
              if NEURAL_FAMILY in options.codecs else [])
-    workers = options.workers or min(os.cpu_count() or 1, 8)
+    workers = options.workers or min(os.cpu_count() or 1, MAX_POOL_WORKERS)
     out.mkdir(parents=True, exist_ok=True)
     cache = RowCache(out / CACHE_NAME)
     meter = QualityMeter(device)

@@ -2,9 +2,9 @@
 
 Stages are the ones the coding path marks itself (:mod:`neuralcodec.stages`): analysis
 and synthesis transforms, entropy parameters (``h_a`` and the exact parameter path, in
-the hyperprior family), entropy coding or decoding (the range coder and its
-bookkeeping), and the container; so the figures are of the real code path. On CUDA
-every stage boundary synchronises the device.
+the families with a hyperprior; not separate in the others), entropy coding or decoding
+(the range coder and its bookkeeping), and the container; so the figures are of the real
+code path. On CUDA every stage boundary synchronises the device.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..bench.classical import MAX_POOL_WORKERS
 from .common import device_option_with
 
 
@@ -11,9 +12,8 @@ from .common import device_option_with
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--codecs", default="aec,jpeg,webp,avif,jxl,jpeg2000", show_default=True,
               help="Codec families to compare (jpeg and avif give a 4:2:0 and a 4:4:4 curve).")
-@click.option("--models", default=None,
-              help="aec models, comma-separated; NAME@v1 uses format version 1 "
-                   "[default: every installed model].")
+@click.option("--models", default=None, show_default="every installed model",
+              help="aec models, comma-separated; NAME@v1 uses format version 1.")
 @click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False),
               help="Output folder (results.json/.csv, summary.md, plots; resumes from it).")
 @click.option("--effort", default="1", show_default=True,
@@ -22,7 +22,8 @@ from .common import device_option_with
 @click.option("--quick", is_flag=True, help="Smoke run: 2 images, a few settings per codec.")
 @device_option_with("Where the aec transforms and MS-SSIM run.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes for the Pillow codecs [default: CPU count, at most 8].")
+              show_default=f"CPU count, at most {MAX_POOL_WORKERS}",
+              help="Processes for the Pillow codecs.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
 @click.option("--no-speed", is_flag=True, help="Skip the per-stage speed report.")
 @click.option("--note", default="", help="Free text stored with the results (e.g. the machine).")

@@ -10,15 +10,28 @@ from pathlib import Path
 import click
 
 from .. import metrics
+from ..codec.options import (
+    DEFAULT_MAX_TILE_PIXELS,
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    MAX_TILE_SIZE,
+    MIN_TILE_SIZE,
+    QUALITY_RANGE,
+    DecodeOptions,
+    EncodeOptions,
+    default_of,
+)
 from ..errors import AecError
+from ..families.zoo import DEFAULT_MODEL
+from ..format.container import AEC_SUFFIX
+from ..format.quality import DEFAULT_QUALITY
 from ..io.files import STDIO, check_new, read_bytes
 from .common import (
-    AEC_SUFFIX,
+    build,
     device_option,
     explain,
     fail,
     force_option,
-    make_codec,
     max_pixels_option,
     plan,
     quiet_notes,
@@ -29,14 +42,14 @@ from .common import (
     workers_option,
     write_bytes,
 )
-from .dataset import dataset_options
+from .dataset import dataset_options, run_dataset
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=False)  # not with --files-from
 @click.option("-o", "--output", help="Output file (one input) or folder (several inputs).")
-@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=None,
-              help="Quality 0..100, higher is better [default: 75].")
+@click.option("-q", "--quality", type=click.FloatRange(*QUALITY_RANGE), default=DEFAULT_QUALITY,
+              show_default=True, help="Quality, higher is better (or give a target).")
 @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target bits per pixel: the highest quality whose file fits.")
 @click.option("--size", type=click.IntRange(min=1), default=None,
@@ -45,14 +58,17 @@ from .dataset import dataset_options
               help="Target RGB PSNR in dB: the smallest file that reaches it.")
 @click.option("-v", "--print-psnr", is_flag=True,
               help="Also report the file's RGB PSNR against the input.")
-@click.option("-e", "--effort", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("-e", "--effort", type=click.IntRange(min=1),
+              default=default_of(EncodeOptions, "effort"), show_default=True,
               help="Encoder effort: higher levels refine the latents for each image, "
                    "for smaller files at the same quality, and encode slower (see the "
                    "README's table); decoding is unchanged.")
-@click.option("--model", default=None, help="Model name (see 'aec models').")
-@click.option("--tile-size", type=click.IntRange(64, 2032), default=None,
-              help="Side of the independently coded square tiles, each also coding 8 px "
-                   "of its neighbours for a seamless cross-fade [default: 1008].")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Model name (see 'aec models').")
+@click.option("--tile-size", type=click.IntRange(MIN_TILE_SIZE, MAX_TILE_SIZE),
+              default=DEFAULT_TILE_SIZE, show_default=True,
+              help="Side of the independently coded square tiles, each also coding "
+                   f"{DEFAULT_TILE_OVERLAP} px of its neighbours for a seamless cross-fade.")
 @device_option
 @max_pixels_option
 @workers_option
@@ -61,9 +77,9 @@ from .dataset import dataset_options
               help="Frame to code from an animation or multi-page file (refused otherwise).")
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-@dataset_options("encode")  # folders, --files-from, --engine ray: cli/dataset.py
-def encode(inputs, output, quality, bpp, size, psnr, print_psnr, effort, model, tile_size,
-           device, max_pixels, workers, threads, frame, force, quiet) -> None:
+@dataset_options  # folders, --files-from, --engine ray: cli/dataset.py
+def encode(inputs, output, print_psnr, workers, threads, force, quiet, dataset, **fields
+           ) -> None:
     """Compress images into .aec files. An existing output is never replaced without -f;
     - reads standard input or writes standard output.
 
@@ -74,35 +90,25 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, effort, model, 
       aec encode photo.png photo.aec --effort 3
       cat photo.png | aec encode - > photo.aec
     """
+    options = build(EncodeOptions, **fields)  # quality, targets, effort, model, ...
+    if dataset.wanted(inputs):
+        return run_dataset(dataset, inputs, output, options, workers=workers,
+                           threads=threads, force=force, quiet=quiet,
+                           measure_psnr=print_psnr)
     import numpy as np
 
-    from ..codec.codec import DEFAULT_TILE_SIZE
-    from ..format.quality import DEFAULT_QUALITY
     from ..io.images import open_image
 
     quiet_notes(quiet)
     use_threads(threads)
-    targets = {"--quality": quality, "--bpp": bpp, "--size": size, "--psnr": psnr}
-    given = [name for name, value in targets.items() if value is not None]
-    if len(given) > 1:
-        raise click.UsageError(f"give one of {', '.join(targets)}, not {' and '.join(given)}")
-    codec = make_codec(model, device, max_pixels, tile_size=tile_size or DEFAULT_TILE_SIZE,
-                   workers=workers)
+    codec = options.codec(workers)
     pairs = plan(inputs, output, AEC_SUFFIX, lambda p: Path(p).suffix.lower() == AEC_SUFFIX)
-    if effort > 1:
-        codec.check_effort(effort)  # once, before any file
 
     def job(src: Path, dst: Path) -> str:
         check_new(dst, force)  # before the work, not only when writing
         t0 = time.perf_counter()
-        image = open_image(src, codec.max_pixels, frame)
-        if given and quality is None:  # a rate or fidelity target
-            data, q = codec.encode_to_target(image, bpp=bpp, size=size, psnr=psnr,
-                                             effort=effort)
-        else:
-            q = DEFAULT_QUALITY if quality is None else quality
-            data = codec.encode(image, q, progress=tile_progress(src, len(pairs) > 1),
-                                effort=effort)
+        image = open_image(src, options.max_pixels, options.frame)
+        data, q = codec.encode_with(image, options, tile_progress(src, len(pairs) > 1))
         seconds = time.perf_counter() - t0
         write_bytes(dst, data, force)
         rate = metrics.bpp(len(data), *image.size)
@@ -123,23 +129,23 @@ def encode(inputs, output, quality, bpp, size, psnr, print_psnr, effort, model, 
 @click.command()
 @click.argument("inputs", nargs=-1, required=False)  # not with --files-from
 @click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
-@click.option("--format", "fmt", default="png", show_default=True,
+@click.option("--format", "fmt", default=default_of(DecodeOptions, "fmt"), show_default=True,
               help="Output suffix when the output name is derived (png, webp, tif, ...).")
 @click.option("--partial", is_flag=True,
               help="Decode the intact tiles of a damaged file, fill lost ones with grey and "
                    "report them (instead of failing).")
 @device_option
 @max_pixels_option
-@click.option("--max-tile-pixels", type=click.IntRange(min=1), default=None,
+@click.option("--max-tile-pixels", type=click.IntRange(min=1),
+              default=DEFAULT_MAX_TILE_PIXELS, show_default=True,
               help="Largest region decoded at once: a tile, or a whole untiled version-1/2 "
-                   "file [default: 4194304].")
+                   "file.")
 @workers_option
 @threads_option
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-@dataset_options("decode")
-def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, workers,
-           threads, force, quiet) -> None:
+@dataset_options
+def decode(inputs, output, workers, threads, force, quiet, dataset, **fields) -> None:
     """Restore images from .aec files. The output format follows the suffix (PNG by
     default, or --format for standard output). An existing output is never replaced
     without -f; - reads standard input or writes standard output.
@@ -149,24 +155,24 @@ def decode(inputs, output, fmt, partial, device, max_pixels, max_tile_pixels, wo
       aec decode compressed/*.aec -o restored/
       aec decode - < photo.aec > photo.png
     """
+    options = build(DecodeOptions, **fields)  # fmt, partial, device, limits
+    if dataset.wanted(inputs):
+        return run_dataset(dataset, inputs, output, options, workers=workers,
+                           threads=threads, force=force, quiet=quiet)
     from ..io.images import output_format, save_image
 
     quiet_notes(quiet)
     use_threads(threads)
-    suffix = "." + fmt.lower().lstrip(".")
-    output_format(f"x{suffix}")  # reject an unknown --format before any work
-    from ..codec.codec import DEFAULT_MAX_TILE_PIXELS
-
-    codec = make_codec(None, device, max_pixels, workers=workers,
-                   max_tile_pixels=max_tile_pixels or DEFAULT_MAX_TILE_PIXELS)
-    pairs = plan(inputs, output, suffix, lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
+    codec = options.codec(workers)
+    pairs = plan(inputs, output, options.suffix,
+                 lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
 
     def job(src: Path, dst: Path) -> str:
-        fmt_out = output_format(f"x{suffix}") if str(dst) == STDIO else output_format(dst)
+        fmt_out = options.pillow_format if str(dst) == STDIO else output_format(dst)
         check_new(dst, force)
         t0 = time.perf_counter()
         progress = tile_progress(src, len(pairs) > 1)
-        if partial:
+        if options.partial:
             image, report = codec.decode_partial(read_bytes(src), progress)
             if len(report.lost_tiles) == report.tiles:
                 raise AecError(f"nothing could be recovered: {report}")
@@ -247,7 +253,8 @@ def models(as_json) -> None:
 
 
 @click.command()
-@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=75, show_default=True)
+@click.option("-q", "--quality", type=click.FloatRange(*QUALITY_RANGE), default=DEFAULT_QUALITY,
+              show_default=True)
 @device_option
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Also write the .aec and decoded PNG into this folder.")

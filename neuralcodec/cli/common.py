@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
+from ..codec.options import DEFAULT_MAX_PIXELS, OptionError
 from ..errors import AecError, AecWarning
 from ..io.files import STDIO, atomic_write, write_stdout
-
-AEC_SUFFIX = ".aec"
-
 
 # What to change, in the command's words, for errors that name an API field.
 _OPTION_HINTS = {
@@ -39,10 +38,35 @@ def quiet_notes(quiet: bool) -> None:
         warnings.simplefilter("ignore", AecWarning)
 
 
+# Options whose flag is not the field's name with dashes.
+_FLAGS = {"fmt": "--format"}
+
+
+def flag(field: str) -> str:
+    """The command line's name of an API field: ``tile_size`` is ``--tile-size``."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
 def explain(exc: AecError) -> str:
     """An error's message for the command line: the option to change, where one helps."""
+    if isinstance(exc, OptionError):  # names its options: in the command's words
+        return exc.words(flag)
     hint = _OPTION_HINTS.get(exc.field or "")
     return f"{exc} ({hint})" if hint else str(exc)
+
+
+def build(kind: type, **fields):
+    """The command's ``EncodeOptions`` / ``DecodeOptions`` from its flags, named as their
+    fields: a flag left at its default is left to the options' own default (the default
+    quality is no quality given, so a target may be). What they cannot use is a usage
+    error (exit 2), before any file is touched."""
+    context = click.get_current_context()
+    given = {name: value for name, value in fields.items()
+             if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    try:
+        return kind(**given)
+    except OptionError as exc:
+        raise click.UsageError(explain(exc)) from None
 
 
 def progress(items: list, label: str) -> Iterator:
@@ -134,9 +158,8 @@ def write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
 
 
 threads_option = click.option(
-    "--threads", type=click.IntRange(min=1), default=None,
-    help="Threads of the transforms [default: one per core]. Files are identical "
-         "whatever the number.")
+    "--threads", type=click.IntRange(min=1), default=None, show_default="one per core",
+    help="Threads of the transforms. Files are identical whatever the number.")
 
 
 def use_threads(threads: int | None) -> None:
@@ -158,20 +181,22 @@ def device_option_with(help_text: str):
 device_option = device_option_with(
     "Where the transforms run (the exact entropy-parameter path always runs on the CPU).")
 max_pixels_option = click.option(
-    "--max-pixels", type=click.IntRange(min=1), default=None,
-    help="Refuse images larger than this many pixels [default: 200000000].",
+    "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+    help="Refuse images larger than this many pixels.",
 )
+
+
+def _workers_default() -> str:
+    from ..codec.workers import MAX_AUTO_WORKERS, PARALLEL_MIN_TILES
+
+    return (f"CPU count (at most {MAX_AUTO_WORKERS}) for images of {PARALLEL_MIN_TILES} "
+            "tiles or more, else 1")
+
+
 workers_option = click.option(
-    "--workers", type=click.IntRange(min=1), default=None,
-    help="Processes coding tiles in parallel [default: CPU count (at most 4) for images "
-         "of 8 tiles or more, else 1].",
+    "--workers", type=click.IntRange(min=1), default=None, show_default=_workers_default(),
+    help="Processes coding tiles in parallel.",
 )
-
-
-def make_codec(model: str | None, device: str, max_pixels: int | None, **options):
-    from ..codec import DEFAULT_MAX_PIXELS, Codec
-
-    return Codec(model, device, max_pixels or DEFAULT_MAX_PIXELS, **options)
 
 
 def tile_progress(src: Path, several_files: bool) -> Callable[[int, int], None] | None:

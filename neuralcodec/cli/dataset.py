@@ -1,9 +1,10 @@
 """``aec encode`` / ``aec decode`` on a data set: folders, ``--files-from`` lists and
 ``--engine ray``, delegated to :mod:`neuralcodec.datasets`.
 
-:func:`dataset_options` adds the options to a command and sends a data-set-shaped call
-(``--engine ray``, a folder input, ``--recursive`` or ``--files-from``) here; any other
-call reaches the command unchanged.
+:func:`dataset_options` adds the options to a command, which receives them as one
+:class:`DataSet`; a data-set-shaped call (``--engine ray``, a folder input,
+``--recursive`` or ``--files-from``) runs through :func:`run_dataset` with the options
+the command built.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..io.files import STDIO
 from .common import fail, quiet_notes
+
+if TYPE_CHECKING:
+    from ..codec.options import DecodeOptions, EncodeOptions
 
 _OPTIONS = (
     click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
@@ -24,85 +30,68 @@ _OPTIONS = (
                  help="Code a data set in this process, or on a Ray cluster (needs "
                       "aec[ray]; --workers is then the number of actors, each loading the "
                       "model once, and --threads each one's transform threads)."),
-    click.option("--address", default=None,
-                 help="Ray cluster to join ('auto': the running one) [default: start one "
-                      "on this machine]."),
+    click.option("--address", default=None, show_default="start one on this machine",
+                 help="Ray cluster to join ('auto': the running one)."),
     click.option("-r", "--recursive", is_flag=True,
                  help="Also search the subfolders of input folders."),
     click.option("--files-from", type=click.Path(dir_okay=False, allow_dash=True),
                  default=None, help="Also code the paths listed in this file, one a line "
                                     "(- reads standard input)."),
 )
-# The commands' options a data-set run takes (besides the dataset options).
-_TAKEN = {"inputs", "output", "quiet", "force", "device", "max_pixels", "workers", "threads",
-          "quality", "bpp", "size", "psnr", "print_psnr", "model", "tile_size", "frame",
-          "effort", "fmt", "partial", "max_tile_pixels"}
 
 
-def dataset_options(direction: str) -> Callable[[Callable], Callable]:
-    """Decorate the ``direction`` ("encode" or "decode") command: add the data-set
-    options and run data-set-shaped calls through :func:`run_dataset`."""
+@dataclass(frozen=True)
+class DataSet:
+    """The data-set options of a command."""
 
-    def decorate(command: Callable) -> Callable:
-        @functools.wraps(command)
-        def wrapper(engine, address, recursive, files_from, **options):
-            inputs = options["inputs"]
-            if (engine == "ray" or recursive or files_from is not None
-                    or any(p != STDIO and Path(p).is_dir() for p in inputs)):
-                return run_dataset(direction, engine, address, recursive, files_from,
-                                   **options)
-            if address is not None:
-                raise click.UsageError("--address needs --engine ray")
-            return command(**options)
+    engine: str
+    address: str | None
+    recursive: bool
+    files_from: str | None
 
-        for option in reversed(_OPTIONS):
-            wrapper = option(wrapper)
-        return wrapper
-
-    return decorate
+    def wanted(self, inputs: tuple[str, ...]) -> bool:
+        """Whether the call codes a data set (else the command codes its files)."""
+        return (self.engine == "ray" or self.recursive or self.files_from is not None
+                or any(p != STDIO and Path(p).is_dir() for p in inputs))
 
 
-def run_dataset(direction: str, engine: str, address: str | None, recursive: bool,
-                files_from: str | None, **options) -> None:
+def dataset_options(command: Callable) -> Callable:
+    """Decorate ``aec encode`` or ``aec decode``: add the data-set options, given to the
+    command as ``dataset``."""
+
+    @functools.wraps(command)
+    def wrapper(engine, address, recursive, files_from, **params):
+        if address is not None and engine != "ray":
+            raise click.UsageError("--address needs --engine ray")
+        return command(dataset=DataSet(engine, address, recursive, files_from), **params)
+
+    for option in reversed(_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def run_dataset(dataset: DataSet, inputs: tuple[str, ...], output: str | None,
+                options: EncodeOptions | DecodeOptions, *, workers: int | None,
+                threads: int | None, force: bool, quiet: bool,
+                measure_psnr: bool = False) -> None:
     """Code a data set; one line of summary, and one error line if any file failed."""
+    from ..codec.options import EncodeOptions
     from ..datasets import decode_dataset, encode_dataset
 
-    unsupported = [name for name, value in options.items()
-                   if name not in _TAKEN and value not in (None, False)]
-    if unsupported:
-        names = ", ".join("--" + name.replace("_", "-") for name in unsupported)
-        raise click.UsageError(f"{names}: not supported for data sets")
-    if options["output"] is None or options["output"] == STDIO:
+    if output is None or output == STDIO:
         raise click.UsageError("a data set needs -o DST, the folder of the outputs")
-    if address is not None and engine != "ray":
-        raise click.UsageError("--address needs --engine ray")
-    quiet = options["quiet"]
     quiet_notes(quiet)
-    common = dict(engine=engine, address=address, recursive=recursive,
-                  files_from=files_from, device=options["device"],
-                  workers=options["workers"], threads=options["threads"],
-                  force=options["force"], max_pixels=options["max_pixels"])
-    bar = _Bar("encoding" if direction == "encode" else "decoding")
+    encoding = isinstance(options, EncodeOptions)
+    bar = _Bar("encoding" if encoding else "decoding")
+    common = dict(engine=dataset.engine, address=dataset.address,
+                  recursive=dataset.recursive, files_from=dataset.files_from,
+                  workers=workers, threads=threads, force=force, progress=bar)
     try:
-        if direction == "encode":
-            targets = {"--quality": options["quality"], "--bpp": options["bpp"],
-                       "--size": options["size"], "--psnr": options["psnr"]}
-            given = [name for name, value in targets.items() if value is not None]
-            if len(given) > 1:
-                raise click.UsageError(f"give one of {', '.join(targets)}, not "
-                                       f"{' and '.join(given)}")
-            summary = encode_dataset(
-                options["inputs"], options["output"], quality=options["quality"],
-                bpp=options["bpp"], size=options["size"], psnr=options["psnr"],
-                measure_psnr=options["print_psnr"], model=options["model"],
-                tile_size=options["tile_size"], frame=options["frame"],
-                effort=options["effort"],
-                progress=bar, **common)
+        if encoding:
+            summary = encode_dataset(inputs, output, options, measure_psnr=measure_psnr,
+                                     **common)
         else:
-            summary = decode_dataset(
-                options["inputs"], options["output"], fmt=options["fmt"],
-                partial=options["partial"], max_tile_pixels=options["max_tile_pixels"],
-                progress=bar, **common)
+            summary = decode_dataset(inputs, output, options, **common)
     finally:
         bar.close()
     if not quiet:

@@ -1,13 +1,39 @@
 """The codec: image ↔ tiles ↔ model family ↔ container.
 
+    options.py      EncodeOptions / DecodeOptions: what every entry point asks, checked once
     codec.py        Codec: loads models once; encode, decode, salvage
     prepare.py      an image checked and in a native mode, analysis outputs cached
     tiles.py        one tile through a family coder; the cross-fade of decoded tiles
     workers.py      processes that code the tiles of one image in parallel
     rate_search.py  the highest quality meeting a target
+
+Its names load on first access, so that importing the options (as the API, the Pillow
+plugin and the command line's help do) does not import the coding path.
 """
 
-from ..format.inspect import describe
-from .codec import DEFAULT_MAX_PIXELS, Codec, DecodeReport, resolve_device
+from __future__ import annotations
 
-__all__ = ["DEFAULT_MAX_PIXELS", "Codec", "DecodeReport", "describe", "resolve_device"]
+from typing import Any
+
+_LAZY = {
+    "Codec": "neuralcodec.codec.codec",
+    "DecodeReport": "neuralcodec.codec.codec",
+    "resolve_device": "neuralcodec.codec.codec",
+    "DEFAULT_MAX_PIXELS": "neuralcodec.codec.options",
+    "DecodeOptions": "neuralcodec.codec.options",
+    "EncodeOptions": "neuralcodec.codec.options",
+    "describe": "neuralcodec.format.inspect",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuralcodec.codec' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["DEFAULT_MAX_PIXELS", "Codec", "DecodeOptions", "DecodeReport", "EncodeOptions",
+           "describe", "resolve_device"]

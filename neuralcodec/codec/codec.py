@@ -24,25 +24,19 @@ from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
 from ..io.images import attach_metadata, check_pixel_limit, split_alpha
 from ..stages import stage
+from .options import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_TILE_PIXELS,
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    EncodeOptions,
+    check_effort,
+)
 from .prepare import Analysis, ImageSource, prepare_image
 from .rate_search import encode_to_target
 from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_input
 from .workers import TileWorkers, WorkerPools
 
-# Limit like Pillow's MAX_IMAGE_PIXELS; override with Codec(max_pixels=...) or --max-pixels.
-# Tiles bound the working memory, so what remains per pixel is the decoded image itself
-# (4 bytes in Pillow) and the file: 200 MP needs well under 2 GB besides the tiles.
-DEFAULT_MAX_PIXELS = 200_000_000
-# Tiles written by default: 1008 px squares coded with 8 px of overlap on each side with a
-# neighbour, so an inner tile codes exactly 1024x1024 pixels (no padding; about 0.6 GB to
-# decode). Kodak-sized images stay one tile, so their rate-distortion is unchanged. The
-# overlap, cross-faded on decoding, removes the seams of independent tiles (a 1.5 dB PSNR
-# dip along tile borders without it) for about 3 % more coded pixels.
-DEFAULT_TILE_OVERLAP = 8
-DEFAULT_TILE_SIZE = 1024 - 2 * DEFAULT_TILE_OVERLAP
-# The largest region decoded at once: a tile of a version-3 file, or the whole image of
-# an untiled version-1/2 file. Bounds a decoder's working memory per worker.
-DEFAULT_MAX_TILE_PIXELS = 2048 * 2048
 LOST_TILE_GREY = 128
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
@@ -176,9 +170,10 @@ class Codec:
 
     # -- encoding ----------------------------------------------------------------------
 
-    def prepare(self, image: ImageSource) -> Analysis:
-        """An image (or path) checked against the pixel limit, in a native mode."""
-        return prepare_image(image, self.max_pixels)
+    def prepare(self, image: ImageSource, frame: int | None = None) -> Analysis:
+        """An image (or path) checked against the pixel limit, in a native mode;
+        ``frame`` picks one of a file's frames (see :func:`~neuralcodec.io.images.open_image`)."""
+        return prepare_image(image, self.max_pixels, frame)
 
     def analyse_together(self, prepared: list[Analysis]) -> None:
         """The analysis transform of one-tile images of equal size, cached in each (a rate
@@ -217,11 +212,7 @@ class Codec:
 
     def check_effort(self, effort: int) -> None:
         """Refuse an effort level the encoding model does not offer."""
-        top = self.load().coder().max_effort
-        if not (isinstance(effort, int) and 1 <= effort <= top):
-            only = " (its family has no refinement)" if top == 1 else ""
-            raise AecError(f"effort {effort} is outside 1..{top} for model "
-                           f"'{self.model_name}'{only}", field="effort")
+        check_effort(effort, self.model_name)
 
     def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
                         progress: Progress | None = None, effort: int = 1) -> bytes:
@@ -258,8 +249,8 @@ class Codec:
         (up to the model's ``max_effort``) spend encoding time refining the latents for
         this image to make a smaller file for the same quality. The decoder, and its
         speed, are the same at every effort."""
-        return self.encode_prepared(self.prepare(image), quality, cache=False,
-                                    progress=progress, effort=effort)
+        options = EncodeOptions(quality=quality, effort=effort, model=self.model_name)
+        return self.encode_with(image, options, progress)[0]
 
     def encode_to_target(self, image: ImageSource, bpp: float | None = None,
                          size: int | None = None, psnr: float | None = None,
@@ -268,16 +259,32 @@ class Codec:
         ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB
         PSNR (the smallest file that reaches it), each file made at ``effort``. A target
         no quality meets raises AecError naming the nearest reachable value."""
-        self.check_effort(effort)
-        prepared = self.prepare(image)
-        return encode_to_target(
-            prepared, lambda q: self.encode_prepared(prepared, q, effort=effort),
-            self.decode, bpp, size, psnr)
+        options = EncodeOptions(bpp=bpp, size=size, psnr=psnr, effort=effort,
+                                model=self.model_name)
+        options.require_target()
+        return self.encode_with(image, options)
 
-    def encode_to_bpp(self, image: ImageSource, bpp: float, effort: int = 1
-                      ) -> tuple[bytes, float]:
-        """``encode_to_target(image, bpp=bpp, effort=effort)``."""
-        return self.encode_to_target(image, bpp=bpp, effort=effort)
+    def encode_with(self, image: ImageSource, options: EncodeOptions,
+                    progress: Progress | None = None) -> tuple[bytes, float]:
+        """(file, quality) of an image encoded as ``options`` ask: at their quality, or
+        at the quality that meets their target, at their effort and, for a file given by
+        path, of their frame; ``progress`` follows the tiles of an encode at a quality.
+        The model, device, tile size and pixel limit are this codec's: options that name
+        another model are refused (:meth:`EncodeOptions.codec` makes their codec)."""
+        if options.model is not None and options.model != self.model_name:
+            raise AecError(f"the options are for model '{options.model}', not this "
+                           f"codec's '{self.model_name}'", field="model")
+        prepared = self.prepare(image, options.frame)
+        target = options.target
+        if target is None:
+            quality = options.at_quality
+            assert quality is not None
+            data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
+                                        effort=options.effort)
+            return data, quality
+        return encode_to_target(
+            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort),
+            self.decode, *target)
 
     # -- decoding ----------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ class Analysis:
         return split_alpha(self.image)[0]
 
 
-def prepare_image(image: ImageSource, max_pixels: int | None) -> Analysis:
-    image = as_image(image, max_pixels)
+def prepare_image(image: ImageSource, max_pixels: int | None, frame: int | None = None
+                  ) -> Analysis:
+    image = as_image(image, max_pixels, frame)
     if 0 in image.size:  # no file could hold it: the container refuses empty images
         raise AecError(f"image is {image.width}x{image.height}: nothing to encode")
     check_pixel_limit(*image.size, max_pixels, "image")

@@ -65,42 +65,31 @@ def lowest_quality_reaching(encode: Encode, reaches: Test, iterations: int = 12
 
 
 def encode_to_target(prepared: Analysis, encode: Encode, decode: Callable[[bytes], Image.Image],
-                     bpp: float | None = None, size: int | None = None,
-                     psnr: float | None = None, iterations: int = 12) -> tuple[bytes, float]:
-    """(file, quality) meeting exactly one target: at most ``bpp`` bits per pixel or
-    ``size`` bytes (the highest quality that fits), or at least ``psnr`` dB of RGB PSNR
-    (the lowest quality, so the smallest file, that reaches it). ``encode`` makes the
-    file of ``prepared`` at a quality, ``decode`` restores one (for the PSNR)."""
-    if sum(t is not None for t in (bpp, size, psnr)) != 1:
-        raise AecError("give exactly one of bpp, size and psnr", field="target")
+                     target: str, value: float, iterations: int = 12) -> tuple[bytes, float]:
+    """(file, quality) meeting a ``target`` of :data:`~neuralcodec.codec.options.TARGETS`
+    (checked by :class:`~neuralcodec.codec.options.EncodeOptions`): at most ``value``
+    bits per pixel ("bpp") or bytes ("size"), the highest quality that fits, or at least
+    ``value`` dB of RGB PSNR ("psnr"), the lowest quality, so the smallest file, that
+    reaches it. ``encode`` makes the file of ``prepared`` at a quality, ``decode``
+    restores one (for the PSNR)."""
     pixels = prepared.image.width * prepared.image.height
-    if psnr is not None:
+    if target == "psnr":
         reference = np.asarray(prepared.colour.convert("RGB"))
 
         def fidelity(data: bytes) -> float:
             return metrics.psnr(reference, np.asarray(decode(data).convert("RGB")))
 
-        found = lowest_quality_reaching(encode, lambda d: fidelity(d) >= psnr, iterations)
+        found = lowest_quality_reaching(encode, lambda d: fidelity(d) >= value, iterations)
         if found is None:
             top = fidelity(encode(100.0))
-            raise AecError(f"a PSNR of {psnr:g} dB cannot be reached: quality 100 gives "
+            raise AecError(f"a PSNR of {value:g} dB cannot be reached: quality 100 gives "
                            f"{top:.2f} dB", field="psnr")
         return found
-    if bpp is not None:
-        _positive(bpp, "bpp")
-        limit, field = bpp * pixels / 8, "bpp"
-    else:
-        _positive(size, "size")
-        limit, field = float(size), "size"
+    limit = value * pixels / 8 if target == "bpp" else float(value)
     found = highest_quality_within(encode, lambda d: len(d) <= limit, iterations)
     if found is None:
         smallest = len(encode(0.0))
-        wanted = f"{bpp:g} bpp" if field == "bpp" else f"{size} bytes"
+        wanted = f"{value:g} bpp" if target == "bpp" else f"{value} bytes"
         raise AecError(f"{wanted} cannot be met: the smallest file (quality 0) is "
-                       f"{smallest} bytes, {8 * smallest / pixels:.4f} bpp", field=field)
+                       f"{smallest} bytes, {8 * smallest / pixels:.4f} bpp", field=target)
     return found
-
-
-def _positive(value: float, field: str) -> None:
-    if not (value > 0 and np.isfinite(value)):
-        raise AecError(f"{field} must be a positive number, got {value}", field=field)

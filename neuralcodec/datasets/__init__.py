@@ -4,6 +4,7 @@ manifest.
 >>> from neuralcodec.datasets import encode_dataset, decode_dataset
 >>> summary = encode_dataset(["photos/"], "compressed/", recursive=True, quality=60,
 ...                          engine="ray")            # or engine="local" (the default)
+>>> encode_dataset("photos/", "small/", EncodeOptions(bpp=0.3, effort=2))
 >>> print(summary)                                    # files, failures, bytes, images/s
 >>> decode_dataset(["compressed/"], "restored/", recursive=True)
 
@@ -26,8 +27,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..codec.options import DecodeOptions, EncodeOptions, with_fields
 from ..errors import AecError
+from ..format.container import AEC_SUFFIX
 from .manifest import (
     DONE,
     FAILED,
@@ -38,7 +42,7 @@ from .manifest import (
     check_replaceable,
     previous_psnr,
 )
-from .plan import AEC_SUFFIX, batches, image_suffixes, plan_items, read_list
+from .plan import batches, plan_items, read_list
 from .worker import Settings
 
 ENGINES = ("local", "ray")
@@ -97,50 +101,39 @@ class DatasetSummary:
 def encode_dataset(
     sources: Sources,
     destination: str | Path,
+    options: EncodeOptions | None = None,
     *,
     engine: str = "local",
     address: str | None = None,
-    quality: float | None = None,
-    bpp: float | None = None,
-    size: int | None = None,
-    psnr: float | None = None,
-    model: str | None = None,
-    device: str = "auto",
     workers: int | None = None,
     threads: int | None = None,
     recursive: bool = False,
     files_from: str | Path | None = None,
     force: bool = False,
     measure_psnr: bool = False,
-    max_pixels: int | None = None,
-    tile_size: int | None = None,
-    frame: int | None = None,
     task_size: int | None = None,
-    effort: int = 1,
     progress: Progress | None = None,
+    **fields: Any,
 ) -> DatasetSummary:
     """Encode every image of ``sources`` (folders, files; plus the paths listed in
     ``files_from``, ``-`` for standard input) into ``.aec`` files under ``destination``.
 
-    At most one of ``quality`` (default 75), ``bpp``, ``size`` and ``psnr`` (targets as
-    in :meth:`Codec.encode_to_target`). ``engine="ray"`` codes on a Ray cluster:
-    ``address`` joins one (``"auto"``: the running one), else one is started on this
-    machine; ``workers`` is then the number of actors (default: one per CPU, or per GPU
-    with ``device="cuda"``) and ``threads`` each one's transform threads (default: its share
-    of the CPUs). With ``engine="local"``, ``workers`` is the codec's tile processes.
-    ``task_size`` files go to a worker at once. Outputs that exist and parse are
-    skipped; ``force`` replaces existing outputs that do not parse or were made with
-    another model or quality. ``measure_psnr`` adds each file's RGB PSNR to its row;
-    ``effort`` is the encoder effort (see :meth:`Codec.encode`).
+    How each image is encoded is ``options`` (an :class:`EncodeOptions`), or its fields
+    given as keywords (``quality=60``, ``bpp=0.5``, ``effort=2``, ``model=...``; they
+    change those of ``options`` where both are given). ``engine="ray"`` codes on a Ray
+    cluster: ``address`` joins one (``"auto"``: the running one), else one is started
+    on this machine; ``workers`` is then the number of actors (default: one per CPU, or
+    per GPU with ``device="cuda"``) and ``threads`` each one's transform threads
+    (default: its share of the CPUs). With ``engine="local"``, ``workers`` is the
+    codec's tile processes. ``task_size`` files go to a worker at once. Outputs that
+    exist and parse are skipped; ``force`` replaces existing outputs that do not parse
+    or were made with another model or quality. ``measure_psnr`` adds each file's RGB
+    PSNR to its row.
     """
-    given = [name for name, value in (("quality", quality), ("bpp", bpp), ("size", size),
-                                      ("psnr", psnr)) if value is not None]
-    if len(given) > 1:
-        raise AecError(f"give one of quality, bpp, size and psnr, not {' and '.join(given)}")
-    settings = Settings("encode", model=model, device=device, max_pixels=max_pixels,
-                        quality=quality, bpp=bpp, size=size, psnr=psnr,
-                        measure_psnr=measure_psnr, tile_size=tile_size, frame=frame,
-                        effort=effort, force=force)
+    from ..io.images import image_suffixes
+
+    settings = Settings(with_fields(EncodeOptions, options, fields), force=force,
+                        measure_psnr=measure_psnr)
     return _run(settings, sources, destination, AEC_SUFFIX, image_suffixes(), engine,
                 address, workers, threads, recursive, files_from, task_size, progress)
 
@@ -148,33 +141,27 @@ def encode_dataset(
 def decode_dataset(
     sources: Sources,
     destination: str | Path,
+    options: DecodeOptions | None = None,
     *,
     engine: str = "local",
     address: str | None = None,
-    fmt: str = "png",
-    device: str = "auto",
     workers: int | None = None,
     threads: int | None = None,
     recursive: bool = False,
     files_from: str | Path | None = None,
     force: bool = False,
-    partial: bool = False,
-    max_pixels: int | None = None,
-    max_tile_pixels: int | None = None,
     task_size: int | None = None,
     progress: Progress | None = None,
+    **fields: Any,
 ) -> DatasetSummary:
-    """Decode every ``.aec`` file of ``sources`` into images (format ``fmt``) under
-    ``destination``; the options are those of :func:`encode_dataset`, plus ``partial``
-    (decode the intact tiles of damaged files, as ``Codec.decode_partial``)."""
-    from ..io.images import output_format
-
-    suffix = "." + fmt.lower().lstrip(".")
-    settings = Settings("decode", device=device, max_pixels=max_pixels,
-                        out_format=output_format(f"x{suffix}"), partial=partial,
-                        max_tile_pixels=max_tile_pixels, force=force)
-    return _run(settings, sources, destination, suffix, frozenset({AEC_SUFFIX}), engine,
-                address, workers, threads, recursive, files_from, task_size, progress)
+    """Decode every ``.aec`` file of ``sources`` into images under ``destination``, as
+    ``options`` (a :class:`DecodeOptions`) or its fields as keywords ask (``fmt="webp"``,
+    ``partial=True``: the intact tiles of damaged files, as ``Codec.decode_partial``);
+    the other arguments are those of :func:`encode_dataset`."""
+    options = with_fields(DecodeOptions, options, fields)
+    return _run(Settings(options, force=force), sources, destination, options.suffix,
+                frozenset({AEC_SUFFIX}), engine, address, workers, threads, recursive,
+                files_from, task_size, progress)
 
 
 def _run(settings: Settings, sources: Sources, destination: str | Path, out_suffix: str,
@@ -237,4 +224,5 @@ def _run_local(items: list, settings: Settings, recorder: Recorder, workers: int
         worker.close()
 
 
-__all__ = ["DatasetSummary", "Row", "decode_dataset", "encode_dataset"]
+__all__ = ["DatasetSummary", "DecodeOptions", "EncodeOptions", "Row", "decode_dataset",
+           "encode_dataset"]

@@ -18,8 +18,6 @@ from pathlib import Path
 from ..errors import AecError
 from ..io.files import STDIO, reading
 
-AEC_SUFFIX = ".aec"
-
 
 @dataclass(frozen=True)
 class Item:
@@ -29,15 +27,6 @@ class Item:
     input: str
     output: str
     relative: str
-
-
-def image_suffixes() -> frozenset[str]:
-    """Suffixes of the image formats Pillow can open (a folder's other files are left)."""
-    from PIL import Image
-
-    Image.init()
-    opened = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-    return frozenset(opened - {AEC_SUFFIX})
 
 
 def read_list(path: str | Path) -> list[str]:

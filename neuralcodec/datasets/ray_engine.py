@@ -76,7 +76,8 @@ class _Dispatch:
         self.recorder = recorder
         resources = ray.cluster_resources()
         cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
-        gpu = settings.device == "cuda" or (settings.device == "auto" and gpus > 0)
+        device = settings.options.device
+        gpu = device == "cuda" or (device == "auto" and gpus > 0)
         if gpu and gpus == 0:
             raise AecError("device cuda was requested but the Ray cluster has no GPUs",
                            field="device")
@@ -94,8 +95,8 @@ class _Dispatch:
         # Each actor codes one file at a time: its transforms' threads are its CPU share.
         actor_threads = threads or max(1, int(cpu_share))
         self.actor_class = ray.remote(Worker).options(**actor_options)
-        self.arguments = (replace(settings, device="cuda" if gpu else "cpu"),
-                          actor_threads, 1)
+        options = replace(settings.options, device="cuda" if gpu else "cpu")
+        self.arguments = (replace(settings, options=options), actor_threads, 1)
         self.actors: dict[int, Any] = {}
         self.starting: dict[Any, int] = {}  # readiness reference -> slot
         self.running: dict[Any, tuple[int, _Task]] = {}  # result reference -> slot, task

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import metrics
-from ..codec.codec import DEFAULT_MAX_PIXELS
+from ..codec.options import DecodeOptions, EncodeOptions
 from ..errors import AecError, AecWarning, CorruptFileError
 from ..format import container
-from ..format.quality import DEFAULT_QUALITY, to_stored
+from ..format.quality import to_stored
 from ..io.files import atomic_write, read_bytes, reading
 from .manifest import DONE, SKIPPED, Row
 from .plan import Item
@@ -31,31 +31,17 @@ if TYPE_CHECKING:
     from ..codec import Codec
 
 
-
 @dataclass(frozen=True)
 class Settings:
-    """What a run asks of every file (the options of ``aec encode`` / ``aec decode``)."""
+    """What a run asks of every file: how to code it, and the run's own choices."""
 
-    direction: str  # "encode" or "decode"
-    model: str | None = None
-    device: str = "auto"
-    max_pixels: int | None = None  # None: the codec's default
-    quality: float | None = None  # encode: None with no target is the default quality
-    bpp: float | None = None
-    size: int | None = None
-    psnr: float | None = None
-    measure_psnr: bool = False
-    tile_size: int | None = None
-    frame: int | None = None
-    effort: int = 1  # encoder effort (Codec.encode)
-    out_format: str | None = None  # decode: Pillow's format name (None: from the suffix)
-    partial: bool = False
-    max_tile_pixels: int | None = None
-    force: bool = False
+    options: EncodeOptions | DecodeOptions
+    force: bool = False  # replace outputs that exist but are not what was asked
+    measure_psnr: bool = False  # encode: each file's RGB PSNR in its row
 
     @property
-    def target(self) -> bool:
-        return any(v is not None for v in (self.bpp, self.size, self.psnr))
+    def direction(self) -> str:
+        return "encode" if isinstance(self.options, EncodeOptions) else "decode"
 
 
 class SetupError(AecError):
@@ -82,21 +68,10 @@ class Worker:
                 from ..codec.threads import set_threads
 
                 set_threads(self.threads)
-            from ..codec.codec import (
-                DEFAULT_MAX_TILE_PIXELS,
-                DEFAULT_TILE_SIZE,
-                Codec,
-            )
-
-            s = self.settings
             try:
-                codec = Codec(s.model, s.device, s.max_pixels or DEFAULT_MAX_PIXELS,
-                              tile_size=s.tile_size or DEFAULT_TILE_SIZE,
-                              workers=self.tile_workers,
-                              max_tile_pixels=s.max_tile_pixels or DEFAULT_MAX_TILE_PIXELS)
-                if s.direction == "encode":
-                    codec.load()
-                    codec.check_effort(s.effort)  # refused once, not for every file
+                codec = self.settings.options.codec(workers=self.tile_workers)
+                if self.settings.direction == "encode":
+                    codec.load()  # a model that cannot load fails the run, not each file
             except AecError as exc:
                 raise SetupError(str(exc), exc.field) from None
             self._codec = codec
@@ -130,24 +105,20 @@ class Worker:
     def _encode(self, item: Item) -> Row:
         from ..io.images import open_image
 
-        s = self.settings
+        options = self.settings.options
+        assert isinstance(options, EncodeOptions)
         existing = self._existing_aec(item)
         if isinstance(existing, Row):
             return existing
-        image = open_image(item.input, s.max_pixels or DEFAULT_MAX_PIXELS, s.frame)
+        image = open_image(item.input, options.max_pixels, options.frame)
         codec = self.codec  # loaded only once a file needs it
-        if s.target:
-            data, q = codec.encode_to_target(image, bpp=s.bpp, size=s.size, psnr=s.psnr,
-                                             effort=s.effort)
-        else:
-            q = DEFAULT_QUALITY if s.quality is None else s.quality
-            data = codec.encode(image, quality=q, effort=s.effort)
+        data, q = codec.encode_with(image, options)
         _make_folder(item)
         atomic_write(item.output, lambda f: f.write(data), overwrite=existing)
         w, h = image.size
         row = Row(item.input, item.relative, DONE, w, h, len(data),
                   metrics.bpp(len(data), w, h), codec.coder().name, q)
-        if s.measure_psnr:
+        if self.settings.measure_psnr:
             row.psnr = _psnr(image, codec.decode(data))
         return row
 
@@ -157,7 +128,7 @@ class Worker:
             from ..families.zoo import DEFAULT_MODEL, find_model
 
             try:
-                info = find_model(self.settings.model or DEFAULT_MODEL)
+                info = find_model(self.settings.options.model or DEFAULT_MODEL)
             except AecError as exc:
                 raise SetupError(str(exc)) from None
             self._expected = info.name, info.fingerprint
@@ -168,22 +139,24 @@ class Worker:
         quality asked for); otherwise whether an existing output is to be replaced."""
         if not _exists(item.output):
             return False
-        s = self.settings
+        options = self.settings.options
+        assert isinstance(options, EncodeOptions)
+        force, quality = self.settings.force, options.at_quality
         data = read_bytes(item.output)
         try:
             header = container.unpack(data).header
         except CorruptFileError as exc:
-            return _replace_or_fail(item, f"is not a valid .aec file ({exc})", s.force)
+            return _replace_or_fail(item, f"is not a valid .aec file ({exc})", force)
         name, fingerprint = self._expected_model()
         if (header.model, header.fingerprint) != (name, fingerprint):
             return _replace_or_fail(item, f"was made with model '{header.model}' "
                                     f"{header.fingerprint.hex()}, not '{name}' "
-                                    f"{fingerprint.hex()}", s.force)
-        if not s.target:
-            asked = to_stored(DEFAULT_QUALITY if s.quality is None else s.quality)
+                                    f"{fingerprint.hex()}", force)
+        if quality is not None:  # coded at a quality, not to a target
+            asked = to_stored(quality)
             if header.quality != asked:
                 return _replace_or_fail(item, f"was made at quality {header.quality_value:g}"
-                                        f", not {asked / 100:g}", s.force)
+                                        f", not {asked / 100:g}", force)
         return Row(item.input, item.relative, SKIPPED, header.width, header.height,
                    len(data), metrics.bpp(len(data), header.width, header.height),
                    header.model, header.quality_value)
@@ -193,7 +166,8 @@ class Worker:
     def _decode(self, item: Item) -> Row:
         from ..io.images import save_image
 
-        s = self.settings
+        options = self.settings.options
+        assert isinstance(options, DecodeOptions)
         with reading(item.input), open(item.input, "rb") as f:
             header = container.read_header(f)
         existing = self._existing_image(item, header)
@@ -202,7 +176,7 @@ class Worker:
         data = read_bytes(item.input)
         codec = self.codec
         notes = []
-        if s.partial:
+        if options.partial:
             image, report = codec.decode_partial(data)
             if len(report.lost_tiles) == report.tiles:
                 raise AecError(f"nothing could be recovered: {report}")
@@ -211,7 +185,7 @@ class Worker:
         else:
             image = codec.decode(data)
         _make_folder(item)
-        save_image(image, item.output, existing, s.out_format)
+        save_image(image, item.output, existing, options.pillow_format)
         return Row(item.input, item.relative, DONE, image.width, image.height, len(data),
                    metrics.bpp(len(data), image.width, image.height), header.model,
                    header.quality_value, notes=notes)
@@ -226,7 +200,7 @@ class Worker:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AecWarning)
-                size = open_image(item.output, self.settings.max_pixels or DEFAULT_MAX_PIXELS).size
+                size = open_image(item.output, self.settings.options.max_pixels).size
         except AecError as exc:
             return _replace_or_fail(item, f"does not open as an image ({exc})",
                                     self.settings.force)

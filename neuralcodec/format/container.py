@@ -22,6 +22,7 @@ from .grid import TileGrid
 from .quality import STORED_MAX, from_stored
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
+AEC_SUFFIX = ".aec"  # the file name suffix of .aec files
 # 3: tiles, chunk directory, metadata. 2: integer entropy-parameter path (exact
 # everywhere), untiled. 1: as 2 with a float64 parameter path. 1 and 2 are still read and
 # can be written for comparisons.

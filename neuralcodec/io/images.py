@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import AecError, AecWarning
+from ..format.container import AEC_SUFFIX
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
@@ -22,6 +23,14 @@ NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
 # PNG written with zlib's run-length strategy: on decoded images about 4x faster than
 # the default strategy, for files about 2 % larger (benchmarks/png_write.py).
 PNG_SAVE_OPTIONS = {"compress_type": zlib.Z_RLE}
+
+
+def image_suffixes() -> frozenset[str]:
+    """Suffixes of the image files aec encodes from a folder (``aec encode DIR``, data
+    sets, ``aec bench``): those of every format Pillow can open, with the plugins
+    registered so far, except .aec itself. Other files in a folder are left alone."""
+    opened = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset(opened - {AEC_SUFFIX})
 
 
 def warn(message: str) -> None:
@@ -70,10 +79,10 @@ def open_image(path: str | Path | IO[bytes], max_pixels: int | None = None,
 
 
 def as_image(source: Image.Image | str | Path | IO[bytes] | np.ndarray,
-             max_pixels: int | None) -> Image.Image:
+             max_pixels: int | None, frame: int | None = None) -> Image.Image:
     """A PIL image from what the API accepts: a PIL image, a path (``-``: standard
     input), a binary file object, or a uint8 array of shape (H, W), (H, W, 3) or
-    (H, W, 4)."""
+    (H, W, 4). ``frame`` picks one frame of a file (see :func:`open_image`)."""
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, np.ndarray):
@@ -85,9 +94,10 @@ def as_image(source: Image.Image | str | Path | IO[bytes] | np.ndarray,
         mode = "L" if source.ndim == 2 else ("RGB" if source.shape[2] == 3 else "RGBA")
         return Image.fromarray(np.ascontiguousarray(source), mode)
     if hasattr(source, "read"):
-        return open_image(source, max_pixels, name=getattr(source, "name", "file object"))
+        return open_image(source, max_pixels, frame,
+                          name=getattr(source, "name", "file object"))
     if isinstance(source, (str, Path)):
-        return open_image(source, max_pixels)
+        return open_image(source, max_pixels, frame)
     raise AecError(f"cannot encode a {type(source).__name__}: give a PIL image, a path, "
                    "a binary file object or a uint8 array")
 
