@@ -25,8 +25,6 @@ The package follows the data path::
 
 from __future__ import annotations
 
-from typing import Any
-
 from .cpu import name_blas_kernels
 
 name_blas_kernels()  # before anything imports NumPy (see neuralcodec.cpu)
@@ -38,6 +36,7 @@ from .api import decode, default_codec, encode, encode_with
 from .codec.options import DecodeOptions, EncodeOptions
 from .errors import AecError, AecWarning, CorruptFileError
 from .format.quality import DEFAULT_QUALITY
+from .lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -50,13 +49,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuralcodec' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -61,8 +61,8 @@ from .dataset import dataset_options, run_dataset
 @click.option("-e", "--effort", type=click.IntRange(min=1),
               default=default_of(EncodeOptions, "effort"), show_default=True,
               help="Encoder effort: higher levels refine the latents for each image, "
-                   "for smaller files at the same quality, and encode slower (see the "
-                   "README's table); decoding is unchanged.")
+                   "for smaller files at the same quality, and encode slower (the "
+                   "README's 'Encoder effort'); decoding is unchanged.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Model name (see 'aec models').")
 @click.option("--tile-size", type=click.IntRange(MIN_TILE_SIZE, MAX_TILE_SIZE),

@@ -13,7 +13,7 @@ plugin and the command line's help do) does not import the coding path.
 
 from __future__ import annotations
 
-from typing import Any
+from ..lazy import lazy_attributes
 
 _LAZY = {
     "Codec": "neuralcodec.codec.codec",
@@ -26,13 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuralcodec.codec' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Codec", "DecodeOptions", "DecodeReport", "EncodeOptions",

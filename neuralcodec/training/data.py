@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
+from ..io.images import image_suffixes
 
 
 def pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -26,12 +26,13 @@ def pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
 def list_images(folders: list[str | Path]) -> list[Path]:
     """All image files below the given folders, sorted for reproducibility."""
     files: list[Path] = []
+    suffixes = image_suffixes()
     for folder in folders:
         folder = Path(folder)
         if folder.is_file():
             files.append(folder)
             continue
-        files.extend(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files.extend(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
     return sorted(files)
 
 
