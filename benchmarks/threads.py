@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
 from benchmarks._inputs import KODAK  # noqa: E402
 from benchmarks._report import save_json  # noqa: E402
-from neuralcodec.codec.workers import MAX_AUTO_WORKERS, PARALLEL_MIN_TILES  # noqa: E402
+from neuralcodec.codec.options import MAX_AUTO_WORKERS, PARALLEL_MIN_TILES  # noqa: E402
 from neuralcodec.cpu import blas_description, cpu_model, usable_cpus  # noqa: E402
 
 WITHIN = 0.05  # a count within 5 % of the fastest is as good as it, for a default

@@ -10,7 +10,12 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from ..codec.options import DEFAULT_MAX_PIXELS, OptionError
+from ..codec.options import (
+    DEFAULT_MAX_PIXELS,
+    MAX_AUTO_WORKERS,
+    PARALLEL_MIN_TILES,
+    OptionError,
+)
 from ..errors import AecError, AecWarning
 from ..io.files import STDIO, atomic_write, write_stdout
 
@@ -187,8 +192,6 @@ max_pixels_option = click.option(
 
 
 def _workers_default() -> str:
-    from ..codec.workers import MAX_AUTO_WORKERS, PARALLEL_MIN_TILES
-
     return (f"CPU count (at most {MAX_AUTO_WORKERS}) for images of {PARALLEL_MIN_TILES} "
             "tiles or more, else 1")
 

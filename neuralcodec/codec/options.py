@@ -38,6 +38,11 @@ DEFAULT_TILE_SIZE = 1024 - 2 * DEFAULT_TILE_OVERLAP
 # The largest region decoded at once: a tile of a version-3 file, or the whole image of
 # an untiled version-1/2 file. Bounds a decoder's working memory per worker.
 DEFAULT_MAX_TILE_PIXELS = 2048 * 2048
+# Tile processes by default (workers=None): none below this many tiles, where starting
+# them costs more than it saves; else one per CPU up to the cap (each worker holds its
+# own model and tile: memory grows with them). Files are the same whatever the count.
+PARALLEL_MIN_TILES = 8
+MAX_AUTO_WORKERS = 4
 # Tile sizes an encode may ask for: the largest is the one whose coded square (the tile
 # and its overlap) a decoder with the default limit accepts; smaller tiles than the
 # smallest spend more on overlap and padding than they code.

@@ -20,6 +20,7 @@ from ..cpu import usable_cpus
 from ..errors import AecError
 from ..families.base import ModelCoder, RatePoint
 from ..families.zoo import load_coder
+from .options import MAX_AUTO_WORKERS, PARALLEL_MIN_TILES
 from .threads import set_threads
 from .tiles import decode_tile, encode_tile
 
@@ -44,9 +45,6 @@ def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], point: 
     return decode_tile(_worker_coder, chunks, size, point, version, mode)
 
 
-# Below this many tiles, starting worker processes costs more than it saves.
-PARALLEL_MIN_TILES = 8
-MAX_AUTO_WORKERS = 4  # each worker holds its own model and tile: memory grows with them
 
 
 class TileWorkers:
