@@ -154,3 +154,12 @@ def test_every_folder_of_modules_is_a_package():
     """A folder without __init__.py is left out of the wheel (setuptools' find)."""
     folders = {path.parent for path in SOURCES}
     assert [f for f in folders if not (f / "__init__.py").exists()] == []
+
+
+def test_families_see_a_rate_point_not_the_stored_quality():
+    """The codec turns a file's stored quality into a rate point once (codec.rate_point);
+    no model family reads the quality unit back."""
+    readers = [path.relative_to(PACKAGE).as_posix()
+               for path in sorted((PACKAGE / "families").rglob("*.py"))
+               for module, _ in _imports(path) if module == "neuralcodec.format.quality"]
+    assert readers == []
