@@ -37,7 +37,7 @@ from .coding_tables import CodingTables
 from .integer_net import IntegerParamPath
 from .latent_codec import DecodedLatents, LatentCodec, LatentStreams
 from .numpy_backend import NumpyTransforms
-from .weights_file import INTEGER_GAINS, read_arrays
+from .stored_arrays import INTEGER_GAINS, read_arrays
 
 BACKENDS = ("numpy", "torch")
 

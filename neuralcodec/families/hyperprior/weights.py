@@ -20,7 +20,7 @@ from ..zoo import ModelInfo
 from . import FAMILY
 from .integer_net import GAIN_BITS, PARAM_PATH, weight_shift
 from .model import HyperpriorCheckerboard, ModelConfig
-from .weights_file import INTEGER_GAINS, SHIFT_SUFFIX, read_arrays
+from .stored_arrays import INTEGER_GAINS, SHIFT_SUFFIX, read_arrays
 
 _HALF_PREFIXES = ("g_a.", "g_s.", "h_a.")
 
