@@ -212,7 +212,7 @@ class Codec:
 
     def check_effort(self, effort: int) -> None:
         """Refuse an effort level the encoding model does not offer."""
-        check_effort(effort, self.model_name)
+        check_effort(effort, self.model_name, self.load().coder().max_effort)
 
     def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
                         progress: Progress | None = None, effort: int = 1) -> bytes:
@@ -222,12 +222,13 @@ class Codec:
         self.check_effort(effort)
         coder = self.coder()
         q = to_stored(quality)
+        point = rate_point(q)
         grid = self.grid(*prepared.image.size)
         pool = None if cache else self._pool(coder.name, len(grid))
         tiles: list[dict[bytes, bytes]] = [{} for _ in range(len(grid))]
         crops = ((i, prepared.image.crop(grid.coded_box(i))) for i in range(len(grid)))
         if pool is not None:
-            jobs = pool.encode(crops, rate_point(q), self.format_version, effort)
+            jobs = pool.encode(crops, point, self.format_version, effort)
             for done, (i, future) in enumerate(jobs, 1):
                 tiles[i] = future.result()
                 if progress:
@@ -235,8 +236,8 @@ class Codec:
         else:
             for i, tile in crops:
                 features = self._features(prepared, coder, grid, i, tile, cache)
-                tiles[i] = encode_tile(coder, tile, rate_point(q), self.format_version,
-                                       features, effort)
+                tiles[i] = encode_tile(coder, tile, point, self.format_version, features,
+                                       effort)
                 if progress:
                     progress(i + 1, len(grid))
         return pack_file(coder, prepared, q, grid, tiles, self.format_version)
@@ -363,11 +364,10 @@ class Codec:
 
         jobs = ((i, parsed.tiles[i], _size(grid.coded_box(i))) for i in todo)
         pool = self._pool(header.model, len(todo))
+        point = rate_point(header.quality)
         if pool is not None:
-            results = pool.decode(jobs, rate_point(header.quality), header.version,
-                                  header.mode)
+            results = pool.decode(jobs, point, header.version, header.mode)
         else:
-            point = rate_point(header.quality)
             results = ((i, _run_now(decode_tile, coder, chunks, size, point, header.version,
                                     header.mode)) for i, chunks, size in jobs)
         for done, (i, future) in enumerate(results, 1):

@@ -130,11 +130,13 @@ def max_effort(model: str | None) -> int:
     return family.max_effort if family is not None else 1  # loading it will say why not
 
 
-def check_effort(effort: Any, model: str | None) -> int:
-    """An effort level the model offers (every model offers 1), as an int."""
+def check_effort(effort: Any, model: str | None, top: int | None = None) -> int:
+    """An effort level the model offers (every model offers 1), as an int; ``top``, where
+    the caller knows it (a loaded model), spares finding the model's family."""
     if _is_int(effort) and effort == 1:
         return 1
-    top = max_effort(model)
+    if top is None:
+        top = max_effort(model)
     if not (_is_int(effort) and 1 <= effort <= top):
         from ..families.zoo import DEFAULT_MODEL
 

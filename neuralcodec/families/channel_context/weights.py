@@ -24,10 +24,12 @@ def save_model(model: ChannelCheckerboard, directory: Path, name: str, card: dic
                                          path=ChannelCheckerboard.PARAM_PATH)
 
 
-def read_model(info: ModelInfo) -> tuple[ChannelCheckerboard, dict[str, int], Tensor]:
+def read_model(info: ModelInfo, arrays: tuple | None = None
+               ) -> tuple[ChannelCheckerboard, dict[str, int], Tensor]:
     """The coding model of a weights file (float32, on the CPU), its parameter path's
-    weight shifts and its integer gains."""
-    state, shifts, gains = read_state(info)
+    weight shifts and its integer gains; ``arrays``: the file as :func:`read_arrays` gave
+    it, where the caller has read it already."""
+    state, shifts, gains = read_state(info, arrays)
     if gains is None:
         raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
     try:

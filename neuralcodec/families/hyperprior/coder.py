@@ -51,8 +51,8 @@ class FamilyParts:
     read_config: Callable[[dict], ModelConfig]  # the model card's "config"
     # (state, weight shifts, integer gains of z, tables, config) -> the exact latent codec
     latent_codec: Callable[..., LatentCodec]
-    # -> (read_model(info) -> (torch model, shifts, gains), refiner class); imports torch,
-    # so called only when the torch backend is needed.
+    # -> (read_model(info, arrays=None) -> (torch model, shifts, gains), refiner class);
+    # imports torch, so called only when the torch backend is needed.
     torch_parts: Callable[[], tuple[Callable, type]]
 
 
@@ -172,7 +172,8 @@ def load_coder(parts: FamilyParts, info: ModelInfo, device: str = "cpu",
         from .torch_backend import TorchTransforms
 
         read_model, _ = parts.torch_parts()
-        transforms = TorchTransforms(read_model(info)[0].to(device))
+        model = read_model(info, (state, shifts, gains))[0]  # the file is read once
+        transforms = TorchTransforms(model.to(device))
     return TransformCoder(info, parts, config, transforms, latent_codec)
 
 

@@ -79,18 +79,22 @@ def save_model(model: HyperpriorCheckerboard, directory: Path, name: str, card: 
     return write_model_files(tensors, Path(directory), name, meta)
 
 
-def read_state(info: ModelInfo) -> tuple[dict[str, Tensor], dict[str, int], Tensor | None]:
+def read_state(info: ModelInfo, arrays: tuple | None = None
+               ) -> tuple[dict[str, Tensor], dict[str, int], Tensor | None]:
     """A weights file's state dict (the parameter path's integer kernels back to floats,
-    exactly), the parameter path's weight shifts and the integer gains (None if absent)."""
-    state, shifts, gains = read_arrays(info)
+    exactly), the parameter path's weight shifts and the integer gains (None if absent);
+    ``arrays``: the file as :func:`read_arrays` gave it, where already read."""
+    state, shifts, gains = arrays if arrays is not None else read_arrays(info)
     return ({k: torch.from_numpy(v) for k, v in state.items()}, shifts,
             None if gains is None else torch.from_numpy(gains))
 
 
-def read_model(info: ModelInfo) -> tuple[HyperpriorCheckerboard, dict[str, int], Tensor]:
+def read_model(info: ModelInfo, arrays: tuple | None = None
+               ) -> tuple[HyperpriorCheckerboard, dict[str, int], Tensor]:
     """The coding model of a weights file (float32, on the CPU), its parameter path's
-    weight shifts and its integer gains."""
-    state, shifts, gains = read_state(info)
+    weight shifts and its integer gains; ``arrays``: the file as :func:`read_arrays` gave
+    it, where the caller has read it already."""
+    state, shifts, gains = read_state(info, arrays)
     if gains is None:
         raise AecError(f"model '{info.name}': weights file lacks {INTEGER_GAINS}")
     model = HyperpriorCheckerboard(ModelConfig.from_dict(info.card["config"]))
