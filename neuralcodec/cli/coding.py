@@ -25,7 +25,7 @@ from ..errors import AecError
 from ..families.zoo import DEFAULT_MODEL
 from ..format.container import AEC_SUFFIX
 from ..format.quality import DEFAULT_QUALITY
-from ..io.files import STDIO, check_output, read_bytes
+from ..io.files import STDIO, read_bytes
 from .common import (
     build,
     device_option,
@@ -35,6 +35,7 @@ from .common import (
     given,
     max_pixels_option,
     plan,
+    plan_outputs,
     quiet_notes,
     run_one,
     threads_option,
@@ -285,8 +286,7 @@ def demo(quality, device, keep, force) -> None:
     from ..io.images import save_image
 
     outputs = [Path(keep) / name for name in ("kodim23.aec", "kodim23.png")] if keep else []
-    for path in outputs:  # both or neither, refused before the work
-        check_output(path, force, make_folder=True)
+    plan_outputs(outputs, force, make_folder=True)  # both or neither, before the work
     sample = Path(__file__).parent.parent / "samples" / "kodim23.png"
     original = Image.open(sample).convert("RGB")
     t0 = time.perf_counter()

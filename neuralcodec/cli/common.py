@@ -137,12 +137,23 @@ def plan(inputs: tuple[str, ...], out: str | None, out_suffix: str,
     for src in paths:
         check_input(src)
     _check_pairs(pairs)
-    if len(pairs) == 1:
-        check_output(pairs[0][1], force)
-    else:
-        for parent in dict.fromkeys(dst.parent for _, dst in pairs):
-            check_folder(parent, make=folder is not None)
+    plan_outputs([dst for _, dst in pairs], force, resume=len(pairs) > 1,
+                 make_folder=folder is not None)
     return pairs
+
+
+def plan_outputs(outputs: list[Path], force: bool, resume: bool = False,
+                 make_folder: bool = False) -> None:
+    """Refuse, before any work, outputs that could not be written (see
+    :func:`~neuralcodec.io.files.check_output`); ``make_folder``: a missing folder is made
+    when the first is written. With ``resume`` (several files), an existing output is
+    left to the batch's rule (skipped if already done), so only the folders are checked."""
+    if not resume:
+        for path in outputs:
+            check_output(path, force, make_folder)
+        return
+    for parent in dict.fromkeys(path.parent for path in outputs):
+        check_folder(parent, make_folder)
 
 
 def _check_pairs(pairs: list[tuple[Path, Path]]) -> None:
