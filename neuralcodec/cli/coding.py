@@ -136,7 +136,8 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
 @click.argument("inputs", nargs=-1, required=False)  # not with --files-from
 @click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
 @click.option("--format", "fmt", default=default_of(DecodeOptions, "fmt"), show_default=True,
-              help="Output suffix when the output name is derived (png, webp, tif, ...).")
+              help="Output format where the output name is derived or is standard output "
+                   "(png, webp, tif, ...); a named output's suffix decides.")
 @click.option("--partial", is_flag=True,
               help="Decode the intact tiles of a damaged file, fill lost ones with grey and "
                    "report them (instead of failing).")
