@@ -26,7 +26,6 @@ from .manifest import DONE, SKIPPED, Row
 from .plan import Item
 
 if TYPE_CHECKING:
-    from PIL import Image
 
     from ..codec import Codec
 
@@ -103,23 +102,23 @@ class Worker:
     # -- encoding ------------------------------------------------------------------------
 
     def _encode(self, item: Item) -> Row:
-        from ..io.images import open_image
+        from ..codec.prepare import prepare_image
 
         options = self.settings.options
         assert isinstance(options, EncodeOptions)
         existing = self._existing_aec(item)
         if isinstance(existing, Row):
             return existing
-        image = open_image(item.input, options.max_pixels, options.frame)
+        prepared = prepare_image(item.input, options.max_pixels, options.frame)
         codec = self.codec  # loaded only once a file needs it
-        data, q = codec.encode_with(image, options)
+        data, q = codec.encode_with(prepared, options)
         _make_folder(item)
         atomic_write(item.output, lambda f: f.write(data), overwrite=existing)
-        w, h = image.size
+        w, h = prepared.image.size
         row = Row(item.input, item.relative, DONE, w, h, len(data),
                   metrics.bpp(len(data), w, h), codec.coder().name, q)
         if self.settings.measure_psnr:
-            row.psnr = _psnr(image, codec.decode(data))
+            row.psnr = prepared.psnr(codec.decode(data))
         return row
 
     def _expected_model(self) -> tuple[str, bytes]:
@@ -238,13 +237,6 @@ def _make_folder(item: Item) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AecError(f"{folder}: cannot make the folder ({exc.strerror})") from None
-
-
-def _psnr(original: Image.Image, decoded: Image.Image) -> float:
-    import numpy as np
-
-    return metrics.psnr(np.asarray(original.convert("RGB")),
-                        np.asarray(decoded.convert("RGB")))
 
 
 def remove_leftovers(items: list[Item]) -> None:
