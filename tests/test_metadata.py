@@ -193,3 +193,19 @@ def test_strip_on_the_command_line(tmp_path, capsys):
 def test_strip_must_be_true_or_false():
     with pytest.raises(AecError, match="strip must be True or False"):
         neuralcodec.EncodeOptions(strip="yes")
+
+
+def test_a_data_set_rerun_with_strip_never_skips_an_unstripped_output(tmp_path, capsys):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    im, icc = _tagged()
+    im.save(folder / "a.jpg", icc_profile=icc, exif=im.info["exif"])
+    assert run(["encode", str(folder), "-o", str(out), "--quiet"]) == 0
+    assert run(["encode", str(folder), "-o", str(out), "--strip"]) == 1
+    assert "holds the EXIF metadata (GPS, camera, dates) that strip drops" in (
+        capsys.readouterr().err)
+    assert run(["encode", str(folder), "-o", str(out), "--strip", "-f", "--quiet"]) == 0
+    kept = Image.Exif()
+    kept.load(container.unpack((out / "a.aec").read_bytes()).chunks[CHUNK_EXIF])
+    assert dict(kept) == {ORIENTATION: 6}
+    assert run(["encode", str(folder), "-o", str(out), "--strip", "--quiet"]) == 0  # skipped

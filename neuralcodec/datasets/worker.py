@@ -20,8 +20,10 @@ from .. import metrics
 from ..codec.options import DecodeOptions, EncodeOptions
 from ..errors import AecError, AecWarning, CorruptFileError
 from ..format import container
+from ..format.chunks import CHUNK_EXIF
 from ..format.quality import to_stored
 from ..io.files import atomic_write, read_bytes, reading
+from ..io.metadata import stripped_exif
 from .manifest import DONE, SKIPPED, Row
 from .plan import Item
 
@@ -143,9 +145,10 @@ class Worker:
         force, quality = self.settings.force, options.at_quality
         data = read_bytes(item.output)
         try:
-            header = container.unpack(data).header
+            parsed = container.unpack(data)
         except CorruptFileError as exc:
             return _replace_or_fail(item, f"is not a valid .aec file ({exc})", force)
+        header = parsed.header
         name, fingerprint = self._expected_model()
         if (header.model, header.fingerprint) != (name, fingerprint):
             return _replace_or_fail(item, f"was made with model '{header.model}' "
@@ -156,6 +159,10 @@ class Worker:
             if header.quality != asked:
                 return _replace_or_fail(item, f"was made at quality {header.quality_value:g}"
                                         f", not {asked / 100:g}", force)
+        exif = parsed.chunks.get(CHUNK_EXIF)
+        if options.strip and exif and stripped_exif(exif) != exif:  # never skipped unstripped
+            return _replace_or_fail(item, "holds the EXIF metadata (GPS, camera, dates) "
+                                    "that strip drops", force)
         return Row(item.input, item.relative, SKIPPED, header.width, header.height,
                    len(data), metrics.bpp(len(data), header.width, header.height),
                    header.model, header.quality_value)
