@@ -22,7 +22,6 @@ from .codec.options import EncodeOptions
 from .errors import AecError
 from .format import container
 from .format.chunks import CHUNK_EXIF, CHUNK_ICC
-from .io.images import warn
 from .io.metadata import attach_metadata, exif_bytes, image_metadata
 
 # The save() keywords that are encode options, and the metadata Pillow's writers take.
@@ -54,6 +53,8 @@ class AecImageFile(ImageFile.ImageFile):
         self.info["quality"] = header.quality_value
         self.info["aec_model"] = header.model
         self.tile = []
+        from .io.images import warn  # NumPy: not on `import neuralcodec`
+
         self.fp.seek(self._aec_start)
         try:
             chunks = container.read_image_chunks(self.fp)
