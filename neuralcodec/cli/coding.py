@@ -57,7 +57,8 @@ from .dataset import dataset_options, run_dataset
 @click.option("--psnr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target RGB PSNR in dB: the smallest file that reaches it.")
 @click.option("-v", "--print-psnr", is_flag=True,
-              help="Also report the file's RGB PSNR against the input.")
+              help="Also report the file's RGB PSNR against the image coded (the input "
+                   "after any conversion its notes announce).")
 @click.option("-e", "--effort", type=click.IntRange(min=1),
               default=default_of(EncodeOptions, "effort"), show_default=True,
               help="Encoder effort: higher levels refine the latents for each image, "
@@ -75,6 +76,8 @@ from .dataset import dataset_options, run_dataset
 @threads_option
 @click.option("--frame", type=click.IntRange(min=0), default=None,
               help="Frame to code from an animation or multi-page file (refused otherwise).")
+@click.option("--strip", is_flag=True,
+              help="Drop EXIF (GPS, camera, dates) and XMP; the ICC profile is kept.")
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 @dataset_options  # folders, --files-from, --engine ray: cli/dataset.py
@@ -95,10 +98,6 @@ def encode(inputs, output, print_psnr, workers, threads, force, quiet, dataset, 
         return run_dataset(dataset, inputs, output, options, workers=workers,
                            threads=threads, force=force, quiet=quiet,
                            measure_psnr=print_psnr)
-    import numpy as np
-
-    from ..io.images import open_image
-
     quiet_notes(quiet)
     use_threads(threads)
     codec = options.codec(workers)
@@ -107,17 +106,15 @@ def encode(inputs, output, print_psnr, workers, threads, force, quiet, dataset, 
     def job(src: Path, dst: Path) -> str:
         check_new(dst, force)  # before the work, not only when writing
         t0 = time.perf_counter()
-        image = open_image(src, options.max_pixels, options.frame)
-        data, q = codec.encode_with(image, options, tile_progress(src, len(pairs) > 1))
+        prepared = codec.prepare(src, options.frame)
+        data, q = codec.encode_with(prepared, options, tile_progress(src, len(pairs) > 1))
         seconds = time.perf_counter() - t0
         write_bytes(dst, data, force)
-        rate = metrics.bpp(len(data), *image.size)
+        rate = metrics.bpp(len(data), *prepared.image.size)
         line = (f"{'stdin' if str(src) == STDIO else src} -> {dst}: {len(data)} bytes, "
                 f"{rate:.4f} bpp, quality {q:g}, {seconds:.2f} s")
         if print_psnr:
-            decoded = codec.decode(data).convert("RGB")
-            score = metrics.psnr(np.asarray(image.convert("RGB")), np.asarray(decoded))
-            line += f", PSNR {score:.2f} dB"
+            line += f", PSNR {prepared.psnr(codec.decode(data)):.2f} dB"
         return line
 
     try:
@@ -261,25 +258,24 @@ def models(as_json) -> None:
 @force_option
 def demo(quality, device, keep, force) -> None:
     """Encode and decode the bundled sample image and report size, PSNR and time."""
-    import numpy as np
     from PIL import Image
 
     from ..codec import Codec
     from ..io.images import save_image
 
     sample = Path(__file__).parent.parent / "samples" / "kodim23.png"
-    original = Image.open(sample).convert("RGB")
     t0 = time.perf_counter()
     codec = Codec(None, device).load()
     t_load = time.perf_counter() - t0
+    prepared = codec.prepare(Image.open(sample).convert("RGB"))
     t0 = time.perf_counter()
-    data = codec.encode(original, quality)
+    data = codec.encode(prepared, quality)
     t_enc = time.perf_counter() - t0
     t0 = time.perf_counter()
     restored = codec.decode(data)
     t_dec = time.perf_counter() - t0
-    quality_db = metrics.psnr(np.asarray(original), np.asarray(restored.convert("RGB")))
-    w, h = original.size
+    quality_db = prepared.psnr(restored)
+    w, h = prepared.image.size
     click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
     click.echo(f"quality:   {quality:g}")
     click.echo(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
