@@ -59,8 +59,9 @@ from .dataset import dataset_options, run_dataset, run_list
 @click.option("--psnr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target RGB PSNR in dB: the smallest file that reaches it.")
 @click.option("-v", "--verbose", "--print-psnr", "verbose", is_flag=True,
-              help="Also report each file's RGB PSNR against its input; with several "
-                   "files, a line per file.")
+              help="Also report each file's RGB PSNR against the image coded (the input "
+                   "after any conversion its notes announce); with several files, a line "
+                   "per file.")
 @click.option("-e", "--effort", type=click.IntRange(min=1),
               default=default_of(EncodeOptions, "effort"), show_default=True,
               help="Encoder effort: higher levels refine the latents for each image, "
@@ -78,6 +79,8 @@ from .dataset import dataset_options, run_dataset, run_list
 @threads_option
 @click.option("--frame", type=click.IntRange(min=0), default=None,
               help="Frame to code from an animation or multi-page file (refused otherwise).")
+@click.option("--strip", is_flag=True,
+              help="Drop EXIF (GPS, camera, dates) and XMP; the ICC profile is kept.")
 @force_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 @dataset_options  # folders, --files-from, --engine ray: cli/dataset.py
@@ -103,10 +106,7 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
     if len(pairs) > 1:
         return run_list(pairs, options, workers=workers, threads=threads, force=force,
                         quiet=quiet, verbose=verbose)
-    import numpy as np
-
     from ..datasets.manifest import DONE, Row
-    from ..io.images import open_image
 
     quiet_notes(quiet)
     use_threads(threads)
@@ -115,15 +115,15 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
 
     def job() -> Row:
         t0 = time.perf_counter()
-        image = open_image(src, options.max_pixels, options.frame)
-        data, q = codec.encode_with(image, options, tile_progress(src))
+        prepared = codec.prepare(src, options.frame)
+        data, q = codec.encode_with(prepared, options, tile_progress(src))
         seconds = time.perf_counter() - t0
         write_bytes(dst, data, force)
-        row = Row("stdin" if str(src) == STDIO else str(src), str(dst), DONE, *image.size,
-                  len(data), metrics.bpp(len(data), *image.size), quality=q, seconds=seconds)
+        w, h = prepared.image.size
+        row = Row("stdin" if str(src) == STDIO else str(src), str(dst), DONE, w, h,
+                  len(data), metrics.bpp(len(data), w, h), quality=q, seconds=seconds)
         if verbose:
-            decoded = codec.decode(data).convert("RGB")
-            row.psnr = metrics.psnr(np.asarray(image.convert("RGB")), np.asarray(decoded))
+            row.psnr = prepared.psnr(codec.decode(data))
         return row
 
     try:
@@ -280,7 +280,6 @@ def models(as_json) -> None:
 @force_option
 def demo(quality, device, keep, force) -> None:
     """Encode and decode the bundled sample image and report size, PSNR and time."""
-    import numpy as np
     from PIL import Image
 
     from ..codec import Codec
@@ -289,18 +288,18 @@ def demo(quality, device, keep, force) -> None:
     outputs = [Path(keep) / name for name in ("kodim23.aec", "kodim23.png")] if keep else []
     plan_outputs(outputs, force, make_folder=True)  # both or neither, before the work
     sample = Path(__file__).parent.parent / "samples" / "kodim23.png"
-    original = Image.open(sample).convert("RGB")
     t0 = time.perf_counter()
     codec = Codec(None, device).load()
     t_load = time.perf_counter() - t0
+    prepared = codec.prepare(Image.open(sample).convert("RGB"))
     t0 = time.perf_counter()
-    data = codec.encode(original, quality)
+    data = codec.encode(prepared, quality)
     t_enc = time.perf_counter() - t0
     t0 = time.perf_counter()
     restored = codec.decode(data)
     t_dec = time.perf_counter() - t0
-    quality_db = metrics.psnr(np.asarray(original), np.asarray(restored.convert("RGB")))
-    w, h = original.size
+    quality_db = prepared.psnr(restored)
+    w, h = prepared.image.size
     click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
     click.echo(f"quality:   {quality:g}")
     click.echo(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "

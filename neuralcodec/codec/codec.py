@@ -22,7 +22,8 @@ from ..format.grid import TileGrid
 from ..format.quality import DEFAULT_QUALITY, STORED_MAX, from_stored, to_stored
 from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
-from ..io.images import attach_metadata, check_pixel_limit, split_alpha
+from ..io.images import check_pixel_limit, split_alpha, warn
+from ..io.metadata import attach_metadata, stripped_exif
 from ..stages import stage
 from .options import (
     DEFAULT_MAX_PIXELS,
@@ -172,7 +173,9 @@ class Codec:
 
     def prepare(self, image: ImageSource, frame: int | None = None) -> Analysis:
         """An image (or path) checked against the pixel limit, in a native mode;
-        ``frame`` picks one of a file's frames (see :func:`~neuralcodec.io.images.open_image`)."""
+        ``frame`` picks one of a file's frames (see :func:`~neuralcodec.io.images.open_image`).
+        :meth:`encode_with` takes it as its image, and its :meth:`Analysis.psnr`
+        measures a decoding against what was coded."""
         return prepare_image(image, self.max_pixels, frame)
 
     def analyse_together(self, prepared: list[Analysis]) -> None:
@@ -215,10 +218,11 @@ class Codec:
         check_effort(effort, self.model_name, self.load().coder().max_effort)
 
     def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
-                        progress: Progress | None = None, effort: int = 1) -> bytes:
+                        progress: Progress | None = None, effort: int = 1,
+                        strip: bool = False) -> bytes:
         """Encode a prepared image. ``cache`` keeps each tile's analysis output in
         ``prepared`` for another quality (memory: about 3 bytes per pixel); ``effort``
-        (see :meth:`encode`)."""
+        and ``strip`` (see :meth:`encode`)."""
         self.check_effort(effort)
         coder = self.coder()
         q = to_stored(quality)
@@ -240,17 +244,20 @@ class Codec:
                                        effort)
                 if progress:
                     progress(i + 1, len(grid))
-        return pack_file(coder, prepared, q, grid, tiles, self.format_version)
+        return pack_file(coder, prepared, q, grid, tiles, self.format_version, strip)
 
     def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY,
-               progress: Progress | None = None, effort: int = 1) -> bytes:
+               progress: Progress | None = None, effort: int = 1, strip: bool = False
+               ) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes.
 
         ``effort`` 1 (the default) is one pass of the analysis transform; higher levels
         (up to the model's ``max_effort``) spend encoding time refining the latents for
         this image to make a smaller file for the same quality. The decoder, and its
-        speed, are the same at every effort."""
-        options = EncodeOptions(quality=quality, effort=effort, model=self.model_name)
+        speed, are the same at every effort. The image's ICC profile and EXIF block are
+        stored; ``strip`` keeps of the EXIF block only a non-default orientation."""
+        options = EncodeOptions(quality=quality, effort=effort, model=self.model_name,
+                                strip=strip)
         return self.encode_with(image, options, progress)[0]
 
     def encode_to_target(self, image: ImageSource, bpp: float | None = None,
@@ -281,10 +288,11 @@ class Codec:
             quality = options.at_quality
             assert quality is not None
             data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
-                                        effort=options.effort)
+                                        effort=options.effort, strip=options.strip)
             return data, quality
         return encode_to_target(
-            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort),
+            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
+                                                     strip=options.strip),
             self.decode, *target)
 
     # -- decoding ----------------------------------------------------------------------
@@ -379,7 +387,8 @@ class Codec:
                 out.paste(tile, grid.coded_box(i)[:2], blend_mask(grid, i))
             if progress:
                 progress(done, len(todo))
-        attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))
+        attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF),
+                        warn)
         return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
 
 
@@ -391,8 +400,9 @@ def rate_point(stored_quality: int) -> RatePoint:
 
 
 def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
-              tiles: list[dict[bytes, bytes]], version: int) -> bytes:
-    """The file of an encoded image: header, tiles' chunks and metadata."""
+              tiles: list[dict[bytes, bytes]], version: int, strip: bool = False) -> bytes:
+    """The file of an encoded image: header, tiles' chunks and metadata (with ``strip``,
+    of the EXIF block only a non-default orientation)."""
     w, h = prepared.image.size
     tiled = version >= container.TILED_VERSION
     header = Header(
@@ -409,8 +419,9 @@ def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
     )
     metadata = {}
     if tiled:  # versions 1 and 2 have no place for metadata
+        exif = stripped_exif(prepared.exif) if strip else prepared.exif
         metadata = {tag: value for tag, value in (
-            (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, prepared.exif)) if value}
+            (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, exif)) if value}
     with stage("container"):
         return container.pack(header, tiles, metadata)
 

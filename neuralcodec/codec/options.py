@@ -105,6 +105,13 @@ def _at_least(name: str, value: Any, low: int, allow_none: bool = False) -> int 
     return int(value)
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise OptionError(f"{{{name}}} must be True or False, got {_text(value)}",
+                          field=name)
+    return bool(value)
+
+
 def _positive(name: str, value: Any) -> float:
     if not (_is_real(value) and value > 0 and math.isfinite(value)):
         raise OptionError(f"{{{name}}} must be a positive number, got {_text(value)}",
@@ -166,7 +173,10 @@ class EncodeOptions:
 
     ``model`` (None: the default model), ``device``, ``tile_size`` (None: the default)
     and ``max_pixels`` (None: no limit) make the codec (:meth:`codec`); ``frame`` picks
-    one frame of an animated or multi-page file given by its path.
+    one frame of an animated or multi-page file given by its path. The image's ICC
+    profile (where it describes the pixels) and EXIF block are stored; ``strip`` drops
+    the EXIF block (GPS, camera, dates) but for a non-default orientation, which keeps
+    the picture upright.
     """
 
     quality: float | None = None
@@ -179,6 +189,7 @@ class EncodeOptions:
     tile_size: int = DEFAULT_TILE_SIZE
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     frame: int | None = None
+    strip: bool = False
 
     def __post_init__(self) -> None:
         given = [name for name in ("quality", *TARGETS) if getattr(self, name) is not None]
@@ -196,6 +207,7 @@ class EncodeOptions:
             "max_pixels": _at_least("max_pixels", self.max_pixels, 1, allow_none=True),
             "frame": _at_least("frame", self.frame, 0, allow_none=True),
             "effort": check_effort(self.effort, self.model),
+            "strip": _flag("strip", self.strip),
         }
         for name, value in checked.items():  # the checked values, as plain numbers
             object.__setattr__(self, name, value)

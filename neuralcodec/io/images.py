@@ -1,11 +1,11 @@
-"""Images in and out: opening with limits, native modes, alpha split, metadata, saving."""
+"""Images in and out: opening with limits, native modes, alpha split, saving."""
 
 from __future__ import annotations
 
 import io
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import AecError, AecWarning
 from ..format.container import AEC_SUFFIX
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
+from .metadata import Notice, cmyk_to_srgb, matching_profile
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
 NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
@@ -127,28 +128,18 @@ def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def image_metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
-    """(ICC profile, EXIF block) of an image, as stored in its file, or None each."""
-    icc = im.info.get("icc_profile") or None
-    exif = im.info.get("exif") or None
-    if exif is None:
-        parsed = im.getexif()  # e.g. set on an in-memory image by the caller
-        exif = parsed.tobytes() if len(parsed) else None
-    if isinstance(exif, str):  # some plugins keep it as text
-        exif = exif.encode("latin-1")
-    return icc, exif
+def native_image(im: Image.Image, icc: bytes | None, notice: Notice = warn
+                 ) -> tuple[Image.Image, bytes | None]:
+    """(the image in one of NATIVE_MODES, the ICC profile that describes those pixels or
+    None), telling the user about any conversion and any profile dropped. A CMYK image
+    goes to sRGB through its own profile where it has one."""
+    if im.mode == "CMYK":
+        return cmyk_to_srgb(im, icc, notice), None
+    native = _normalize_mode(im, notice)
+    return native, matching_profile(icc, native.mode, notice)
 
 
-def attach_metadata(im: Image.Image, icc: bytes | None, exif: bytes | None) -> Image.Image:
-    """Put an ICC profile and EXIF block in ``im.info``, where Pillow's writers look."""
-    if icc:
-        im.info["icc_profile"] = icc
-    if exif:
-        im.info["exif"] = exif
-    return im
-
-
-def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Image.Image:
+def _normalize_mode(im: Image.Image, notice: Notice = warn) -> Image.Image:
     """Return the image in one of NATIVE_MODES, telling the user about any conversion."""
     if im.mode in NATIVE_MODES:
         return im
