@@ -32,8 +32,8 @@ def test_two_targets_are_refused_in_one_wording_everywhere(tmp_path, capsys):
     for args in ([str(png), str(tmp_path / "x.aec")], [str(tmp_path), "-o", str(out)]):
         assert run(["encode", *args, "-q", "50", "--bpp", "1"]) == 2
         err = capsys.readouterr().err
-        assert err.endswith("Error: give one of --quality, --bpp, --size and --psnr, not "
-                            "--quality and --bpp\n"), err
+        assert err == ("aec: error: give one of --quality, --bpp, --size and --psnr, not "
+                       "--quality and --bpp (see 'aec encode --help')\n"), err
     assert not out.exists() and not (tmp_path / "x.aec").exists()
 
 
@@ -53,7 +53,8 @@ def test_an_effort_the_family_lacks_is_refused_before_any_work_everywhere(tmp_pa
     assert str(error.value) == message and not out.exists()
     for args in ([str(png), str(tmp_path / "x.aec")], [str(tmp_path), "-o", str(out)]):
         assert run(["encode", *args, "--model", "aec-vq", "--effort", "2"]) == 2
-        assert capsys.readouterr().err.endswith(f"Error: --{message}\n")
+        assert capsys.readouterr().err == (f"aec: error: --{message} "
+                                           "(see 'aec encode --help')\n")
     assert not out.exists() and not (tmp_path / "x.aec").exists()
 
 

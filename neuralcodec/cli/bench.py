@@ -8,7 +8,7 @@ from ..bench.classical import MAX_POOL_WORKERS
 from .common import device_option_with
 
 
-@click.command()
+@click.command(short_help="Compare aec with JPEG, WebP, AVIF, JPEG XL and JPEG 2000.")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--codecs", default="aec,jpeg,webp,avif,jxl,jpeg2000", show_default=True,
               help="Codec families to compare (jpeg and avif give a 4:2:0 and a 4:4:4 curve).")

@@ -7,6 +7,7 @@ needs when it runs, so ``aec --help`` and ``aec info`` never load torch.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import click
@@ -46,14 +47,33 @@ def _show_note(message, category, filename, lineno, file=None, line=None) -> Non
 _show_other = warnings.showwarning
 
 
+def usage_line(exc: click.exceptions.UsageError, argv: list[str]) -> str:
+    """Every kind of usage error (a bad value or range, a missing argument, an unknown
+    option, a combination refused) as one line naming where to look, as runtime errors
+    are one line: click's own form is a four-line block."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    if exc.ctx is not None:
+        command = exc.ctx.command_path
+    else:  # click raises some parsing errors without their command (an option's value)
+        named = [arg for arg in argv[:1] if arg in main.commands]
+        command = " ".join(["aec", *named])
+    return f"{message} (see '{command} --help')"
+
+
 def _run(argv: list[str] | None) -> int:
     try:
         main.main(args=argv, prog_name="aec", standalone_mode=False)
     except click.exceptions.Abort:
         fail("interrupted")
         return 130
-    except click.exceptions.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare 'aec': the help itself
         exc.show()
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        fail(usage_line(exc, sys.argv[1:] if argv is None else argv))
+        return 2
+    except click.exceptions.ClickException as exc:
+        fail(exc.format_message())
         return exc.exit_code
     except AecError as exc:
         fail(explain(exc))

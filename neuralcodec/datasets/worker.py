@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ class Worker:
         """A row for each item, in order."""
         rows = []
         for item in items:
+            t0 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AecWarning)
                 try:
@@ -94,6 +96,8 @@ class Worker:
                 except Exception as exc:  # a bug or a library's surprise: this file only
                     row = Row.failed(item, f"internal error: {type(exc).__name__}: {exc}")
             row.notes += [str(w.message) for w in caught if issubclass(w.category, AecWarning)]
+            if row.status == DONE:
+                row.seconds = time.perf_counter() - t0
             rows.append(row)
         return rows
 
@@ -194,7 +198,7 @@ class Worker:
         save_image(image, item.output, existing, options.pillow_format)
         return Row(item.input, item.relative, DONE, image.width, image.height, len(data),
                    metrics.bpp(len(data), image.width, image.height), header.model,
-                   header.quality_value, notes=notes)
+                   header.quality_value, notes=notes, mode=image.mode)
 
     def _existing_image(self, item: Item, header: container.Header) -> Row | bool:
         """A skipped row for an output image that opens whole at the header's size;

@@ -64,11 +64,16 @@ def as_bytes(source: DataSource) -> bytes:
                    "path or a binary file object")
 
 
-def write_stdout(data: bytes) -> None:
-    """Binary output to standard output, refused on a terminal (as zstd does)."""
+def check_stdout() -> None:
+    """Refuse binary output to a terminal (as zstd does)."""
     if sys.stdout.isatty():
         raise AecError("will not write binary data to a terminal: redirect standard output "
                        "or name an output file")
+
+
+def write_stdout(data: bytes) -> None:
+    """Binary output to standard output, refused on a terminal."""
+    check_stdout()
     try:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -89,6 +94,61 @@ def check_new(path: str | Path, overwrite: bool) -> None:
         raise AecError(f"{path}: cannot check the output ({exc.strerror})") from None
     if stat.S_ISREG(st.st_mode):
         raise _exists(path)
+
+
+def check_input(path: str | Path) -> None:
+    """Refuse, before any work, an input that is not there or cannot be read (``-`` is
+    standard input)."""
+    if str(path) == STDIO:
+        return
+    if not os.path.exists(path):
+        raise AecError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise AecError(f"{path}: permission denied")
+
+
+def check_output(path: str | Path, overwrite: bool, make_folder: bool = False) -> None:
+    """Refuse, before any work, an output that could not be written: binary data to a
+    terminal, an existing file without ``overwrite``, a directory, a folder that does not
+    exist (``make_folder``: that cannot be made) or takes no new files. Devices and FIFOs
+    are written directly, so their folder does not matter; a symlink is written through,
+    so its target's folder does."""
+    if str(path) == STDIO:
+        check_stdout()
+        return
+    check_new(path, overwrite)
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise AecError(f"{path}: is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    check_folder(target.parent if str(target.parent) else Path("."), make_folder, path)
+
+
+def check_folder(folder: str | Path, make: bool = False, output: str | Path | None = None
+                 ) -> None:
+    """Refuse a folder for outputs that is not one or takes no new files; one that does
+    not exist is refused unless ``make``, and then its nearest existing parent must take
+    it. ``output`` names the file the folder is for, in the messages."""
+    folder = Path(folder)
+    where = f"{output}: " if output is not None else ""
+    existing = folder
+    while not os.path.exists(existing):
+        if not make:
+            raise AecError(f"{where}folder {folder} does not exist")
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        raise AecError(f"{where}{existing} is not a folder")
+    # W_OK | X_OK: a new entry needs both; access() also sees a read-only file system.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AecError(f"{where}cannot write in {existing} (permission denied)")
 
 
 def _exists(path: str | Path) -> AecError:
