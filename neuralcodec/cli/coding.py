@@ -36,6 +36,7 @@ from .common import (
     plan,
     quiet_notes,
     run_batch,
+    say,
     threads_option,
     tile_progress,
     use_threads,
@@ -207,15 +208,15 @@ def info(files, as_json) -> None:
             fail(message if message.startswith(name) else f"{name}: {message}")
             continue
         if as_json:
-            click.echo(json.dumps({"file": name, **facts}))
+            say(json.dumps({"file": name, **facts}))
             continue
-        click.echo(f"{name}:")
+        say(f"{name}:")
         for key, value in facts.items():
             if key == "chunks":
                 value = ", ".join(f"{k} {v} B" for k, v in value.items())
             elif key == "bpp":
                 value = f"{value:.4f}"
-            click.echo(f"  {key:15s} {value}")
+            say(f"  {key:15s} {value}")
     if failures:
         sys.exit(1)
 
@@ -239,17 +240,17 @@ def models(as_json) -> None:
             "summary": m.card.get("summary", ""),
         })
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        say(json.dumps(rows, indent=2))
         return
     if not rows:
         fail("no models installed")
         sys.exit(1)
     for r in rows:
         star = " (default)" if r["default"] else ""
-        click.echo(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
+        say(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
                    f"fingerprint {r['fingerprint']}")
         if r["summary"]:
-            click.echo(f"    {r['summary']}")
+            say(f"    {r['summary']}")
 
 
 @click.command()
@@ -280,12 +281,12 @@ def demo(quality, device, keep, force) -> None:
     t_dec = time.perf_counter() - t0
     quality_db = metrics.psnr(np.asarray(original), np.asarray(restored.convert("RGB")))
     w, h = original.size
-    click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
-    click.echo(f"quality:   {quality:g}")
-    click.echo(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
+    say(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
+    say(f"quality:   {quality:g}")
+    say(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
                f"PNG is {sample.stat().st_size} bytes)")
-    click.echo(f"PSNR:      {quality_db:.2f} dB (RGB)")
-    click.echo(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
+    say(f"PSNR:      {quality_db:.2f} dB (RGB)")
+    say(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
     if keep:
         folder = Path(keep)
         folder.mkdir(parents=True, exist_ok=True)
@@ -293,4 +294,4 @@ def demo(quality, device, keep, force) -> None:
             check_new(folder / name, force)
         write_bytes(folder / "kodim23.aec", data, force)
         save_image(restored, folder / "kodim23.png", force)
-        click.echo(f"wrote:     {folder / 'kodim23.aec'}, {folder / 'kodim23.png'}")
+        say(f"wrote:     {folder / 'kodim23.aec'}, {folder / 'kodim23.png'}")

@@ -17,7 +17,7 @@ from ..codec.options import (
     OptionError,
 )
 from ..errors import AecError, AecWarning
-from ..io.files import STDIO, atomic_write, write_stdout
+from ..io.files import STDIO, STDOUT_NAME, atomic_write, write_error, write_stdout
 
 # What to change, in the command's words, for errors that name an API field.
 _OPTION_HINTS = {
@@ -35,6 +35,15 @@ _OPTION_HINTS = {
 
 def fail(message: str) -> None:
     click.echo(f"aec: error: {message}", err=True)
+
+
+def say(message: str = "", err: bool = False) -> None:
+    """A line of the command's output (on standard error with ``err``). Output that
+    does not get out (a reader gone, a full disk) fails the command, naming the stream."""
+    try:
+        click.echo(message, err=err)
+    except OSError as exc:
+        raise write_error("standard error" if err else STDOUT_NAME, exc) from None
 
 
 def quiet_notes(quiet: bool) -> None:
@@ -144,7 +153,7 @@ def run_batch(pairs: list[tuple[Path, Path]], label: str, job: Callable[[Path, P
             line = job(src, dst)
             if not quiet and len(pairs) == 1:
                 # Data on standard output: the report goes to standard error.
-                click.echo(line, err=str(dst) == STDIO)
+                say(line, err=str(dst) == STDIO)
         except AecError as exc:
             failures += 1
             message, where = explain(exc), "stdin" if str(src) == STDIO else str(src)

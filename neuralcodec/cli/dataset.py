@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..io.files import STDIO
-from .common import fail, quiet_notes
+from .common import fail, quiet_notes, say
 
 if TYPE_CHECKING:
     from ..codec.options import DecodeOptions, EncodeOptions
@@ -95,7 +95,7 @@ def run_dataset(dataset: DataSet, inputs: tuple[str, ...], output: str | None,
     finally:
         bar.close()
     if not quiet:
-        click.echo(str(summary))
+        say(str(summary))
     failures = summary.failures
     if failures:
         first = failures[0]
