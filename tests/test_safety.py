@@ -234,6 +234,50 @@ def test_16_bit_colour_is_reduced_with_a_note(tmp_path, capsys):
     assert "16-bit" in capsys.readouterr().err
 
 
+def test_decoding_to_a_lossy_format_says_so_once_and_takes_a_quality(tmp_path, capsys):
+    """JPEG, WebP and AVIF outputs are saved at --output-quality (default 95, not
+    Pillow's 75), with one note per run; GIF's palette is noted; WebP at 100 keeps the
+    decoded pixels exactly; the option is refused for formats that take none."""
+    from neuralcodec import decode
+
+    aecs = []
+    for i in range(2):
+        png = save_photo(tmp_path / f"p{i}.png", 128, 96, seed=i)
+        assert run(["encode", str(png), "--quiet"]) == 0
+        aecs.append(png.with_suffix(".aec"))
+    decoded = np.asarray(decode(aecs[0]).convert("RGB"), dtype=np.float64)
+
+    def psnr(path: Path) -> float:
+        from neuralcodec.metrics import psnr
+
+        return psnr(decoded, np.asarray(Image.open(path).convert("RGB"), dtype=np.float64))
+
+    capsys.readouterr()
+    assert run(["decode", *map(str, aecs), "-o", str(tmp_path / "jpg"), "--format", "jpg"]
+               ) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note" in line]
+    assert notes == [f"aec: note: {tmp_path / 'jpg' / 'p0.jpg'} and the other outputs: JPEG is "
+                     "lossy: saved at quality 95 (--output-quality; PNG, TIFF or WebP at "
+                     "quality 100 keep the decoded pixels exactly)"]
+    assert psnr(tmp_path / "jpg" / "p0.jpg") > 42  # 45.2 dB; Pillow's default (75) 36.4
+    low = tmp_path / "low.jpg"
+    assert run(["decode", str(aecs[0]), str(low), "--output-quality", "40"]) == 0
+    assert "saved at quality 40" in capsys.readouterr().err
+    assert low.stat().st_size < (tmp_path / "jpg" / "p0.jpg").stat().st_size
+
+    exact = tmp_path / "exact.webp"
+    assert run(["decode", str(aecs[0]), str(exact), "--output-quality", "100"]) == 0
+    assert "note" not in capsys.readouterr().err and psnr(exact) == float("inf")
+    assert run(["decode", str(aecs[0]), str(tmp_path / "p.gif")]) == 0
+    assert "GIF holds 256 colours" in capsys.readouterr().err
+    for lossless in ("p.png", "p.gif", "p.tif"):
+        assert run(["decode", str(aecs[0]), str(tmp_path / "no" / lossless),
+                    "--output-quality", "80"]) == 2
+        assert "--output-quality applies to JPEG, WebP and AVIF output, not" in \
+            capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+
+
 def test_several_frames_are_refused_or_one_is_chosen(tmp_path, capsys):
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
     frames = [Image.new("RGB", (32, 32), c) for c in colours]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -25,9 +26,16 @@ from ..errors import AecError
 from ..families.zoo import DEFAULT_MODEL
 from ..format.container import AEC_SUFFIX
 from ..format.quality import DEFAULT_QUALITY
-from ..io.files import STDIO, check_new, read_bytes
+from ..io.files import STDIO, STDOUT_NAME, check_new, read_bytes
+from ..io.lossy import (
+    DEFAULT_OUTPUT_QUALITY,
+    LOSSLESS_WEBP,
+    OUTPUT_QUALITY_RANGE,
+    quality_formats,
+)
 from .common import (
     build,
+    checked,
     device_option,
     explain,
     fail,
@@ -132,6 +140,10 @@ def encode(inputs, output, print_psnr, workers, threads, force, quiet, dataset, 
 @click.option("-o", "--output", help="Output image (one input) or folder (several inputs).")
 @click.option("--format", "fmt", default=default_of(DecodeOptions, "fmt"), show_default=True,
               help="Output suffix when the output name is derived (png, webp, tif, ...).")
+@click.option("--output-quality", type=click.IntRange(*OUTPUT_QUALITY_RANGE), default=None,
+              show_default=str(DEFAULT_OUTPUT_QUALITY),
+              help=f"Quality of {quality_formats()} outputs, which lose pixels (a note says "
+                   f"so; WebP at {LOSSLESS_WEBP} is lossless). Refused for other formats.")
 @click.option("--partial", is_flag=True,
               help="Decode the intact tiles of a damaged file, fill lost ones with grey and "
                    "report them (instead of failing).")
@@ -156,20 +168,25 @@ def decode(inputs, output, workers, threads, force, quiet, dataset, **fields) ->
       aec decode compressed/*.aec -o restored/
       aec decode - < photo.aec > photo.png
     """
-    options = build(DecodeOptions, **fields)  # fmt, partial, device, limits
+    options = build(DecodeOptions, **fields)  # fmt, partial, output quality, device, limits
     if dataset.wanted(inputs):
+        checked(options.saving_quality, options.pillow_format)  # a data set's only format
         return run_dataset(dataset, inputs, output, options, workers=workers,
                            threads=threads, force=force, quiet=quiet)
     from ..io.images import output_format, save_image
 
     quiet_notes(quiet)
     use_threads(threads)
-    codec = options.codec(workers)
     pairs = plan(inputs, output, options.suffix,
                  lambda p: Path(p).suffix.lower() != AEC_SUFFIX)
+    formats = {dst: options.pillow_format if str(dst) == STDIO else output_format(dst)
+               for _, dst in pairs}
+    qualities = {fmt: checked(options.saving_quality, fmt) for fmt in formats.values()}
+    noted: set[str] = set()  # formats whose loss was told: once per run, not per file
+    codec = options.codec(workers)
 
     def job(src: Path, dst: Path) -> str:
-        fmt_out = options.pillow_format if str(dst) == STDIO else output_format(dst)
+        fmt_out = formats[dst]
         check_new(dst, force)
         t0 = time.perf_counter()
         progress = tile_progress(src, len(pairs) > 1)
@@ -182,7 +199,15 @@ def decode(inputs, output, workers, threads, force, quiet, dataset, **fields) ->
         else:
             image = codec.decode(read_bytes(src), progress)
         seconds = time.perf_counter() - t0
-        save_image(image, dst, force, fmt_out)
+        save_image(image, dst, force, fmt_out, qualities[fmt_out])
+        if fmt_out not in noted:
+            noted.add(fmt_out)
+            where = STDOUT_NAME if str(dst) == STDIO else str(dst)
+            if list(formats.values()).count(fmt_out) > 1:  # not a count: some may fail
+                where += " and the other outputs"
+            note = options.note(where, fmt_out)
+            if note is not None:
+                warnings.warn(note, stacklevel=1)
         return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
 
     try:

@@ -77,8 +77,15 @@ def build(kind: type, **fields):
     context = click.get_current_context()
     given = {name: value for name, value in fields.items()
              if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    return checked(kind, **given)
+
+
+def checked(check: Callable, *args, **kwargs):
+    """``check(*args, **kwargs)``, whose OptionError is a usage error (exit 2), as in :func:`build`:
+    for the options' checks that need what the command line names (an output's
+    format)."""
     try:
-        return kind(**given)
+        return check(*args, **kwargs)
     except OptionError as exc:
         raise click.UsageError(explain(exc)) from None
 

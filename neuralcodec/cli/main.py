@@ -13,9 +13,10 @@ from contextlib import contextmanager
 
 import click
 
+from ..codec.options import OptionNote
 from ..errors import TORCH_INSTALL, AecError, AecWarning, torch_missing
 from . import bench, coding, train
-from .common import explain, fail
+from .common import explain, fail, flag
 
 
 class _Commands(click.Group):
@@ -62,6 +63,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, AecWarning):
+        if isinstance(message, OptionNote):  # its options as this command spells them
+            message = message.words(flag)
         click.echo(f"aec: note: {message}", err=True)
     else:
         _show_other(message, category, filename, lineno, file, line)
