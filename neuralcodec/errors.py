@@ -1,9 +1,18 @@
 """The error type users see (every expected failure raises it with a clear message) and
 the warning category of notes."""
 
+# The distribution's name on the package index: every install hint is built from it.
+DISTRIBUTION = "aec"
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra: ``pip install 'aec[bench]'``."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 # PyTorch (and CompressAI) are an extra: coding on a CPU needs neither.
 TORCH_PACKAGES = ("torch", "compressai")
-TORCH_INSTALL = "pip install 'aec[torch]'"
+TORCH_INSTALL = install_hint("torch")
 
 
 class AecError(Exception):

@@ -124,3 +124,17 @@ def test_a_codec_refuses_options_for_another_model():
     im = Image.fromarray(photo_like(16, 16), "RGB")
     with pytest.raises(AecError, match="options are for model 'aec-vq'"):
         neuralcodec.Codec(device="cpu").encode_with(im, EncodeOptions(model="aec-vq"))
+
+
+def test_the_output_quality_is_checked_where_the_options_are_built():
+    from neuralcodec import DecodeOptions
+    from neuralcodec.codec.options import OptionError
+
+    assert DecodeOptions().saving_quality("JPEG") == 95
+    assert DecodeOptions().saving_quality("PNG") is None
+    assert DecodeOptions(output_quality=100).saving_quality("WEBP") == 100
+    for bad in (0, 101, 2.5, True, "80"):
+        with pytest.raises(OptionError, match="output_quality must be a whole number"):
+            DecodeOptions(output_quality=bad)
+    with pytest.raises(OptionError, match="output_quality applies to JPEG, WebP and AVIF"):
+        DecodeOptions(output_quality=80).saving_quality("PNG")

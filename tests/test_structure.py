@@ -79,6 +79,34 @@ def test_without_pytorch_the_cpu_codes_and_the_rest_says_what_to_install(tmp_pat
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.aec").exists()
 
 
+def test_the_base_install_codes_without_scipy(tmp_path):
+    """SciPy is in the bench extra (BD-rates only): with it absent, encode, decode and
+    info work and import none of it, and a BD-rate fails with one line naming the extra."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("scipy")]
+    assert [d for d in project["optional-dependencies"]["bench"] if d.startswith("scipy")]
+    src = Path(neuralcodec.__file__).parent / "samples" / "kodim23.png"
+    script = (
+        "import sys\nsys.modules['scipy'] = None\n"  # as if not installed
+        "from neuralcodec.cli import run\n"
+        "from neuralcodec import AecError, metrics\n"
+        f"src, out = {str(src)!r}, {str(tmp_path)!r}\n"
+        "codes = [run(['encode', src, out + '/a.aec', '--quiet']),\n"
+        "         run(['decode', out + '/a.aec', out + '/a.png', '--quiet']),\n"
+        "         run(['info', out + '/a.aec'])]\n"
+        "try:\n"
+        "    metrics.bd_rate([1, 2, 3], [30, 32, 34], [1, 2, 3], [31, 33, 35])\n"
+        "except AecError as exc:\n"
+        "    codes.append(str(exc))\n"
+        "print(codes, [m for m in sys.modules if m.startswith('scipy.')])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        "[0, 0, 0, \"BD-rate needs scipy: pip install 'aec[bench]'\"] []")
+    assert (tmp_path / "a.png").exists()
+
+
 def _imports(path: Path) -> list[tuple[str, bool]]:
     """(imported neuralcodec module, whether at module level) for each import in ``path``."""
     module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)

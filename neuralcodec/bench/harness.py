@@ -34,7 +34,7 @@ import torch
 from PIL import Image, features
 
 from .. import metrics
-from ..errors import AecError
+from ..errors import AecError, install_hint
 from ..io.images import image_suffixes, native_image
 from .classical import (
     CLASSICAL_FAMILIES,
@@ -543,9 +543,9 @@ def run_bench(options: BenchOptions) -> BenchResult:
     from ..codec import resolve_device
     from . import report as bench_report
 
-    for module in ("pytorch_msssim", "matplotlib"):  # fail before hours of work, not after
+    for module in ("pytorch_msssim", "matplotlib", "scipy"):  # before hours of work
         if importlib.util.find_spec(module) is None:
-            raise AecError(f"aec bench needs {module}: pip install 'aec[bench]'")
+            raise AecError(f"aec bench needs {module}: {install_hint('bench')}")
     unknown = set(options.codecs) - set(ALL_FAMILIES)
     if unknown:
         raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; "

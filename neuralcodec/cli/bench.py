@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..bench.classical import MAX_POOL_WORKERS
-from .common import device_option_with
+from .common import device_option_with, say
 
 
 @click.command(short_help="Compare aec with JPEG, WebP, AVIF, JPEG XL and JPEG 2000.")
@@ -49,7 +49,7 @@ def bench(folder, codecs, models, effort, out, quick, device, workers, limit, no
         workers=workers, limit=limit, speed=not no_speed, note=note,
         log=lambda message: click.echo(message, err=True),
     ))
-    click.echo((result.out / "summary.md").read_text())
+    say((result.out / "summary.md").read_text())
 
 
 def _efforts(text: str) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -25,9 +26,16 @@ from ..errors import AecError
 from ..families.zoo import DEFAULT_MODEL
 from ..format.container import AEC_SUFFIX
 from ..format.quality import DEFAULT_QUALITY
-from ..io.files import STDIO, read_bytes
+from ..io.files import STDIO, STDOUT_NAME, read_bytes
+from ..io.lossy import (
+    DEFAULT_OUTPUT_QUALITY,
+    LOSSLESS_WEBP,
+    OUTPUT_QUALITY_RANGE,
+    quality_formats,
+)
 from .common import (
     build,
+    checked,
     device_option,
     explain,
     fail,
@@ -38,6 +46,7 @@ from .common import (
     plan_outputs,
     quiet_notes,
     run_one,
+    say,
     threads_option,
     tile_progress,
     use_threads,
@@ -138,6 +147,10 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
 @click.option("--format", "fmt", default=default_of(DecodeOptions, "fmt"), show_default=True,
               help="Output format where the output name is derived or is standard output "
                    "(png, webp, tif, ...); a named output's suffix decides.")
+@click.option("--output-quality", type=click.IntRange(*OUTPUT_QUALITY_RANGE), default=None,
+              show_default=str(DEFAULT_OUTPUT_QUALITY),
+              help=f"Quality of {quality_formats()} outputs, which lose pixels (a note says "
+                   f"so; WebP at {LOSSLESS_WEBP} is lossless). Refused for other formats.")
 @click.option("--partial", is_flag=True,
               help="Decode the intact tiles of a damaged file, fill lost ones with grey and "
                    "report them (instead of failing).")
@@ -166,20 +179,25 @@ def decode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
       aec decode compressed/*.aec -o restored/
       aec decode - < photo.aec > photo.png
     """
-    options = build(DecodeOptions, **fields)  # fmt, partial, device, limits
+    options = build(DecodeOptions, **fields)  # fmt, partial, output quality, device, limits
     if dataset.wanted(inputs):
+        checked(options.saving_quality, options.pillow_format)  # a data set's only format
         return run_dataset(dataset, inputs, output, options, workers=workers,
                            threads=threads, force=force, quiet=quiet, verbose=verbose)
     pairs = plan(inputs, output, options.suffix,
                  lambda p: Path(p).suffix.lower() != AEC_SUFFIX, force, given("fmt"))
-    if len(pairs) > 1:
+    if len(pairs) > 1:  # their outputs' names are derived: all in options' format
+        checked(options.saving_quality, options.pillow_format)
         return run_list(pairs, options, workers=workers, threads=threads, force=force,
-                        quiet=quiet, verbose=verbose)
+                        quiet=quiet, verbose=verbose,
+                        note=options.note(f"{pairs[0][1]} and the other outputs",
+                                          options.pillow_format))
     from ..datasets.manifest import DONE, Row
     from ..io.images import output_format, save_image
 
     [(src, dst)] = pairs
     fmt_out = options.pillow_format if str(dst) == STDIO else output_format(dst)
+    quality = checked(options.saving_quality, fmt_out)
     quiet_notes(quiet)
     use_threads(threads)
     codec = options.codec(workers)
@@ -196,7 +214,10 @@ def decode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
         else:
             image = codec.decode(read_bytes(src), progress)
         seconds = time.perf_counter() - t0
-        save_image(image, dst, force, fmt_out)
+        save_image(image, dst, force, fmt_out, quality)
+        note = options.note(STDOUT_NAME if str(dst) == STDIO else str(dst), fmt_out)
+        if note is not None:
+            warnings.warn(note, stacklevel=1)
         return Row(str(src), str(dst), DONE, image.width, image.height, mode=image.mode,
                    seconds=seconds)
 
@@ -224,15 +245,15 @@ def info(files, as_json) -> None:
             fail(message if message.startswith(name) else f"{name}: {message}")
             continue
         if as_json:
-            click.echo(json.dumps({"file": name, **facts}))
+            say(json.dumps({"file": name, **facts}))
             continue
-        click.echo(f"{name}:")
+        say(f"{name}:")
         for key, value in facts.items():
             if key == "chunks":
                 value = ", ".join(f"{k} {v} B" for k, v in value.items())
             elif key == "bpp":
                 value = f"{value:.4f}"
-            click.echo(f"  {key:15s} {value}")
+            say(f"  {key:15s} {value}")
     if failures:
         sys.exit(1)
 
@@ -258,17 +279,17 @@ def models(as_json) -> None:
         })
     if as_json:  # JSON Lines, as 'aec info --json' prints: one object a line
         for row in rows:
-            click.echo(json.dumps(row))
+            say(json.dumps(row))
         return
     if not rows:
         fail("no models installed")
         sys.exit(1)
     for r in rows:
         star = " (default)" if r["default"] else ""
-        click.echo(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
+        say(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
                    f"fingerprint {r['fingerprint']}")
         if r["summary"]:
-            click.echo(f"    {r['summary']}")
+            say(f"    {r['summary']}")
 
 
 @click.command(short_help="Encode and decode the bundled sample image.")
@@ -300,12 +321,12 @@ def demo(quality, device, keep, force) -> None:
     t_dec = time.perf_counter() - t0
     quality_db = prepared.psnr(restored)
     w, h = prepared.image.size
-    click.echo(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
-    click.echo(f"quality:   {quality:g}")
-    click.echo(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
+    say(f"sample:    {sample.name} ({w}x{h}), model {codec.model_name} on {codec.device}")
+    say(f"quality:   {quality:g}")
+    say(f"size:      {len(data)} bytes ({metrics.bpp(len(data), w, h):.4f} bpp; "
                f"PNG is {sample.stat().st_size} bytes)")
-    click.echo(f"PSNR:      {quality_db:.2f} dB (RGB)")
-    click.echo(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
+    say(f"PSNR:      {quality_db:.2f} dB (RGB)")
+    say(f"seconds:   load {t_load:.2f}, encode {t_enc:.2f}, decode {t_dec:.2f}")
     if outputs:
         aec, png = outputs
         try:
@@ -314,4 +335,4 @@ def demo(quality, device, keep, force) -> None:
             raise AecError(f"{aec.parent}: cannot make the folder ({exc.strerror})") from None
         write_bytes(aec, data, force)
         save_image(restored, png, force)
-        click.echo(f"wrote:     {aec}, {png}")
+        say(f"wrote:     {aec}, {png}")

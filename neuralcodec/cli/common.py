@@ -20,7 +20,16 @@ from ..codec.options import (
     OptionError,
 )
 from ..errors import AecError, AecWarning
-from ..io.files import STDIO, atomic_write, check_folder, check_input, check_output, write_stdout
+from ..io.files import (
+    STDIO,
+    STDOUT_NAME,
+    atomic_write,
+    check_folder,
+    check_input,
+    check_output,
+    write_error,
+    write_stdout,
+)
 
 if TYPE_CHECKING:  # the data sets' rows: imported when a file is coded, not for --help
     from ..datasets.manifest import Row
@@ -41,6 +50,15 @@ _OPTION_HINTS = {
 
 def fail(message: str) -> None:
     click.echo(f"aec: error: {message}", err=True)
+
+
+def say(message: str = "", err: bool = False) -> None:
+    """A line of the command's output (on standard error with ``err``). Output that
+    does not get out (a reader gone, a full disk) fails the command, naming the stream."""
+    try:
+        click.echo(message, err=err)
+    except OSError as exc:
+        raise write_error("standard error" if err else STDOUT_NAME, exc) from None
 
 
 def quiet_notes(quiet: bool) -> None:
@@ -78,8 +96,15 @@ def build(kind: type, **fields):
     fields: a flag left at its default is left to the options' own default (the default
     quality is no quality given, so a target may be). What they cannot use is a usage
     error (exit 2), before any file is touched."""
+    return checked(kind, **{name: value for name, value in fields.items() if given(name)})
+
+
+def checked(check: Callable, *args, **kwargs):
+    """``check(*args, **kwargs)``, whose OptionError is a usage error (exit 2), as in
+    :func:`build`: for the options' checks that need what the command line names (an
+    output's format)."""
     try:
-        return kind(**{name: value for name, value in fields.items() if given(name)})
+        return check(*args, **kwargs)
     except OptionError as exc:
         raise click.UsageError(explain(exc)) from None
 
@@ -201,7 +226,7 @@ def run_one(src: Path, dst: Path, job: Callable[[], Row], encoding: bool, quiet:
         fail(message if message.startswith(where) else f"{where}: {message}")
         sys.exit(1)
     if not quiet:
-        click.echo(file_line(row, encoding), err=str(dst) == STDIO)
+        say(file_line(row, encoding), err=str(dst) == STDIO)
 
 
 def write_bytes(path: Path, data: bytes, overwrite: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..io.files import STDIO
-from .common import fail, file_line, quiet_notes
+from .common import fail, file_line, quiet_notes, say
 
 if TYPE_CHECKING:
     from ..codec.options import DecodeOptions, EncodeOptions
@@ -98,10 +99,11 @@ def run_dataset(dataset: DataSet, inputs: tuple[str, ...], output: str | None,
 
 def run_list(pairs: list[tuple[Path, Path]], options: EncodeOptions | DecodeOptions, *,
              workers: int | None, threads: int | None, force: bool, quiet: bool,
-             verbose: bool) -> None:
+             verbose: bool, note: Warning | None = None) -> None:
     """Code several files named on the command line (their outputs chosen by
     :func:`.common.plan`) as a data set is coded, without a manifest: the same resume
-    rule, report lines and summary (see :func:`_batch`)."""
+    rule, report lines and summary (see :func:`_batch`). ``note`` is shown once if a file
+    was coded (a decode's lossy output format, as :func:`decode_dataset` does)."""
     from ..codec.options import EncodeOptions
     from ..datasets import Item, Settings, code_files
 
@@ -113,11 +115,11 @@ def run_list(pairs: list[tuple[Path, Path]], options: EncodeOptions | DecodeOpti
         return code_files(items, settings, workers=workers, threads=threads,
                           progress=progress, report=report)
 
-    _batch(code, encoding, None, quiet, verbose)
+    _batch(code, encoding, None, quiet, verbose, note)
 
 
 def _batch(code: Callable, encoding: bool, destination: Path | None, quiet: bool,
-           verbose: bool) -> None:
+           verbose: bool, note: Warning | None = None) -> None:
     """What a batch prints, a data set or a list alike: with ``verbose`` a line per file
     (as one file's, its output under ``destination`` where rows name it relatively),
     else a progress bar on a terminal; then a summary, and one error line (exit code 1)
@@ -127,7 +129,7 @@ def _batch(code: Callable, encoding: bool, destination: Path | None, quiet: bool
     def report(row) -> None:
         if verbose and not quiet:
             where = None if destination is None else str(destination / row.output)
-            click.echo(file_line(row, encoding, where))
+            say(file_line(row, encoding, where))
 
     # With -v the lines show the progress; a bar drawn over them would garble both.
     bar = _Bar("encoding" if encoding else "decoding", enabled=not verbose)
@@ -135,8 +137,10 @@ def _batch(code: Callable, encoding: bool, destination: Path | None, quiet: bool
         summary = code(bar, report)
     finally:
         bar.close()
+    if note is not None and summary.done:
+        warnings.warn(note, stacklevel=1)
     if not quiet:
-        click.echo(str(summary))
+        say(str(summary))
     failures = summary.failures
     if failures:
         first = failures[0]

@@ -9,15 +9,40 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
+from ..codec.options import OptionNote
 from ..errors import TORCH_INSTALL, AecError, AecWarning, torch_missing
 from . import bench, coding, train
-from .common import explain, fail
+from .common import explain, fail, flag
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group. A pipe that closes under a write the command does not check
+    (standard output's are, by ``common.say``; ``--help`` and ``--version`` are not)
+    still fails the command with one line: click itself would exit 1 silently."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        with _closed_pipe_fails():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        with _closed_pipe_fails():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _closed_pipe_fails() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise AecError("output closed before all of it was written (broken pipe)") from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="aec", prog_name="aec")
 def main() -> None:
     """aec: compress images with a learned codec into .aec files and back."""
@@ -39,6 +64,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, AecWarning):
+        if isinstance(message, OptionNote):  # its options as this command spells them
+            message = message.words(flag)
         click.echo(f"aec: note: {message}", err=True)
     else:
         _show_other(message, category, filename, lineno, file, line)

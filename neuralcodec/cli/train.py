@@ -18,6 +18,7 @@ from click.core import ParameterSource
 
 from ..errors import AecError
 from ..training.options import TRAINERS, CliOption, cli_options, make_options
+from .common import say
 
 DEFAULT_FAMILY = "hyperprior"
 _FAMILY_META = "aec.train.family"  # the --family of the command line, for its help
@@ -224,7 +225,7 @@ class TrainCommand(click.Command):
         except ValueError as exc:
             raise AecError(str(exc)) from None
         if export_name and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
-            click.echo(f"exported {module.export(opts.out, export_name, export_dir)}")
+            say(f"exported {module.export(opts.out, export_name, export_dir)}")
 
 
 def _given(ctx: click.Context, name: str) -> bool:

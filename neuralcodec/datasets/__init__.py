@@ -26,6 +26,7 @@ Ray is optional (``pip install 'aec[ray]'``) and imported only by ``engine="ray"
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,12 +166,20 @@ def decode_dataset(
 ) -> DatasetSummary:
     """Decode every ``.aec`` file of ``sources`` into images under ``destination``, as
     ``options`` (a :class:`DecodeOptions`) or its fields as keywords ask (``fmt="webp"``,
-    ``partial=True``: the intact tiles of damaged files, as ``Codec.decode_partial``);
-    the other arguments are those of :func:`encode_dataset`."""
+    ``partial=True``: the intact tiles of damaged files, as ``Codec.decode_partial``;
+    ``output_quality=80`` for JPEG, WebP or AVIF); the other arguments are those of
+    :func:`encode_dataset`. Images saved in a format that loses pixels get one note
+    (an :class:`AecWarning`) for the run."""
     options = with_fields(DecodeOptions, options, fields)
-    return _run(Settings(options, force=force), sources, destination, options.suffix,
-                frozenset({AEC_SUFFIX}), engine, address, workers, threads, recursive,
-                files_from, task_size, progress, report)
+    fmt = options.pillow_format
+    options.saving_quality(fmt)  # an output quality the format takes none of: before work
+    summary = _run(Settings(options, force=force), sources, destination, options.suffix,
+                   frozenset({AEC_SUFFIX}), engine, address, workers, threads, recursive,
+                   files_from, task_size, progress, report)
+    note = options.note(str(destination), fmt) if summary.done else None
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
+    return summary
 
 
 def _run(settings: Settings, sources: Sources, destination: str | Path, out_suffix: str,

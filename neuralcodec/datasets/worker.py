@@ -195,7 +195,8 @@ class Worker:
         else:
             image = codec.decode(data)
         _make_folder(item)
-        save_image(image, item.output, existing, options.pillow_format)
+        fmt = options.pillow_format
+        save_image(image, item.output, existing, fmt, options.saving_quality(fmt))
         return Row(item.input, item.relative, DONE, image.width, image.height, len(data),
                    metrics.bpp(len(data), image.width, image.height), header.model,
                    header.quality_value, notes=notes, mode=image.mode)

@@ -3,8 +3,10 @@ writes that never leave a half-written file nor replace one unasked."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import select
 import stat
 import sys
 import tempfile
@@ -72,13 +74,64 @@ def check_stdout() -> None:
 
 
 def write_stdout(data: bytes) -> None:
-    """Binary output to standard output, refused on a terminal."""
+    """Binary output to standard output, refused on a terminal; every byte is written, or
+    an AecError says how many were."""
     check_stdout()
     try:
-        sys.stdout.buffer.write(data)
+        sys.stdout.flush()  # what was written before, in order
+    except OSError as exc:
+        raise write_error(STDOUT_NAME, exc, 0, len(data)) from None
+    # The unbuffered file under it, so that each count is what the pipe or file took.
+    out = sys.stdout.buffer
+    write_all(getattr(out, "raw", out), data, STDOUT_NAME)
+
+
+STDOUT_NAME = "standard output"
+
+
+def write_all(f: IO[bytes], data: bytes | memoryview, name: str) -> None:
+    """Write every byte of ``data`` to ``f``, a file without a buffer of its own (a pipe,
+    device or FIFO takes part of a write at a time), or raise an AecError saying how many
+    bytes it took. A buffered file's ``write`` reports a reader gone mid-write as a short
+    count, not an error: ``f.write(data)`` alone can lose the end silently."""
+    view = memoryview(data)
+    done = 0
+    try:
+        while done < len(view):
+            n = f.write(view[done:])
+            if n is None:  # a non-blocking descriptor that is full: wait for room
+                select.select([], [f], [])
+                continue
+            if n <= 0:
+                raise OSError(errno.EIO, "the output took no more bytes")
+            done += n
+        f.flush()
+    except OSError as exc:
+        raise write_error(name, exc, done, len(data)) from None
+
+
+def write_error(name: str, exc: OSError, done: int | None = None,
+                total: int | None = None) -> AecError:
+    """The one-line error of a write to ``name`` that failed (after ``done`` of ``total``
+    bytes, where they are known)."""
+    if isinstance(exc, BrokenPipeError):
+        if total is None:
+            return AecError(f"{name}: closed before all output was written (broken pipe)")
+        return AecError(f"{name}: closed after {done} of {total} bytes were written "
+                        "(broken pipe)")
+    counted = "" if total is None else f"; {done} of {total} bytes written"
+    return AecError(f"{name}: cannot write ({exc.strerror}{counted})")
+
+
+def stdout_failure() -> AecError | None:
+    """Why standard output cannot take what is still in its buffer (a reader gone, a
+    full disk), or None if it can: for the end of a command, when output that never got
+    out must fail it."""
+    try:
         sys.stdout.flush()
-    except OSError as exc:  # a full disk behind it, a reader gone
-        raise AecError(f"standard output: cannot write ({exc.strerror})") from None
+    except OSError as exc:
+        return write_error(STDOUT_NAME, exc)
+    return None
 
 
 def check_new(path: str | Path, overwrite: bool) -> None:
@@ -170,10 +223,14 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise AecError(f"{path}: is a directory")
     if st is not None and not stat.S_ISREG(st.st_mode):
+        # Made whole first, then written unbuffered: a device or FIFO takes part of a
+        # write at a time, and every byte must get through (write_all).
+        buffer = io.BytesIO()
+        write(buffer)
         try:
-            with reading(path), open(path, "wb") as f:
-                write(f)
-        except OSError as exc:  # e.g. a full device
+            with reading(path), open(path, "wb", buffering=0) as f:
+                write_all(f, buffer.getbuffer(), str(path))
+        except OSError as exc:  # e.g. opening it
             raise AecError(f"{path}: cannot write ({exc.strerror})") from None
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import AecError, AecWarning
 from ..format.container import AEC_SUFFIX
+from . import lossy
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
 from .metadata import Notice, cmyk_to_srgb, matching_profile
 
@@ -203,10 +204,12 @@ def output_format(path: str | Path) -> str:
 
 
 def save_image(im: Image.Image, path: str | Path, overwrite: bool = True,
-               fmt: str | None = None) -> None:
+               fmt: str | None = None, quality: int | None = None) -> None:
     """Save atomically in ``fmt`` or the format the suffix names (PNG if none), keeping
     the ICC profile and EXIF block where the format can hold them; ``-`` writes standard
-    output. Without ``overwrite`` an existing file is refused."""
+    output. Without ``overwrite`` an existing file is refused. Lossy formats (JPEG, WebP,
+    AVIF) are saved at ``quality`` (None: :data:`lossy.DEFAULT_OUTPUT_QUALITY`, never
+    Pillow's default); saying so is the caller's (:func:`lossy.note`)."""
     fmt = fmt or output_format(path)
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         warn(f"{path}: JPEG has no alpha channel; alpha dropped")
@@ -214,6 +217,8 @@ def save_image(im: Image.Image, path: str | Path, overwrite: bool = True,
     options = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
     if fmt == "PNG":
         options.update(PNG_SAVE_OPTIONS)
+    if lossy.takes_quality(fmt):
+        options.update(lossy.save_options(fmt, quality or lossy.DEFAULT_OUTPUT_QUALITY))
 
     def write(f):
         try:
