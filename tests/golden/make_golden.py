@@ -108,10 +108,10 @@ def case_image(case: Case) -> Image.Image:
     return im
 
 
-def writable(case: Case, coder) -> bool:
-    """Whether a model (its loaded coder) can write this case: its family's format
+def writable(case: Case, family) -> bool:
+    """Whether a model can write this case: its family's (or loaded coder's) format
     versions and effort levels."""
-    return case.version in coder.formats and case.effort <= coder.max_effort
+    return case.version in family.formats and case.effort <= family.max_effort
 
 
 def codec_for(case: Case, model: str):
