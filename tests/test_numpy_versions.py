@@ -1,6 +1,6 @@
 """NumPy 1 and 2 write and read the same latents.
 
-`pip install aec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
+`pip install neuralcodec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
 extra, pins NumPy 1), while the test environment has NumPy 1: a virtual environment on top
 of this one (its packages after the new one's), with NumPy 2 installed into it, digests
 the same files (``benchmarks/file_digests.py``) and compares them with this interpreter's.
