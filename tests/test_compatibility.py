@@ -15,6 +15,7 @@ from PIL import Image
 from neuralcodec import Codec
 from neuralcodec.cli import run
 from neuralcodec.format import container
+from neuralcodec.format.inspect import describe
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FILE = "rgb-q20.aec"  # a version-3 file of 0.1.0 (no need chunk)
@@ -98,6 +99,7 @@ def test_files_of_this_release_carry_the_version_that_decodes_them(tmp_path):
     image = Image.fromarray(np.full((20, 30, 3), 90, np.uint8))
     data = Codec(device="cpu", workers=1).encode(image, 50)
     assert container.unpack(data).chunks[b"need"] == _need(0, 1, 0, shipped=True)
+    assert describe(data)["needs"] == "aec 0.1.0"  # what aec info shows
     untiled = Codec(device="cpu", workers=1, format_version=2).encode(image, 50)
     assert container.unpack(untiled).chunks == {}  # versions 1 and 2 have no place for it
 
