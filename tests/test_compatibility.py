@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuralcodec import Codec
+from neuralcodec import Codec, __version__
 from neuralcodec.cli import run
 from neuralcodec.format import container
 from neuralcodec.format.inspect import describe
@@ -54,8 +54,8 @@ def test_a_model_of_a_later_release_names_the_release(tmp_path, capsys):
     data = _repack((GOLDEN / FILE).read_bytes(), model="aec-hp-ckbd-2",
                    chunks={b"need": _need(0, 3, 0, shipped=True)})
     assert _decode_error(tmp_path, data, capsys) == (
-        "needs model 'aec-hp-ckbd-2' (fingerprint 3744217b10a0477d), which aec 0.2.0 does "
-        "not have; it comes with aec 0.3.0 and later (pip install -U neuralcodec)")
+        f"needs model 'aec-hp-ckbd-2' (fingerprint 3744217b10a0477d), which aec {__version__} "
+        "does not have; it comes with aec 0.3.0 and later (pip install -U neuralcodec)")
 
 
 def test_a_model_of_ones_own_is_named_as_such(tmp_path, capsys):
@@ -70,7 +70,7 @@ def test_an_unknown_model_in_a_file_without_a_need_chunk(tmp_path, capsys):
     data = _repack((GOLDEN / FILE).read_bytes(), model="aec-hp-ckbd-2")
     assert _decode_error(tmp_path, data, capsys) == (
         "needs model 'aec-hp-ckbd-2' (fingerprint 3744217b10a0477d), which is not "
-        "installed: not one aec 0.2.0 ships (from a later aec, or your own in "
+        f"installed: not one aec {__version__} ships (from a later aec, or your own in "
         "$AEC_MODEL_PATH)")
 
 
@@ -81,7 +81,7 @@ def test_a_later_format_version_names_what_this_release_reads(tmp_path, capsys):
     struct.pack_into("<I", data, header_length - 4,
                      zlib.crc32(bytes(data[: header_length - 4])))
     assert _decode_error(tmp_path, bytes(data), capsys) == (
-        "format version 4 needs a later aec (0.2.0 reads versions 1-3)")
+        f"format version 4 needs a later aec ({__version__} reads versions 1-3)")
 
 
 def test_unknown_ancillary_chunks_change_nothing(tmp_path):
@@ -110,3 +110,12 @@ def test_adding_the_need_chunk_leaves_decoding_unchanged(name):
     data = (GOLDEN / name).read_bytes()
     with_need = _repack(data, chunks={b"need": _need(0, 1, 0, shipped=True)})
     assert np.array_equal(np.asarray(codec.decode(with_need)), np.asarray(codec.decode(data)))
+
+
+def test_the_changelog_starts_with_this_version(capsys):
+    changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
+    first = next(line for line in changelog.splitlines() if line.startswith("## "))
+    assert first == f"## {__version__}"
+    capsys.readouterr()
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out == f"aec, version {__version__}\n"
