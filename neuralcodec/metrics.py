@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import AecError, install_hint
+from .errors import AecError, install_command
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -111,7 +111,7 @@ def _pchip() -> type:
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "scipy":
             raise
-        raise AecError(f"BD-rate needs scipy: {install_hint('bench')}") from None
+        raise AecError(f"BD-rate needs scipy: {install_command('bench')}") from None
     return PchipInterpolator
 
 

@@ -126,8 +126,8 @@ def _damaged(tmp_path, png, how) -> Path:
     [
         ("truncate", "truncated"),
         ("flip", "CRC mismatch"),
-        ("version", "unsupported .aec format version 7"),
-        ("model", "model 'no-such-mdl' is not installed"),
+        ("version", "format version 7 needs a later aec (0.2.0 reads versions 1-3)"),
+        ("model", "needs model 'no-such-mdl' (fingerprint "),
     ],
 )
 def test_bad_aec_files(tmp_path, png, capsys, how, message):

@@ -175,7 +175,7 @@ def test_without_ray_the_ray_engine_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 1
-    assert proc.stderr == "aec: error: --engine ray needs Ray: pip install 'aec[ray]'\n"
+    assert proc.stderr == "aec: error: --engine ray needs Ray: pip install 'neuralcodec[ray]'\n"
     assert not (tmp_path / "out").exists()
 
 

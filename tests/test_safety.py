@@ -342,7 +342,7 @@ def test_a_partial_decode_that_recovers_nothing_fails(tmp_path, png, capsys):
     aec, back = tmp_path / "x.aec", tmp_path / "back.png"
     assert run(["encode", str(png), str(aec), "--quiet"]) == 0
     data = bytearray(aec.read_bytes())
-    data[-3] ^= 0xFF  # inside the only tile's last chunk
+    data[-10] ^= 0xFF  # inside the only tile's last chunk (the 7-byte need chunk follows)
     aec.write_bytes(bytes(data))
     assert run(["decode", str(aec), str(back), "--partial"]) == 1
     assert "nothing could be recovered" in capsys.readouterr().err and not back.exists()

@@ -34,8 +34,9 @@ import torch
 from PIL import Image, features
 
 from .. import metrics
-from ..errors import AecError, install_hint
+from ..errors import AecError, install_command
 from ..io.images import image_suffixes, native_image
+from ..version import __version__
 from .classical import (
     CLASSICAL_FAMILIES,
     MAX_POOL_WORKERS,
@@ -486,6 +487,8 @@ def sweep_classical(codecs: Sequence[ClassicalCodec], images: Sequence[SourceIma
 
 
 def _version(package: str) -> str | None:
+    if package == "aec":  # this code's own, installed or not ("aec" on the package
+        return __version__  # index is another project)
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -545,7 +548,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
 
     for module in ("pytorch_msssim", "matplotlib", "scipy"):  # before hours of work
         if importlib.util.find_spec(module) is None:
-            raise AecError(f"aec bench needs {module}: {install_hint('bench')}")
+            raise AecError(f"aec bench needs {module}: {install_command('bench')}")
     unknown = set(options.codecs) - set(ALL_FAMILIES)
     if unknown:
         raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; "

@@ -262,18 +262,37 @@ def info(files, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="JSON Lines: one object per model, a line each.")
 def models(as_json) -> None:
-    """List installed models (the package's and those in $AEC_MODEL_PATH)."""
+    """List installed models (the package's and those in $AEC_MODEL_PATH): whether each
+    is the default, frozen (shipped by aec: never changed) and what it needs to run."""
+    from ..errors import torch_installed
+    from ..families.base import get_family
+    from ..families.shipped import file_sha256, pins_differ, shipped_model
     from ..families.zoo import DEFAULT_MODEL, available_models
 
+    torch_here = torch_installed()
     rows = []
     for m in available_models():
-        training = m.card.get("training", {})
+        digest = file_sha256(m.weights)
+        entry = shipped_model(m.name)
+        problems = pins_differ(entry, digest, m.family, m.card) if entry else []
+        if entry is None:
+            status = "not frozen"
+        elif problems:
+            status = f"not the shipped {m.name}: {'; '.join(problems)}"
+        else:
+            status = f"frozen since {entry.since}"
+        family = get_family(m.family)
+        numpy = family is not None and family.runs_on_numpy
         rows.append({
             "name": m.name,
             "default": m.name == DEFAULT_MODEL,
-            "family": m.card.get("family", "?"),
-            "steps": training.get("steps"),
-            "fingerprint": m.fingerprint.hex(),
+            "family": m.family,
+            "status": status,
+            "frozen_since": entry.since if entry and not problems else None,
+            "needs": "numpy" if numpy else "torch",
+            "torch_installed": torch_here,
+            "steps": m.card.get("training", {}).get("steps"),
+            "fingerprint": digest[:16],
             "weights": str(m.weights),
             "summary": m.card.get("summary", ""),
         })
@@ -284,10 +303,13 @@ def models(as_json) -> None:
     if not rows:
         fail("no models installed")
         sys.exit(1)
+    here = "installed" if torch_here else "not installed"
     for r in rows:
         star = " (default)" if r["default"] else ""
-        say(f"{r['name']}{star}: {r['family']}, {r['steps']} training steps, "
-                   f"fingerprint {r['fingerprint']}")
+        needs = (f"runs on NumPy (the torch extra, {here}, adds effort above 1 and CUDA)"
+                 if r["needs"] == "numpy" else f"needs the torch extra ({here})")
+        say(f"{r['name']}{star}: {r['status']}; {needs}; {r['family']}, "
+            f"{r['steps']} training steps, fingerprint {r['fingerprint']}")
         if r["summary"]:
             say(f"    {r['summary']}")
 

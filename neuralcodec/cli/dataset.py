@@ -30,7 +30,7 @@ _OPTIONS = (
     click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
                  show_default=True,
                  help="Code a data set in this process, or on a Ray cluster (needs "
-                      "aec[ray]; --workers is then the number of actors, each loading the "
+                      "neuralcodec[ray]; --workers is then the number of actors, each loading the "
                       "model once, and --threads each one's transform threads)."),
     click.option("--address", default=None, show_default="start one on this machine",
                  help="Ray cluster to join ('auto': the running one)."),

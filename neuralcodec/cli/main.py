@@ -16,6 +16,7 @@ import click
 
 from ..codec.options import OptionNote
 from ..errors import TORCH_INSTALL, AecError, AecWarning, torch_missing
+from ..version import __version__
 from . import bench, coding, train
 from .common import explain, fail, flag
 
@@ -43,7 +44,7 @@ def _closed_pipe_fails() -> Iterator[None]:
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="aec", prog_name="aec")
+@click.version_option(__version__, prog_name="aec")
 def main() -> None:
     """aec: compress images with a learned codec into .aec files and back."""
 

@@ -14,17 +14,20 @@ from PIL import Image
 
 from ..errors import AecError, CorruptFileError, needs_torch, torch_missing
 from ..families.base import ModelCoder, RatePoint
-from ..families.zoo import DEFAULT_MODEL, load_coder
+from ..families.shipped import missing_model, shipped_model
+from ..families.zoo import DEFAULT_MODEL, is_installed, load_coder
 from ..format import container
 from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
 from ..format.container import Header
 from ..format.grid import TileGrid
 from ..format.quality import DEFAULT_QUALITY, STORED_MAX, from_stored, to_stored
+from ..format.requirement import CHUNK_NEED, FORMAT_SINCE, Requirement
 from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
 from ..io.images import check_pixel_limit, split_alpha, warn
 from ..io.metadata import attach_metadata, stripped_exif
 from ..stages import stage
+from ..version import parse_version
 from .options import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_TILE_PIXELS,
@@ -314,14 +317,23 @@ class Codec:
         untiled file) without the synthesis transform: (header, latents of the model's
         family)."""
         parsed = container.unpack(as_bytes(data))
-        coder = self._coder_for(parsed.header)
+        coder = self._coder_for(parsed.header, parsed.chunks)
         header = parsed.header
         size = padded_size(*_size(header.grid.coded_box(tile)), coder.pad_multiple)
         return header, coder.decompress_latents(parsed.tiles[tile], size,
                                                 rate_point(header.quality), header.version)
 
-    def _coder_for(self, header: Header) -> ModelCoder:
+    def _coder_for(self, header: Header, chunks: dict[bytes, bytes]) -> ModelCoder:
+        """The loaded model a file names, after its limits are checked; a model that is
+        not here fails naming what brings it (from the file's need chunk, if any)."""
         self._check_limits(header)
+        if header.model not in self._coders and not is_installed(header.model):
+            needs, shipped = None, None
+            if CHUNK_NEED in chunks:
+                requirement = Requirement.unpack(chunks[CHUNK_NEED])
+                needs, shipped = requirement.text, requirement.shipped_model
+            raise AecError(missing_model(header.model, header.fingerprint.hex(), needs,
+                                         shipped))
         coder = self.coder(header.model)
         if coder.fingerprint != header.fingerprint:
             raise AecError(
@@ -352,7 +364,7 @@ class Codec:
         with stage("container"):
             parsed = container.unpack(data, salvage=salvage)
         header = parsed.header
-        coder = self._coder_for(header)
+        coder = self._coder_for(header, parsed.chunks)
         grid = header.grid
         problems = [str(lost) for lost in parsed.lost]
         damaged = {c.tile for c in parsed.lost if c.tile != container.IMAGE_WIDE}
@@ -418,12 +430,25 @@ def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
         tile_overlap=grid.overlap if tiled else 0,
     )
     metadata = {}
-    if tiled:  # versions 1 and 2 have no place for metadata
+    if tiled:  # versions 1 and 2 have no place for metadata or the need chunk
         exif = stripped_exif(prepared.exif) if strip else prepared.exif
         metadata = {tag: value for tag, value in (
             (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, exif)) if value}
+        metadata[CHUNK_NEED] = requirement(coder, version).pack()
     with stage("container"):
         return container.pack(header, tiles, metadata)
+
+
+def requirement(coder: ModelCoder, version: int) -> Requirement:
+    """What a file of this model and container version needs: the aec version that
+    introduced the later of the two (a model of one's own needs only the format)."""
+    entry = shipped_model(coder.name)
+    shipped = entry is not None and entry.fingerprint == coder.fingerprint.hex()
+    needs = FORMAT_SINCE[version]
+    if shipped:
+        assert entry is not None
+        needs = max(needs, parse_version(entry.since))
+    return Requirement(needs, shipped)
 
 
 def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:

@@ -20,7 +20,7 @@ a.png b.png``).
     worker.py      codes tasks of files with a codec loaded once (here or as an actor)
     ray_engine.py  Ray actors, task dispatch, retries of tasks whose worker died
 
-Ray is optional (``pip install 'aec[ray]'``) and imported only by ``engine="ray"``.
+Ray is optional (``pip install 'neuralcodec[ray]'``) and imported only by ``engine="ray"``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ..errors import AecError, CorruptFileError
+from ..version import __version__
 from .chunks import CHUNK_ALPHA, is_known
 from .grid import TileGrid
 from .quality import STORED_MAX, from_stored
@@ -226,10 +227,10 @@ def parse_header(data: bytes, header_only: bool = False) -> tuple[Header, int, i
         raise CorruptFileError("file is truncated inside the header")
     _, version, header_len = _FIXED.unpack_from(data)
     if version not in READABLE_VERSIONS:
-        readable = ", ".join(map(str, READABLE_VERSIONS))
-        raise AecError(
-            f"unsupported .aec format version {version} (this aec reads versions {readable})"
-        )
+        readable = f"{__version__} reads versions {READABLE_VERSIONS[0]}-{READABLE_VERSIONS[-1]}"
+        if version > READABLE_VERSIONS[-1]:
+            raise AecError(f"format version {version} needs a later aec ({readable})")
+        raise CorruptFileError(f"format version {version} was never written ({readable})")
     tail = _tail(version)
     min_len = _FIXED.size + 1 + 1 + tail.size + _CRC.size
     if header_len < min_len or header_len > min_len + 254:

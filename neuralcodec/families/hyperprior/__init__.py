@@ -51,4 +51,5 @@ FAMILY = register_family(Family(
     coder_module="neuralcodec.families.hyperprior.coder",
     efforts=EFFORT_ITERATIONS,
     effort_method=EFFORT_METHOD,
+    runs_on_numpy=True,
 ))
