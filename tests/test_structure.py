@@ -104,7 +104,7 @@ def test_the_base_install_codes_without_scipy(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == (
-        "[0, 0, 0, \"BD-rate needs scipy: pip install 'aec[bench]'\"] []")
+        "[0, 0, 0, \"BD-rate needs scipy: pip install 'neuralcodec[bench]'\"] []")
     assert (tmp_path / "a.png").exists()
 
 
