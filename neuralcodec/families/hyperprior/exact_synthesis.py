@@ -62,6 +62,7 @@ from ..numpy_layers import ConvTranspose2d, run_blocks
 from ..specs import GDN, Conv
 from . import architecture
 from .integer_net import FRAC_BITS as LATENT_FRAC_BITS
+from .numpy_backend import gdn_parameter
 
 FRAC_BITS = 16  # activations on 2**-16
 INPUT_LIMIT = 2.0**8  # |ŷ * gain| (real units; largest on Kodak: 34)
@@ -179,16 +180,6 @@ def _igdn(beta: np.ndarray, gamma: np.ndarray, input_limit: float) -> ExactIGDN:
     b_int = (np.round(np.asarray(beta, dtype=np.float64) * np.exp2(shift + SQUARE_FRAC_BITS))
              + np.exp2(rescale - 1))
     return ExactIGDN(g_int, b_int, np.exp2(-rescale), input_limit * 2**FRAC_BITS)
-
-
-def gdn_parameter(state: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-    """GDN's effective ``beta`` or ``gamma`` from its stored reparametrization,
-    ``max(p, bound)**2 - pedestal``, in float32 as the float transforms use it (IEEE
-    float32 products and differences: the same bits everywhere)."""
-    p = np.asarray(state[name], dtype=np.float32)
-    bound = np.asarray(state[f"{name}_reparam.lower_bound.bound"], dtype=np.float32)
-    pedestal = np.asarray(state[f"{name}_reparam.pedestal"], dtype=np.float32)
-    return np.maximum(p, bound) ** 2 - pedestal
 
 
 def integer_sqrt(n: np.ndarray) -> np.ndarray:
