@@ -127,7 +127,8 @@ def test_integer_sqrt_does_not_depend_on_how_sqrt_rounds(monkeypatch):
     assert es.integer_sqrt(n.copy()).tolist() == expected
     true_sqrt = np.sqrt
     for error in (1 + 2.0**-30, 1 - 2.0**-30):  # a sloppy sqrt, off either way
-        monkeypatch.setattr(np, "sqrt", lambda x, e=error: true_sqrt(x) * e)
+        monkeypatch.setattr(np, "sqrt", lambda x, out=None, e=error:
+                            np.multiply(true_sqrt(x), e, out=out))
         assert es.integer_sqrt(n.copy()).tolist() == expected
 
 

@@ -182,13 +182,23 @@ def _igdn(beta: np.ndarray, gamma: np.ndarray, input_limit: float) -> ExactIGDN:
     return ExactIGDN(g_int, b_int, np.exp2(-rescale), input_limit * 2**FRAC_BITS)
 
 
-def integer_sqrt(n: np.ndarray) -> np.ndarray:
+def integer_sqrt(n: np.ndarray, out: np.ndarray | None = None,
+                 scratch: np.ndarray | None = None) -> np.ndarray:
     """floor(sqrt(n)) of non-negative integers below 2**50 (float64), exactly: a float
-    estimate corrected in integers, so the result does not depend on how sqrt rounds.
-    One correction each way suffices: below 2**50 the root is below 2**25, so any sqrt
-    within 2**-28 of the truth (IEEE's is within 2**-53 relative) is off by less than 1
-    before the floor, and s*s, (s+1)**2 are exact."""
-    s = np.floor(np.sqrt(n))
+    estimate checked, and if need be corrected, in integers, so the result does not
+    depend on how sqrt rounds. ``out`` and ``scratch``: buffers of n's shape.
+
+    s is right when 0 <= n - s*s <= 2s (all exact below 2**53), which IEEE's correctly
+    rounded sqrt always gives here. Otherwise one correction each way suffices: the root
+    is below 2**25, so a sqrt within 2**-28 of the truth is off by less than 1."""
+    s = np.floor(np.sqrt(n, out=out), out=out)
+    r = np.multiply(s, s, out=scratch)
+    np.subtract(n, r, out=r)
+    if r.size == 0 or r.min() >= 0:
+        r -= s
+        r -= s
+        if r.size == 0 or r.max() <= 0:
+            return s
     s -= s * s > n
     t = s + 1
     t *= t
@@ -272,6 +282,10 @@ class ExactSynthesis:
                        else np.ascontiguousarray(np.concatenate([layer.gamma.T,
                                                                  layer.beta[None]]))
                        for layer in params.layers]
+        # Calibration: set to a dict to record the largest |value| (real units) of the
+        # input and of each IGDN's and the last layer's output (a clamped one equals its
+        # limit).
+        self.peaks: dict[str, float] | None = None
 
     @classmethod
     def from_state(cls, state: Mapping[str, np.ndarray], N: int, M: int) -> ExactSynthesis:
@@ -279,14 +293,23 @@ class ExactSynthesis:
 
     def __call__(self, y_hat: np.ndarray, point: RatePoint) -> np.ndarray:
         """Pixels (H, W, 3) uint8 of decoded latents ``y_hat`` (h, w, M) at ``point``."""
-        a = self.gained_input(y_hat, point)
+        a = self._record("input", self.gained_input(y_hat, point))
         layers = self.params.layers
         for i in range(0, len(layers) - 1, 2):
             acc = self._convs[i](a)
             self._igdn_rows(acc, layers[i], layers[i + 1], self._gamma[i + 1])
-            a = acc
+            a = self._record(f"g_s.{i + 1}", acc)
         acc = self._convs[-1](a)
+        if self.peaks is not None:  # the rescaled output, before it becomes pixels
+            last = layers[-1]
+            self._record(f"g_s.{len(layers) - 1}", np.floor(acc * last.scale))
         return self._pixels(acc, layers[-1])
+
+    def _record(self, key: str, a: np.ndarray) -> np.ndarray:
+        if self.peaks is not None and a.size:
+            peak = float(np.abs(a).max()) * 2.0**-FRAC_BITS
+            self.peaks[key] = max(self.peaks.get(key, 0.0), peak)
+        return a
 
     def gained_input(self, y_hat: np.ndarray, point: RatePoint) -> np.ndarray:
         """``ŷ`` times the level's gains, as integers on the activation grid."""
@@ -321,7 +344,7 @@ class ExactSynthesis:
 
         def make() -> Callable[[np.ndarray], None]:
             square = np.ones((BLOCK, c + 1))  # the last column multiplies beta
-            norm = np.empty((BLOCK, c))
+            norm, root, scratch = (np.empty((BLOCK, c)) for _ in range(3))
 
             def step(x: np.ndarray, _: int) -> None:
                 k = x.shape[0]
@@ -333,7 +356,7 @@ class ExactSynthesis:
                 np.matmul(square[:k], gamma, out=nm)
                 np.multiply(nm, igdn.norm_scale, out=nm)
                 np.floor(nm, out=nm)  # half added with beta: to nearest
-                x *= integer_sqrt(nm)
+                x *= integer_sqrt(nm, root[:k], scratch[:k])
                 np.multiply(x, root_scale, out=x)
                 np.rint(x, out=x)
                 np.clip(x, -limit, limit, out=x)
