@@ -23,26 +23,30 @@ summation order, with any BLAS and thread count, on any CPU or GPU:
 * **IGDN**, ``y = x * sqrt(beta + gamma @ x**2)``, in fixed point: the squares rounded to
   ``2**-SQUARE_FRAC_BITS``; ``gamma`` as integers with a power-of-two scale per row (at
   most ``2**GAMMA_BITS``), ``beta`` on the row's grid; the norm rescaled to
-  ``2**-(2 * ROOT_FRAC_BITS)``; its square root an *integer* square root (float
-  estimate, then integer correction, so no result depends on the sqrt routine), on
-  ``2**-ROOT_FRAC_BITS``; the product with ``x`` rounded back to the activation grid.
+  ``2**-(2 * ROOT_FRAC_BITS)``; its square root an *integer* square root (a float
+  estimate checked, and if need be corrected, in integers, so no result depends on the
+  sqrt routine), on ``2**-ROOT_FRAC_BITS``; the product with ``x`` rounded back to the
+  activation grid. Every rounding is to nearest (ties to even, or up where the half is
+  folded into a bias).
 * **Pixels**: the last layer's output ``x̂`` (nominally 0..1) becomes
   ``clamp(floor(x̂ * 255 + 1/2), 0, 255)``, computed in integers: uint8.
 
 The 2**53 bound is checked layer by layer when the transform is built, from the actual
-integer weights and the clamp limits (:meth:`ExactSynthesis.bounds` lists each
-worst case): a layer's worst partial sum is at most its input limit times the largest
-L1 norm of an output channel's integer weights, plus its bias. For ``aec-hp-ckbd`` (N =
-128, M = 192), as ``log2`` of the worst case:
+integer weights and the clamp limits, and construction refuses weights that break it
+(:meth:`ExactSynthesisParams.bounds` lists each worst case): a layer's worst partial
+sum is at most its input limit times the largest L1 norm of an output channel's integer
+weights, plus its bias. For ``aec-hp-ckbd``, as ``log2`` of each worst case (the square
+root needs its input below 2**50):
 
-    input  ŷ·gain                    |ŷ_int| <= 2**30, gain < 2**19: product < 2**49
-    g_s.0  deconv 192 -> 128         ~2**49.9
-    g_s.1  IGDN: x**2 < 2**44; gamma @ x**2 ~2**36; norm < 2**45; x * root < 2**45
-    g_s.2, g_s.4  deconv 128 -> 128  ~2**47.9, ~2**47.7
-    g_s.3, g_s.5  IGDN               as g_s.1 (gamma's rows differ)
-    g_s.6  deconv 128 -> 3           ~2**48.3;  pixels: x̂_int * 255 < 2**30
-
-(The exact figures are in ``bounds()``; construction refuses weights that break one.)
+    input   ŷ_int * gain (|ŷ_int| <= 2**30)                       48.4
+    g_s.0   deconv 192 -> 128, accumulator                        48.8
+    g_s.1   IGDN: x**2 44.0, gamma @ x**2 + beta 51.6, norm 39.9, x * root 42.0
+    g_s.2   deconv 128 -> 128                                     47.3
+    g_s.3   IGDN: x**2 44.0, gamma @ x**2 + beta 51.0, norm 45.9, x * root 45.0
+    g_s.4   deconv 128 -> 128                                     46.9
+    g_s.5   IGDN: x**2 44.0, gamma @ x**2 + beta 50.5, norm 45.5, x * root 44.8
+    g_s.6   deconv 128 -> 3                                       47.3
+    pixels  x̂_int * 255                                           30.0
 
 Arrays are channels-last, (H, W, C), as :mod:`~neuralcodec.families.numpy_layers` takes
 them. The torch twin is :mod:`.exact_synthesis_torch`; both give identical pixels.
