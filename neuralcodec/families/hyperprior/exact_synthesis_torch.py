@@ -8,6 +8,11 @@ off around the convolutions (some of its algorithms, FFT and Winograd, transform
 operands and would round; oneDNN, the CPU's, has no float64 convolutions). CUDA's
 float64 products and sums are IEEE operations like the CPU's; its sqrt only seeds the
 integer square root.
+
+Without cuDNN, torch's transposed convolution builds a float64 column buffer of
+``k*k*Cout`` numbers per input pixel (about 6.7 GB for the largest layer of a 1024 × 1024
+tile), so this twin is for tests and checks for now; a decoder on CUDA would run it in
+strips of rows.
 """
 
 from __future__ import annotations
