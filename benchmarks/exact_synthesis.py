@@ -61,14 +61,12 @@ def main() -> None:
     from neuralcodec.codec.threads import set_threads
     from neuralcodec.cpu import blas_description
     from neuralcodec.families.hyperprior import exact_synthesis as es
-    from neuralcodec.families.hyperprior.stored_arrays import read_arrays
     from neuralcodec.metrics import bd_rate, psnr
 
     set_threads(args.threads)
     codec = Codec(model=args.model, device="cpu").load()
     coder = codec.coder()
-    exact = es.ExactSynthesis.from_state(read_arrays(coder.info)[0], coder.config.N,
-                                         coder.config.M)
+    exact = es.ExactSynthesis.of_model(coder.info)
     exact.peaks = {}
     qualities = [float(q) for q in args.qualities.split(",")]
     paths = sorted(Path(args.folder).glob("*.png"))[: args.limit]

@@ -45,13 +45,11 @@ def exact_synthesis(codec):
     """The exact synthesis of the codec's model, or None where its family has none (only
     the families on the hyperprior's transforms have one)."""
     from neuralcodec.families.hyperprior.exact_synthesis import ExactSynthesis
-    from neuralcodec.families.hyperprior.stored_arrays import read_arrays
 
     coder = codec.coder()
-    state = read_arrays(coder.info)[0]
-    if "gain_y_inv.log_gain" not in state:
+    if getattr(coder, "transforms", None) is None:
         return None
-    return ExactSynthesis.from_state(state, coder.config.N, coder.config.M)
+    return ExactSynthesis.of_model(coder.info)
 
 
 def digests(codec, data: bytes, exact=None) -> dict[str, str]:

@@ -30,9 +30,7 @@ GOLDEN_PIXELS = "7439864bacfa4dd18b2e9ed5bd62850a5d4fdb0f325207fc5b1f7365866a029
 
 @pytest.fixture(scope="module")
 def exact(codec) -> es.ExactSynthesis:
-    coder = codec.coder()
-    state, _, _ = read_arrays(coder.info)
-    return es.ExactSynthesis.from_state(state, coder.config.N, coder.config.M)
+    return es.ExactSynthesis.of_model(codec.coder().info)
 
 
 @pytest.fixture(scope="module")

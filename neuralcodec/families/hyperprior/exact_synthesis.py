@@ -64,9 +64,11 @@ import numpy as np
 from ..base import RatePoint
 from ..numpy_layers import ConvTranspose2d, run_blocks
 from ..specs import GDN, Conv
+from ..zoo import ModelInfo
 from . import architecture
 from .integer_net import FRAC_BITS as LATENT_FRAC_BITS
 from .numpy_backend import gdn_parameter
+from .stored_arrays import read_arrays
 
 FRAC_BITS = 16  # activations on 2**-16
 INPUT_LIMIT = 2.0**8  # |ŷ * gain| (real units; largest on Kodak: 34)
@@ -294,6 +296,13 @@ class ExactSynthesis:
     @classmethod
     def from_state(cls, state: Mapping[str, np.ndarray], N: int, M: int) -> ExactSynthesis:
         return cls(ExactSynthesisParams.from_state(state, N, M))
+
+    @classmethod
+    def of_model(cls, info: ModelInfo) -> ExactSynthesis:
+        """The exact synthesis of a model of a family on the hyperprior's transforms
+        (reads its weights file)."""
+        config = info.card["config"]
+        return cls.from_state(read_arrays(info)[0], int(config["N"]), int(config["M"]))
 
     def __call__(self, y_hat: np.ndarray, point: RatePoint) -> np.ndarray:
         """Pixels (H, W, 3) uint8 of decoded latents ``y_hat`` (h, w, M) at ``point``."""
