@@ -47,16 +47,19 @@ def decoded(codec) -> dict:
 
 
 def test_same_pixels_on_1_and_2_threads(exact, decoded):
-    for latents, point, _ in decoded.values():
-        with threads(1):
-            numpy_layers.set_threads(1)
-            one = exact(latents.y_hat, point)
-        with threads(2):
-            numpy_layers.set_threads(2)
-            two = exact(latents.y_hat, point)
+    """(Each thread has its own scratch buffers: shared ones would race here.)"""
+    try:
+        for latents, point, _ in decoded.values():
+            with threads(1):
+                numpy_layers.set_threads(1)
+                one = exact(latents.y_hat, point)
+            with threads(2):
+                numpy_layers.set_threads(2)
+                two = exact(latents.y_hat, point)
+            assert one.dtype == np.uint8 and one.shape[2] == 3
+            assert np.array_equal(one, two)
+    finally:
         numpy_layers.set_threads(None)
-        assert one.dtype == np.uint8 and one.shape[2] == 3
-        assert np.array_equal(one, two)
 
 
 def test_numpy_and_torch_give_the_same_pixels(exact, decoded):

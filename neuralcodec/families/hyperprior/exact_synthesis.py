@@ -355,7 +355,7 @@ class ExactSynthesis:
         square_scale = 2.0 ** (SQUARE_FRAC_BITS - 2 * FRAC_BITS)
         root_scale = 2.0**-ROOT_FRAC_BITS
 
-        def make() -> Callable[[np.ndarray], None]:
+        def make() -> Callable[[np.ndarray, int], None]:
             square = np.ones((BLOCK, c + 1))  # the last column multiplies beta
             norm, root, scratch = (np.empty((BLOCK, c)) for _ in range(3))
 
