@@ -267,11 +267,19 @@ class ExactSynthesisParams:
 
 # -- NumPy ------------------------------------------------------------------------------
 
+def _clamp(x: np.ndarray, limit: float) -> np.ndarray:
+    """``x`` clamped to ±limit, in place. Values almost never reach the limit, and two
+    reductions cost a fifth of NumPy's clip, so it looks first."""
+    if x.size and (x.max() > limit or x.min() < -limit):
+        np.clip(x, -limit, limit, out=x)
+    return x
+
+
 def _rescale(acc: np.ndarray, scale: np.ndarray | float, limit: float) -> np.ndarray:
     """floor(acc * scale) clamped to ±limit, in place (scale: powers of two)."""
     np.multiply(acc, scale, out=acc)
     np.floor(acc, out=acc)
-    return np.clip(acc, -limit, limit, out=acc)
+    return _clamp(acc, limit)
 
 
 class ExactSynthesis:
@@ -372,7 +380,7 @@ class ExactSynthesis:
                 x *= integer_sqrt(nm, root[:k], scratch[:k])
                 np.multiply(x, root_scale, out=x)
                 np.rint(x, out=x)
-                np.clip(x, -limit, limit, out=x)
+                _clamp(x, limit)
 
             return step
 
