@@ -1,4 +1,4 @@
-"""NumPy 1 and 2 write and read the same latents.
+"""NumPy 1 and 2 write and read the same latents (and the exact synthesis's pixels).
 
 `pip install neuralcodec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
 extra, pins NumPy 1), while the test environment has NumPy 1: a virtual environment on top
@@ -63,3 +63,6 @@ def test_numpy_2_reads_numpy_1s_files_to_the_same_latents(tmp_path):
     golden = json.loads(RECORD.read_text())  # every golden file of the default model
     expected = sum(entry.get("model", UNPREFIXED) == UNPREFIXED for entry in golden.values())
     assert len(theirs["files"]) == 6 and len(theirs["golden"]) == expected
+    # ... and the exact synthesis's pixels were compared (equal, or the run had failed)
+    assert all("exact_pixels" in d for d in [*theirs["files"].values(),
+                                             *theirs["golden"].values()])
