@@ -86,8 +86,9 @@ def test_pillow_open_reads_no_pixels_and_save_keeps_given_metadata():
                                                     icc_profile=icc)
     data = buffer.getvalue()
     # Payloads follow the directory: the tiles' first, then the metadata's.
-    tiles = sum(len(p) for tile in container.unpack(data).tiles for p in tile.values())
-    first = len(data) - tiles - len(icc)
+    unpacked = container.unpack(data)
+    tiles = sum(len(p) for tile in unpacked.tiles for p in tile.values())
+    first = len(data) - tiles - sum(len(p) for p in unpacked.chunks.values())
     reader = _RecordingReader(data)
     im = Image.open(reader)
     assert im.size == (48, 32) and im.info.get("icc_profile") == icc
