@@ -245,7 +245,7 @@ def fit(cache: Path, qualities: list[int], max_errors: list[int], args: argparse
         print(f"c{p.channel} p{p.phase} ({f.shape[1]} features): bits/symbol on train rows: "
               + ", ".join(report), flush=True)
     for name, model in models.items():
-        np.savez(cache / f"model-{name}-{args.schedule}.npz", **model.arrays())
+        np.savez(cache / f"model-{name}-{args.schedule}{args.tag}.npz", **model.arrays())
     print(f"fitted in {time.perf_counter() - start:.0f} s")
 
 
@@ -299,9 +299,13 @@ def code(cache: Path, qualities: list[int], max_errors: list[int], args: argpars
     keys = list(next(iter(per_image.values())))
     mean = {key: {field: float(np.mean([per_image[i][key][field] for i in per_image]))
                   for field in per_image[next(iter(per_image))][key]} for key in keys}
+    # The encoder picks the base quality per image: the mean of each image's best total.
+    best = {f"K{k}/{n}": float(np.mean([min(per_image[i][f"q{q}/K{k}/{n}"]["total_bpp"]
+                                            for q in qualities) for i in per_image]))
+            for k in max_errors for n in names}
     result = {"what": "base file + range-coded residual, bits per pixel, Kodak",
               "images": len(per_image), "models": names, "note": args.note,
-              "mean": mean, "per_image": per_image}
+              "mean": mean, "mean_of_best_quality_per_image": best, "per_image": per_image}
     if args.save:
         save_json(result, Path(args.save))
     print(f"\nmean total bpp over {len(per_image)} images ({' / '.join(names)})")
@@ -310,7 +314,8 @@ def code(cache: Path, qualities: list[int], max_errors: list[int], args: argpars
         for q in qualities:
             row.append(f"q{q} " + "/".join(f"{mean[f'q{q}/K{k}/{n}']['total_bpp']:.3f}"
                                           for n in names))
-        print(f"K={k}: " + "   ".join(row))
+        print(f"K={k}: " + "   ".join(row) + "   best q per image "
+              + "/".join(f"{best[f'K{k}/{n}']:.3f}" for n in names))
 
 
 def main() -> None:
@@ -326,6 +331,7 @@ def main() -> None:
                         help="fit: sampled positions per pass, base layer, quality and K")
     parser.add_argument("--hidden", default="32,32", help="fit: the MLP's hidden widths")
     parser.add_argument("--steps", type=int, default=2000, help="fit: Adam steps per pass")
+    parser.add_argument("--tag", default="", help="fit: appended to the model files' names")
     parser.add_argument("--batch", type=int, default=1024, help="fit: rows per Adam step")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="2x2",
                         help="fit: the decoding passes")
