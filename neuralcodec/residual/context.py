@@ -12,9 +12,9 @@ vectorised step. A position's context is then
   the first phase, 4 in the second, 12 in the third, 16 in the last);
 * the earlier channels' residuals in its 3×3 neighbourhood (all decoded).
 
-All features are integers or integers over fixed powers of two (uint8 ``x̂``, decoded
-residuals in levels), so a context network on them can be made exact, as the latents'
-parameter path is.
+Every feature is a fixed constant times an integer (uint8 ``x̂``, decoded residuals in
+levels, their sums), so an exact integer network, as the latents' parameter path has, can
+take the integers and fold the constants into its first layer.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ NEIGHBOURS_5x5 = tuple((di, dj) for di in range(-2, 3) for dj in range(-2, 3)
 NEIGHBOURS_3x3 = tuple((di, dj) for di in range(-1, 2) for dj in range(-1, 2)
                        if (di, dj) != (0, 0))
 PAD = 2
-# Fixed input scales (powers of two: exact in an integer network).
+# Fixed input scales (an integer network folds them into its first layer).
 RESIDUAL_SCALE = 1 / 8
 XHAT_DIFF_SCALE = 1 / 32
 

@@ -38,10 +38,6 @@ class PassNet:
             h = h + (features @ self.skip[0] + self.skip[1])
         return h[:, 0] * MEAN_UNIT, np.exp(np.clip(h[:, 1], -4.0, 6.0))
 
-    def multiply_adds(self) -> int:
-        return int(sum(w.size for w in self.weights)
-                   + (self.skip[0].size if self.skip is not None else 0))
-
 
 @dataclass
 class ResidualModel:
