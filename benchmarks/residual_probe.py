@@ -119,8 +119,8 @@ def load_bases(folder: Path, limit: int | None = None) -> list[dict[str, np.ndar
 # -- fitting ---------------------------------------------------------------------------
 
 def training_rows(bases: list[dict[str, np.ndarray]], qualities: list[int],
-                  max_errors: list[int], per_pass: int, schedule: Schedule, seed: int = 1
-                  ) -> dict[Pass, dict[str, np.ndarray]]:
+                  max_errors: list[int], per_pass: int, schedule: Schedule,
+                  xhat_radius: int = 1, seed: int = 1) -> dict[Pass, dict[str, np.ndarray]]:
     """Per pass: sampled feature rows, their symbols and steps, from every base layer at
     every quality and maximum error (``per_pass`` positions per pass and combination)."""
     rng = np.random.default_rng(seed)
@@ -133,7 +133,7 @@ def training_rows(bases: list[dict[str, np.ndarray]], qualities: list[int],
             for k in max_errors:
                 delta = step(k)
                 symbols = quantize(residual, k)
-                features = Features(xhat, q, delta)
+                features = Features(xhat, q, delta, xhat_radius)
                 decoded = symbols.astype(np.float32) * delta
                 for p in passes(3, schedule):
                     f = features(p, decoded)
@@ -226,11 +226,13 @@ def fit(cache: Path, qualities: list[int], max_errors: list[int], args: argparse
         raise SystemExit("no train bases: run the 'bases --set train' step first")
     start = time.perf_counter()
     schedule = SCHEDULES[args.schedule]
-    rows = training_rows(bases, qualities, max_errors, args.per_pass, schedule)
+    rows = training_rows(bases, qualities, max_errors, args.per_pass, schedule,
+                         args.xhat_radius)
     print(f"{len(bases)} train crops, {sum(len(r['q']) for r in rows.values())} rows "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     hidden = [int(h) for h in args.hidden.split(",") if h]
-    models = {name: ResidualModel(schedule) for name in ("scale-only", "linear", "mlp")}
+    models = {name: ResidualModel(schedule, xhat_radius=args.xhat_radius)
+              for name in ("scale-only", "linear", "mlp")}
     for p, one in rows.items():
         models["scale-only"].nets[p] = fit_linear(one, with_mean=False)
         models["linear"].nets[p] = fit_linear(one)
@@ -331,6 +333,8 @@ def main() -> None:
                         help="fit: sampled positions per pass, base layer, quality and K")
     parser.add_argument("--hidden", default="32,32", help="fit: the MLP's hidden widths")
     parser.add_argument("--steps", type=int, default=2000, help="fit: Adam steps per pass")
+    parser.add_argument("--xhat-radius", type=int, choices=[1, 2], default=1,
+                        help="fit: x̂ in 3×3 (1) or 5×5 and the other channels' 3×3 (2)")
     parser.add_argument("--tag", default="", help="fit: appended to the model files' names")
     parser.add_argument("--batch", type=int, default=1024, help="fit: rows per Adam step")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="2x2",

@@ -45,11 +45,12 @@ def test_phases_cover_the_grid_once(schedule):
 
 
 @pytest.mark.parametrize("schedule", [TWO_BY_TWO, FOUR_BY_FOUR])
-def test_a_pass_reads_no_residual_decoded_after_it(schedule):
+@pytest.mark.parametrize("radius", [1, 2])
+def test_a_pass_reads_no_residual_decoded_after_it(schedule, radius):
     rng = np.random.default_rng(0)
     h, w = 9, 14
     xhat = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
-    features = Features(xhat, 50, 3)
+    features = Features(xhat, 50, 3, radius)
     order = passes(3, schedule)
     for i, p in enumerate(order):
         done = np.zeros((h, w, 3), dtype=bool)
@@ -73,10 +74,11 @@ def test_tables_are_valid_and_indices_in_range():
     assert index[0] // MEAN_PHASES == 0 and index[-1] // MEAN_PHASES == len(SCALES) - 1
 
 
-def _model(rng, hidden: bool, schedule=TWO_BY_TWO) -> ResidualModel:
+def _model(rng, hidden: bool, schedule=TWO_BY_TWO, radius: int = 1) -> ResidualModel:
     nets = {}
     for p in passes(3, schedule):
-        n = Features(np.zeros((4, 4, 3), np.uint8), 0, 1)(p, np.zeros((4, 4, 3))).shape[1]
+        n = Features(np.zeros((4, 4, 3), np.uint8), 0, 1, radius)(p, np.zeros((4, 4, 3)))
+        n = n.shape[1]
         if hidden:
             nets[p] = PassNet([rng.normal(0, 0.3, (n, 6)).astype(np.float32),
                                rng.normal(0, 0.3, (6, 2)).astype(np.float32)],
@@ -86,19 +88,20 @@ def _model(rng, hidden: bool, schedule=TWO_BY_TWO) -> ResidualModel:
         else:
             nets[p] = PassNet([rng.normal(0, 0.2, (n, 2)).astype(np.float32)],
                               [np.array([0, 1], np.float32)])
-    return ResidualModel(schedule, nets)
+    return ResidualModel(schedule, nets, radius)
 
 
 @pytest.mark.parametrize("k", [0, 2])
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("schedule", [TWO_BY_TWO, FOUR_BY_FOUR])
-def test_residual_round_trips_through_the_range_coder(k, hidden, schedule):
+@pytest.mark.parametrize("schedule, radius", [(TWO_BY_TWO, 1), (FOUR_BY_FOUR, 1),
+                                              (TWO_BY_TWO, 2)])
+def test_residual_round_trips_through_the_range_coder(k, hidden, schedule, radius):
     rng = np.random.default_rng(k)
     x = rng.integers(0, 256, (13, 10, 3)).astype(np.uint8)
     xhat = np.clip(x.astype(int) + rng.integers(-6, 7, x.shape), 0, 255).astype(np.uint8)
     xhat[0, 0] = 255 - x[0, 0]  # far beyond any table: escapes
     symbols = quantize(x.astype(np.int32) - xhat, k)
-    model, tables = _model(rng, hidden, schedule), build_tables()
+    model, tables = _model(rng, hidden, schedule, radius), build_tables()
     stream, escapes = coder.encode(xhat, symbols, 40, k, model, tables)
     back = coder.decode(xhat, stream, escapes, 40, k, model, tables)
     assert np.array_equal(back, symbols)
@@ -107,11 +110,12 @@ def test_residual_round_trips_through_the_range_coder(k, hidden, schedule):
     assert coder.ideal_bits(xhat, symbols, 40, k, model) > 0
 
 
-@pytest.mark.parametrize("schedule", [TWO_BY_TWO, FOUR_BY_FOUR])
-def test_model_arrays_round_trip(schedule):
-    model = _model(np.random.default_rng(1), True, schedule)
+@pytest.mark.parametrize("schedule, radius", [(TWO_BY_TWO, 1), (FOUR_BY_FOUR, 2)])
+def test_model_arrays_round_trip(schedule, radius):
+    model = _model(np.random.default_rng(1), True, schedule, radius)
     again = ResidualModel.from_arrays(model.arrays())
     assert again.schedule == schedule and again.nets.keys() == model.nets.keys()
+    assert again.xhat_radius == radius
     p = Pass(2, 3, schedule)
     f = np.random.default_rng(2).normal(size=(5, model.nets[p].weights[0].shape[0]))
     f = f.astype(np.float32)

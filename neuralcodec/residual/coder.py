@@ -24,7 +24,7 @@ def ideal_bits(xhat: np.ndarray, symbols: np.ndarray, quality: float, max_error:
                model: ResidualModel) -> float:
     """Bits of the symbols under the model's continuous (unquantized) distributions."""
     delta = step(max_error)
-    features = Features(xhat, quality, delta)
+    features = Features(xhat, quality, delta, model.xhat_radius)
     decoded = symbols.astype(np.float32) * delta
     bits = 0.0
     for p in passes(xhat.shape[2], model.schedule):
@@ -39,7 +39,7 @@ def encode(xhat: np.ndarray, symbols: np.ndarray, quality: float, max_error: int
            model: ResidualModel, tables: TableSet) -> tuple[bytes, bytes]:
     """(range-coded stream, escape stream) of ``symbols`` (H, W, C) given ``x̂``."""
     delta = step(max_error)
-    features = Features(xhat, quality, delta)
+    features = Features(xhat, quality, delta, model.xhat_radius)
     decoded = symbols.astype(np.float32) * delta
     coder = SymbolEncoder()
     for p in passes(xhat.shape[2], model.schedule):
@@ -55,7 +55,7 @@ def decode(xhat: np.ndarray, stream: bytes, escapes: bytes, quality: float, max_
            model: ResidualModel, tables: TableSet) -> np.ndarray:
     """The symbols (H, W, C) int32 that :func:`encode` coded."""
     delta = step(max_error)
-    features = Features(xhat, quality, delta)
+    features = Features(xhat, quality, delta, model.xhat_radius)
     symbols = np.zeros(xhat.shape, dtype=np.int32)
     decoded = np.zeros(xhat.shape, dtype=np.float32)
     coder = SymbolDecoder(stream, unpack_varints(escapes))

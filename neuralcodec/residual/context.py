@@ -93,7 +93,12 @@ def _shifted(padded: np.ndarray, p: Pass, shape: tuple[int, int], di: int, dj: i
 class Features:
     """Builds each pass's feature rows for one image (``x̂`` padded once)."""
 
-    def __init__(self, xhat: np.ndarray, quality: float, step: int):
+    def __init__(self, xhat: np.ndarray, quality: float, step: int, xhat_radius: int = 1):
+        """``xhat_radius`` 1: ``x̂`` of this channel in a 3×3 window; 2: in a 5×5 window, and
+        the other channels' 3×3 windows too."""
+        if xhat_radius not in (1, 2):
+            raise ValueError(f"x̂ radius must be 1 or 2, got {xhat_radius}")
+        self.xhat_radius = xhat_radius
         self.shape = xhat.shape[:2]
         self.channels = xhat.shape[2]
         self.xhat = np.pad(xhat.astype(np.float32), ((PAD, PAD), (PAD, PAD), (0, 0)),
@@ -115,13 +120,20 @@ class Features:
                      for di, dj in NEIGHBOURS_3x3]
             cols += prev + [np.abs(v) for v in prev]
         centre = _shifted(self.xhat[..., c], p, self.shape, 0, 0)
+        window = NEIGHBOURS_3x3 if self.xhat_radius == 1 else NEIGHBOURS_5x5
         diffs = [(_shifted(self.xhat[..., c], p, self.shape, di, dj) - centre) * XHAT_DIFF_SCALE
-                 for di, dj in NEIGHBOURS_3x3]
+                 for di, dj in window]
         cols += diffs
-        cols += [(_shifted(self.xhat[..., e], p, self.shape, 0, 0) - centre) * XHAT_DIFF_SCALE
-                 for e in range(self.channels) if e != c]
+        for e in range(self.channels):
+            if e == c:
+                continue
+            other = _shifted(self.xhat[..., e], p, self.shape, 0, 0)
+            cols.append((other - centre) * XHAT_DIFF_SCALE)
+            if self.xhat_radius == 2:
+                cols += [(_shifted(self.xhat[..., e], p, self.shape, di, dj) - other)
+                         * XHAT_DIFF_SCALE for di, dj in NEIGHBOURS_3x3]
         cols.append(centre / 255.0)
-        cols.append(sum(np.abs(d) for d in diffs) / 8.0)
+        cols.append(sum(np.abs(d) for d in diffs) / len(diffs))
         ones = np.ones_like(centre)
         cols += [ones * g for g in self.globals]
         return np.stack([v.ravel() for v in cols], axis=1)

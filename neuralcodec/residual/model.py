@@ -43,13 +43,14 @@ class PassNet:
 class ResidualModel:
     schedule: Schedule = TWO_BY_TWO
     nets: dict[Pass, PassNet] = field(default_factory=dict)
+    xhat_radius: int = 1  # the context's x̂ window (see context.Features)
 
     def __call__(self, p: Pass, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.nets[p](features)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Flat named arrays (for a ``.npz`` or safetensors file)."""
-        out = {}
+        out = {"xhat_radius": np.array(self.xhat_radius)}
         for p, net in self.nets.items():
             for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
                 out[f"c{p.channel}.p{p.phase}.{i}.weight"] = w
@@ -62,7 +63,8 @@ class ResidualModel:
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ResidualModel:
         nets: dict[Pass, PassNet] = {}
-        keys = sorted({k.rsplit(".", 2)[0] for k in arrays})
+        radius = int(arrays["xhat_radius"]) if "xhat_radius" in arrays else 1
+        keys = sorted({k.rsplit(".", 2)[0] for k in arrays if k != "xhat_radius"})
         schedule = schedule_with(len({k.split(".")[1] for k in keys}))
         for key in keys:
             c, ph = key.split(".")
@@ -74,4 +76,4 @@ class ResidualModel:
             nets[Pass(int(c[1:]), int(ph[1:]), schedule)] = PassNet(
                 [np.asarray(arrays[f"{key}.{i}.weight"], np.float32) for i in layers],
                 [np.asarray(arrays[f"{key}.{i}.bias"], np.float32) for i in layers], skip)
-        return cls(schedule, nets)
+        return cls(schedule, nets, radius)
