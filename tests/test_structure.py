@@ -19,7 +19,7 @@ LAYERS = {
     "errors": 0, "stages": 0, "metrics": 0, "allocator": 0, "cpu": 0, "lazy": 0,
     "version": 0,
     "io": 1, "entropy": 1, "format": 1,
-    "families": 2,
+    "families": 2, "residual": 2,
     "codec": 3,
     "api": 4,
     "pillow_plugin": 5, "training": 5, "bench": 5, "datasets": 5,

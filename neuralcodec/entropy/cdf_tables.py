@@ -38,3 +38,19 @@ class TableSet:
             m = constriction.stream.model.Categorical(probabilities, perfect=False)
             self._models[t] = m
         return m
+
+
+def quantized_cdf(pmf: np.ndarray, precision: int = CDF_PRECISION) -> np.ndarray:
+    """Integer CDF (len K+2) over K symbols plus an escape symbol (the last, frequency 1),
+    every bin >= 1 and the total exactly 2**precision. Deterministic NumPy integer
+    arithmetic after one rounding."""
+    total = 1 << precision
+    k = len(pmf)
+    pmf = np.asarray(pmf, dtype=np.float64)
+    pmf = pmf / pmf.sum()
+    freqs = np.maximum(1, np.floor(pmf * (total - k - 1)).astype(np.int64))
+    freqs = np.append(freqs, 1)
+    freqs[int(np.argmax(freqs[:-1]))] += total - int(freqs.sum())
+    if freqs.min() < 1:
+        raise ValueError("pmf too peaked for the table precision")
+    return np.concatenate([[0], np.cumsum(freqs)]).astype(np.int32)

@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...entropy import quantized_cdf
 from ..layers import GDN, conv, deconv
-
-TABLE_PRECISION = 16  # CDF totals, as neuralcodec.entropy.CDF_PRECISION
 
 
 @dataclass(frozen=True)
@@ -190,21 +189,6 @@ class IndexPrior(nn.Module):
             cum = cum / cum[-1]
             bins = torch.clamp((cum * c.contexts - 1e-9).floor().long(), 0, c.contexts - 1)
             self.context_bins[u, order] = bins
-
-
-def quantized_cdf(pmf: np.ndarray, precision: int = TABLE_PRECISION) -> np.ndarray:
-    """Integer CDF (len K+2) over K symbols plus an escape symbol, every bin >= 1 and the
-    total exactly 2**precision. Deterministic numpy integer arithmetic after one rounding."""
-    total = 1 << precision
-    k = len(pmf)
-    pmf = np.asarray(pmf, dtype=np.float64)
-    pmf = pmf / pmf.sum()
-    freqs = np.maximum(1, np.floor(pmf * (total - k - 1)).astype(np.int64))
-    freqs = np.append(freqs, 1)  # escape: never used for valid indices
-    freqs[int(np.argmax(freqs[:-1]))] += total - int(freqs.sum())
-    if freqs.min() < 1:
-        raise ValueError("pmf too peaked for the table precision")
-    return np.concatenate([[0], np.cumsum(freqs)]).astype(np.int32)
 
 
 class VQAutoencoder(nn.Module):
