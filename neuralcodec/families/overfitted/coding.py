@@ -1,0 +1,67 @@
+"""A fitted model's coded parts (NumPy, no torch): the quantized network parameters and
+the latents, range-coded, with everything the decoder needs to read them. Not yet a
+container chunk layout (the family is not wired); the probe counts these bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...entropy import pack_varints, unpack_varints
+from .architecture import OverfitArchitecture
+from .arm_int import integer_arm
+from .latent_codec import Layout, decode_latents, encode_latents
+from .parameters import decode_parameters, encode_parameters
+
+HEADER_BYTES = 4  # width and height in units of the pad multiple, 16 bits each
+
+
+@dataclass
+class CodedModel:
+    steps: bytes  # one byte per parameter group: its step bits
+    buckets: bytes  # one byte per parameter tensor: its table's scale bucket
+    parameters: bytes  # range-coded parameters
+    parameter_escapes: bytes
+    latents: bytes  # range-coded latents
+    latent_escapes: bytes
+
+    def sizes(self) -> dict[str, int]:
+        return {"header": HEADER_BYTES + len(self.steps) + len(self.buckets),
+                "parameters": len(self.parameters) + len(self.parameter_escapes),
+                "latents": len(self.latents) + len(self.latent_escapes)}
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(self.sizes().values())
+
+
+def encode_model(arch: OverfitArchitecture, latents: list[np.ndarray],
+                 parameters: Mapping[str, tuple[np.ndarray, int]],
+                 group_steps: Mapping[str, int]) -> CodedModel:
+    """``parameters``: name -> (integers, step bits), in the model's parameter order."""
+    arrays = [q for q, _ in parameters.values()]
+    p_stream, buckets, p_escapes = encode_parameters(arrays)
+    h, w = latents[0].shape
+    l_stream, l_escapes = encode_latents(Layout.build(arch, h, w), latents,
+                                         integer_arm(parameters, arch.arm_hidden))
+    return CodedModel(bytes(group_steps.values()), buckets, p_stream, pack_varints(p_escapes),
+                      l_stream, pack_varints(l_escapes))
+
+
+def decode_model_latents(arch: OverfitArchitecture, coded: CodedModel, height: int,
+                         width: int, names_shapes: Mapping[str, tuple[tuple[int, ...], str]],
+                         group_order: list[str]) -> tuple[dict, list[np.ndarray]]:
+    """The parameters (name -> (integers, bits)) and integer latents back from ``coded``.
+    ``names_shapes``: each parameter's shape and group, in coding order."""
+    steps = dict(zip(group_order, coded.steps, strict=True))
+    shapes = [shape for shape, _ in names_shapes.values()]
+    arrays = decode_parameters(coded.parameters, coded.buckets,
+                               unpack_varints(coded.parameter_escapes), shapes)
+    parameters = {name: (a, steps[group]) for (name, (_, group)), a
+                  in zip(names_shapes.items(), arrays, strict=True)}
+    latents = decode_latents(Layout.build(arch, height, width), coded.latents,
+                             unpack_varints(coded.latent_escapes),
+                             integer_arm(parameters, arch.arm_hidden))
+    return parameters, latents
