@@ -150,7 +150,13 @@ def speed(image: np.ndarray, iterations: int, log) -> list[dict]:
             options = FitOptions(lmbda=0.004, iterations=iterations, bf16=bf16,
                                  compile=compiled)
             t0 = time.perf_counter()
-            fit(image, options, progress=_recorder(marks), progress_every=1)
+            try:
+                fit(image, options, progress=_recorder(marks), progress_every=1)
+            except Exception as exc:  # torch.compile's failures are results here
+                rows.append({"bf16": bf16, "compile": compiled,
+                             "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"})
+                log(json.dumps(rows[-1]))
+                continue
             first = 10
             rows.append({"bf16": bf16, "compile": compiled,
                          "s_per_iteration": (marks[iterations] - marks[first])

@@ -18,6 +18,7 @@ import torch
 
 from .architecture import DEFAULT, OverfitArchitecture
 from .arm_int import MAX_STEP_BITS as ARM_MAX_STEP_BITS
+from .arm_int import arm_tables, integer_arm
 from .model import OverfitModel, kumaraswamy_noise, softround
 from .parameters import best_bucket, dequantize, quantize
 
@@ -159,3 +160,14 @@ def quantized_parameters(model: OverfitModel, steps: dict[str, int]
 def integer_latents(model: OverfitModel) -> list[np.ndarray]:
     return [torch.round(g.detach()).cpu().numpy()[0, 0].astype(np.int64)
             for g in model.latents]
+
+
+@torch.no_grad()
+def torch_table_indices(model: OverfitModel, parameters: dict[str, tuple[np.ndarray, int]]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Table index and base of every latent by the exact ARM in torch (float64, on the
+    model's device), in :func:`.latent_codec.table_indices`'s order."""
+    device = next(model.parameters()).device
+    context = model.contexts([torch.round(g).double() for g in model.latents])
+    arm = integer_arm(parameters, model.arch.arm_hidden)
+    return arm_tables(context, arm, as_array=lambda a: torch.from_numpy(a).to(device))

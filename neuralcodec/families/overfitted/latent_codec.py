@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ...entropy import SymbolDecoder, SymbolEncoder
 from .architecture import OverfitArchitecture
@@ -104,10 +105,13 @@ def decode_latents(layout: Layout, stream: bytes, escapes: Iterator[int],
     buffer = np.zeros(layout.size)
     values = np.zeros(len(layout.positions), dtype=np.int64)
     table_set = laplace_tables()
-    for s, e in zip(layout.steps[:-1].tolist(), layout.steps[1:].tolist(), strict=True):
-        chosen = layout.order[s:e]
-        tables, base = arm_tables(layout.contexts(buffer, chosen), arm)
-        decoded = decoder.decode(tables.astype(np.int64), table_set) + base.astype(np.int64)
-        values[chosen] = decoded
-        buffer[layout.positions[chosen]] = decoded
+    # A step's matrix products are tiny: BLAS threads would only wait on each other.
+    with threadpool_limits(1, user_api="blas"):
+        for s, e in zip(layout.steps[:-1].tolist(), layout.steps[1:].tolist(), strict=True):
+            chosen = layout.order[s:e]
+            tables, base = arm_tables(layout.contexts(buffer, chosen), arm)
+            decoded = decoder.decode(tables.astype(np.int64), table_set) + base.astype(
+                np.int64)
+            values[chosen] = decoded
+            buffer[layout.positions[chosen]] = decoded
     return layout.grids(values)
