@@ -38,6 +38,7 @@ from PIL import Image, features  # noqa: E402
 from benchmarks._inputs import KODAK  # noqa: E402
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec.families.overfitted.architecture import DEFAULT  # noqa: E402
+from neuralcodec.families.overfitted.arm_int import integer_arm  # noqa: E402
 from neuralcodec.families.overfitted.coding import decode_model_latents, encode_model  # noqa: E402
 from neuralcodec.families.overfitted.fit import (  # noqa: E402
     FitOptions,
@@ -47,6 +48,11 @@ from neuralcodec.families.overfitted.fit import (  # noqa: E402
     integer_latents,
     quantize_networks,
     quantized_parameters,
+)
+from neuralcodec.families.overfitted.latent_codec import (  # noqa: E402
+    Layout,
+    decode_latents,
+    encode_latents,
 )
 from neuralcodec.metrics import psnr  # noqa: E402
 
@@ -77,7 +83,7 @@ def classical_at(image: np.ndarray, fmt: str, options: dict, qualities, bpp: flo
     return {"psnr": float(np.interp(math.log(bpp), rates, [p[1] for p in points]))}
 
 
-def probe(image: np.ndarray, options: FitOptions, log) -> dict:
+def probe(image: np.ndarray, options: FitOptions, log, save: Path | None) -> dict:
     start = time.perf_counter()
 
     def progress(it: int, total: int, info: dict) -> None:
@@ -106,6 +112,20 @@ def probe(image: np.ndarray, options: FitOptions, log) -> dict:
     decode_s = time.perf_counter() - t0
     exact = all((a == b).all() for a, b in zip(latents, back_latents, strict=True)) and all(
         (back_params[n][0] == params[n][0]).all() for n in params)
+    # The decoder's time at twice the size (a 384x256 crop's latents tiled 2x2 are a
+    # Kodak-sized pyramid with this image's statistics).
+    tiled = [np.tile(g, (2, 2)) for g in latents]
+    layout = Layout.build(DEFAULT, *tiled[0].shape)
+    arm = integer_arm(params, DEFAULT.arm_hidden)
+    stream, escapes = encode_latents(layout, tiled, arm)
+    t0 = time.perf_counter()
+    decode_latents(layout, stream, iter(escapes), arm)
+    decode_tiled_s = time.perf_counter() - t0
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save, **{f"latent{i}": g for i, g in enumerate(latents)},
+                            **{f"param:{n}": q for n, (q, _) in params.items()},
+                            steps=np.array(list(steps.values())))
     with torch.no_grad():
         grids = [torch.from_numpy(g).float()[None, None] for g in latents]
         decoded = model.synthesize(grids).clamp(0, 1).mul(255).round().byte()
@@ -124,6 +144,8 @@ def probe(image: np.ndarray, options: FitOptions, log) -> dict:
         "bytes": coded.sizes(), "bpp": bpp, "psnr": quality,
         "latents_exact_after_decode": bool(exact),
         "encode_latents_s": round(code_s, 3), "decode_latents_numpy_s": round(decode_s, 3),
+        "decode_latents_numpy_s_tiled_2x2": {"size": list(tiled[0].shape),
+                                             "seconds": round(decode_tiled_s, 3)},
         "mac_per_pixel": DEFAULT.mac_per_pixel(),
     }
     row["webp_m6"] = classical_at(image, "WEBP", {"method": 6}, range(0, 101, 2), bpp)
@@ -180,6 +202,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--speed", action="store_true", help="only time iterations")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--save-models", type=Path, default=None,
+                        help="folder for each fit's integer latents and parameters (.npz)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     crop = tuple(int(v) for v in args.crop.split("x")) if args.crop else None
@@ -209,7 +233,9 @@ def main() -> None:
                 log(f"{name} lambda {lmbda}: done before")
                 continue
             log(f"{name} {image.shape[1]}x{image.shape[0]} lambda {lmbda}")
-            row = {"image": name, "size": list(image.shape[:2]), **probe(image, options, log)}
+            save = (args.save_models / f"{name}-{image.shape[1]}x{image.shape[0]}-{lmbda}-"
+                    f"{args.iterations}.npz") if args.save_models else None
+            row = {"image": name, "size": list(image.shape[:2]), **probe(image, options, log, save)}
             log(json.dumps(row))
             result["runs"].append(row)
             if args.out:
