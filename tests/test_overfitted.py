@@ -186,3 +186,18 @@ def test_fitted_model_codes_and_decodes_exactly(small_fit):
     assert all(np.array_equal(a, b) for a, b in zip(latents, back, strict=True))
     assert all(np.array_equal(back_params[n][0], params[n][0]) for n in params)
     assert torch.is_grad_enabled()  # the fit's no_grad helpers leave autograd as it was
+
+
+def test_numpy_synthesis_matches_torch(small_fit):
+    from neuralcodec.families.overfitted.numpy_synthesis import synthesize
+
+    model, params, latents, _ = small_fit
+    rng = np.random.default_rng(7)
+    latents = [g + rng.integers(-3, 4, g.shape) for g in latents]  # not flat
+    with torch.no_grad():
+        expected = model.synthesize([torch.from_numpy(g).float()[None, None] for g in latents])
+    expected = expected[0].permute(1, 2, 0).numpy()
+    got = synthesize(DEFAULT, latents, params)
+    assert got.shape == (64, 128, 3) and got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-4
+    assert expected.std() > 0.01  # the comparison is not between two flat images
