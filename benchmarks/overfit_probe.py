@@ -104,11 +104,8 @@ def probe(image: np.ndarray, options: FitOptions, log, save: Path | None) -> dic
     t0 = time.perf_counter()
     coded = encode_model(DEFAULT, latents, params, steps)
     code_s = time.perf_counter() - t0
-    shapes = {name: (q.shape, group) for group, ps in model.parameter_groups().items()
-              for name, _ in ps for q in [params[name][0]]}
     t0 = time.perf_counter()
-    back_params, back_latents = decode_model_latents(DEFAULT, coded, *image.shape[:2], shapes,
-                                                     list(steps))
+    back_params, back_latents = decode_model_latents(DEFAULT, coded, *image.shape[:2])
     decode_s = time.perf_counter() - t0
     exact = all((a == b).all() for a, b in zip(latents, back_latents, strict=True)) and all(
         (back_params[n][0] == params[n][0]).all() for n in params)

@@ -180,9 +180,7 @@ def test_fitted_model_codes_and_decodes_exactly(small_fit):
 
     model, params, latents, steps = small_fit
     coded = encode_model(DEFAULT, latents, params, steps)
-    shapes = {name: (params[name][0].shape, group)
-              for group, ps in model.parameter_groups().items() for name, _ in ps}
-    back_params, back = decode_model_latents(DEFAULT, coded, 64, 128, shapes, list(steps))
+    back_params, back = decode_model_latents(DEFAULT, coded, 64, 128)
     assert all(np.array_equal(a, b) for a, b in zip(latents, back, strict=True))
     assert all(np.array_equal(back_params[n][0], params[n][0]) for n in params)
     assert torch.is_grad_enabled()  # the fit's no_grad helpers leave autograd as it was

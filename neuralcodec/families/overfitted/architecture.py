@@ -67,6 +67,27 @@ class OverfitArchitecture:
         c + k*r: k > dc / -dr for each neighbour on an earlier row."""
         return max(int(np.floor(dc / -dr)) + 1 for dr, dc in self.context if dr < 0)
 
+    def parameter_layout(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Every network parameter's shape and quantization group, in coding order (group
+        by group, layers in order): what a decoder reads without torch."""
+        c, arm_layers = self.context_size, self.arm_hidden + 1
+        arm_out = [c] * self.arm_hidden + [2]
+        groups: dict[str, dict[str, tuple[int, ...]]] = {
+            "arm.weight": {f"arm.{i}.weight": (arm_out[i], c) for i in range(arm_layers)},
+            "arm.bias": {f"arm.{i}.bias": (arm_out[i],) for i in range(arm_layers)},
+            "upsampling": {"upsampling": (self.levels - 1, self.upsampling_taps // 2)},
+            "synthesis.weight": {f"synthesis.{i}.weight": (s.cout, s.cin, s.k, s.k)
+                                 for i, s in enumerate(self.synthesis)},
+            "synthesis.bias": {f"synthesis.{i}.bias": (s.cout,)
+                               for i, s in enumerate(self.synthesis)},
+        }
+        return {name: (shape, group) for group, members in groups.items()
+                for name, shape in members.items()}
+
+    @property
+    def parameter_groups(self) -> list[str]:
+        return list(dict.fromkeys(group for _, group in self.parameter_layout().values()))
+
     def mac_per_pixel(self) -> float:
         """Multiply-accumulates per decoded pixel (ARM, upsampling, synthesis)."""
         c = self.context_size

@@ -40,8 +40,10 @@ class CodedModel:
 def encode_model(arch: OverfitArchitecture, latents: list[np.ndarray],
                  parameters: Mapping[str, tuple[np.ndarray, int]],
                  group_steps: Mapping[str, int]) -> CodedModel:
-    """``parameters``: name -> (integers, step bits), in the model's parameter order."""
-    arrays = [q for q, _ in parameters.values()]
+    """``parameters``: name -> (integers, step bits); ``group_steps``: group -> bits."""
+    arrays = [parameters[name][0] for name in arch.parameter_layout()]
+    if list(group_steps) != arch.parameter_groups:
+        raise ValueError("parameter groups out of order")
     p_stream, buckets, p_escapes = encode_parameters(arrays)
     h, w = latents[0].shape
     l_stream, l_escapes = encode_latents(Layout.build(arch, h, w), latents,
@@ -51,16 +53,16 @@ def encode_model(arch: OverfitArchitecture, latents: list[np.ndarray],
 
 
 def decode_model_latents(arch: OverfitArchitecture, coded: CodedModel, height: int,
-                         width: int, names_shapes: Mapping[str, tuple[tuple[int, ...], str]],
-                         group_order: list[str]) -> tuple[dict, list[np.ndarray]]:
-    """The parameters (name -> (integers, bits)) and integer latents back from ``coded``.
-    ``names_shapes``: each parameter's shape and group, in coding order."""
-    steps = dict(zip(group_order, coded.steps, strict=True))
-    shapes = [shape for shape, _ in names_shapes.values()]
+                         width: int) -> tuple[dict[str, tuple[np.ndarray, int]],
+                                              list[np.ndarray]]:
+    """The parameters (name -> (integers, step bits)) and the integer latents back."""
+    layout = arch.parameter_layout()
+    steps = dict(zip(arch.parameter_groups, coded.steps, strict=True))
     arrays = decode_parameters(coded.parameters, coded.buckets,
-                               unpack_varints(coded.parameter_escapes), shapes)
+                               unpack_varints(coded.parameter_escapes),
+                               [shape for shape, _ in layout.values()])
     parameters = {name: (a, steps[group]) for (name, (_, group)), a
-                  in zip(names_shapes.items(), arrays, strict=True)}
+                  in zip(layout.items(), arrays, strict=True)}
     latents = decode_latents(Layout.build(arch, height, width), coded.latents,
                              unpack_varints(coded.latent_escapes),
                              integer_arm(parameters, arch.arm_hidden))

@@ -89,14 +89,14 @@ class OverfitModel(nn.Module):
         self._right = max(0, int(ctx[:, 1].max()))
 
     def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
-        """The networks' parameters by quantization group (one step per group)."""
-        groups: dict[str, list[tuple[str, nn.Parameter]]] = {
-            "arm.weight": [], "arm.bias": [], "upsampling": [("upsampling", self.upsampling)],
-            "synthesis.weight": [], "synthesis.bias": []}
-        for name, p in self.named_parameters():
-            head = name.split(".")[0]
-            if head in ("arm", "synthesis"):
-                groups[f"{head}.{name.rsplit('.', 1)[1]}"].append((name, p))
+        """The networks' parameters by quantization group (one step per group), in the
+        architecture's coding order."""
+        named = dict(self.named_parameters())
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+        for name, (shape, group) in self.arch.parameter_layout().items():
+            if tuple(named[name].shape) != shape:
+                raise AssertionError(f"{name}: {tuple(named[name].shape)} != {shape}")
+            groups.setdefault(group, []).append((name, named[name]))
         return groups
 
     def network_parameters(self) -> list[nn.Parameter]:
