@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -77,17 +78,29 @@ def tables_digest() -> str:
     return h.hexdigest()
 
 
-def table_and_base(mu_fp: np.ndarray, log_scale_fp: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Integer map of the ARM's outputs (integers on the 2**-FRAC_BITS grid, as float64 or
-    int64) to table indices and the base each latent is coded from (``symbol = y - base``).
-    Exact: integer floor divisions only. Works on NumPy arrays and torch tensors alike."""
+def floor(x: Any) -> Any:
+    """Elementwise floor of a NumPy array or a torch tensor."""
+    return np.floor(x) if isinstance(x, np.ndarray) else x.floor()
+
+
+def clip(x: Any, low: float, high: float) -> Any:
+    """``x`` clipped to [low, high]: in place for NumPy arrays (``ndarray.clip`` costs
+    several times more on the decoder's small arrays), a new tensor for torch."""
+    if isinstance(x, np.ndarray):
+        return np.minimum(np.maximum(x, low, out=x), high, out=x)
+    return x.clamp(low, high)
+
+
+def table_and_base(mu_fp: Any, log_scale_fp: Any) -> tuple[Any, Any]:
+    """Integer map of the ARM's outputs (integer-valued float64 on the 2**-FRAC_BITS grid,
+    NumPy arrays or torch tensors) to table indices and the base each latent is coded from
+    (``symbol = y - base``). Exact: floors of products by powers of two."""
     mean_shift = FRAC_BITS - 3  # MEAN_STEPS = 2**3 eighths
     # mu rounded to the nearest eighth, in eighths: floor((mu_fp + half) / 2**mean_shift).
-    mu_eighths = (mu_fp + 2 ** (mean_shift - 1)) // 2**mean_shift
-    base = mu_eighths // MEAN_STEPS
+    mu_eighths = floor((mu_fp + 2 ** (mean_shift - 1)) * 2.0**-mean_shift)
+    base = floor(mu_eighths * (1 / MEAN_STEPS))
     f = mu_eighths - base * MEAN_STEPS
-    k = (log_scale_fp - int(LOG_SCALE_MIN * 2**FRAC_BITS)) // 2 ** (FRAC_BITS
-                                                                     - LOG_SCALE_STEP_BITS)
-    k = k.clip(0, SCALE_BUCKETS - 1)
+    k = floor((log_scale_fp - int(LOG_SCALE_MIN * 2**FRAC_BITS))
+              * 2.0 ** -(FRAC_BITS - LOG_SCALE_STEP_BITS))
+    k = clip(k, 0, SCALE_BUCKETS - 1)
     return k * MEAN_STEPS + f, base

@@ -5,7 +5,8 @@ grid is on wavefront ``c + k*r``, with ``k`` the architecture's slope, so every 
 position of a latent lies on an earlier wavefront. The grids do not see each other, so
 all of them advance together: one step decodes wavefront t of every grid (768 + 3*512 =
 2304 steps for a 768x512 image). Within a step the latents are in grid order, then row
-order, and range-coded grouped by table (:class:`~neuralcodec.entropy.SymbolEncoder`).
+order, and range-coded with a table per latent in one batched call (the narrow tables;
+:meth:`~neuralcodec.entropy.SymbolEncoder.encode_rows`).
 The encoder knows every latent, so it runs the ARM on all of them at once and only the
 range coding follows the steps.
 """
@@ -34,6 +35,15 @@ class Layout:
     order: np.ndarray  # latents (indices into ``positions``) in decoding order
     steps: np.ndarray  # start of each step in ``order``, plus the end
     size: int  # buffer length
+    # In decoding order: each latent's buffer index, and its neighbours' (so that a
+    # step's contexts are one gather of a contiguous block of rows).
+    ordered_positions: np.ndarray = None
+    ordered_contexts: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        self.ordered_positions = self.positions[self.order]
+        self.ordered_contexts = (self.ordered_positions[:, None]
+                                 + self.context_offsets[self.order]).astype(np.int32)
 
     @classmethod
     def build(cls, arch: OverfitArchitecture, height: int, width: int) -> Layout:
@@ -94,7 +104,7 @@ def encode_latents(layout: Layout, grids: Sequence[np.ndarray], arm: list[IntLin
     encoder = SymbolEncoder()
     for s, e in zip(layout.steps[:-1].tolist(), layout.steps[1:].tolist(), strict=True):
         chosen = layout.order[s:e]
-        encoder.encode(symbols[chosen], tables[chosen], laplace_tables())
+        encoder.encode_rows(symbols[chosen], tables[chosen], laplace_tables())
     return encoder.finish()
 
 
@@ -108,10 +118,11 @@ def decode_latents(layout: Layout, stream: bytes, escapes: Iterator[int],
     # A step's matrix products are tiny: BLAS threads would only wait on each other.
     with threadpool_limits(1, user_api="blas"):
         for s, e in zip(layout.steps[:-1].tolist(), layout.steps[1:].tolist(), strict=True):
-            chosen = layout.order[s:e]
-            tables, base = arm_tables(layout.contexts(buffer, chosen), arm)
-            decoded = decoder.decode(tables.astype(np.int64), table_set) + base.astype(
+            tables, base = arm_tables(buffer[layout.ordered_contexts[s:e]], arm)
+            decoded = decoder.decode_rows(tables.astype(np.int64), table_set) + base.astype(
                 np.int64)
-            values[chosen] = decoded
-            buffer[layout.positions[chosen]] = decoded
-    return layout.grids(values)
+            values[s:e] = decoded
+            buffer[layout.ordered_positions[s:e]] = decoded
+    out = np.empty_like(values)
+    out[layout.order] = values
+    return layout.grids(out)
