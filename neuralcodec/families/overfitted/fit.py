@@ -35,6 +35,9 @@ class FitOptions:
     lr: float = 1e-2
     final_fraction: float = 0.05  # last iterations on hard-rounded latents
     final_lr: float = 1e-4
+    # "hard": the final phase tunes the networks only (Cool-chic 5); "ste": the latents
+    # too, rounded forward and soft-rounded (last temperature) backward.
+    final_mode: str = "hard"
     temperature: tuple[float, float] = (0.35, 0.08)
     noise: tuple[float, float] = (0.22, 0.15)  # Gaussian sigma, or Kumaraswamy a
     noise_kind: str = "gaussian"  # or "kumaraswamy" (C3)
@@ -82,14 +85,21 @@ def fit(image: np.ndarray, options: FitOptions, arch: OverfitArchitecture = DEFA
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     start = time.perf_counter()
     for it in range(options.iterations):
-        if it == main:  # the last phase: real latents, networks only
-            optimizer = torch.optim.Adam(model.network_parameters(), lr=options.final_lr)
+        if it == main:  # the last phase: real latents
+            optimizer = torch.optim.Adam(
+                model.network_parameters() if options.final_mode == "hard"
+                else model.parameters(), lr=options.final_lr)
         if it < main:
             frac = it / max(1, main - 1)
             t = options.temperature[0] + frac * (options.temperature[1] - options.temperature[0])
             level = options.noise[0] + frac * (options.noise[1] - options.noise[0])
             grids = [_noisy(g, t, level, options.noise_kind) for g in model.latents]
             lr = options.lr * 0.5 * (1 + math.cos(math.pi * it / main))
+        elif options.final_mode == "ste":
+            t = options.temperature[1]
+            grids = [softround(g, t) + (torch.round(g) - softround(g, t)).detach()
+                     for g in model.latents]
+            lr = options.final_lr * 0.5 * (1 + math.cos(math.pi * (it - main) / final))
         else:
             grids = _rounded(model)
             lr = options.final_lr * 0.5 * (1 + math.cos(math.pi * (it - main) / final))
