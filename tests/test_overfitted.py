@@ -199,3 +199,18 @@ def test_numpy_synthesis_matches_torch(small_fit):
     assert got.shape == (64, 128, 3) and got.dtype == np.float32
     assert np.abs(got - expected).max() < 1e-4
     assert expected.std() > 0.01  # the comparison is not between two flat images
+
+
+def test_damaged_model_parts_fail_as_corrupt(small_fit):
+    import dataclasses
+
+    from neuralcodec.errors import CorruptFileError
+    from neuralcodec.families.overfitted.coding import decode_model_latents, encode_model
+
+    _, params, latents, steps = small_fit
+    coded = encode_model(DEFAULT, latents, params, steps)
+    for damaged in (dataclasses.replace(coded, buckets=b"\xff" + coded.buckets[1:]),
+                    dataclasses.replace(coded, steps=b"\xff" + coded.steps[1:]),
+                    dataclasses.replace(coded, steps=coded.steps[:-1])):
+        with pytest.raises(CorruptFileError):
+            decode_model_latents(DEFAULT, damaged, 64, 128)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...entropy import pack_varints, unpack_varints
+from ...errors import CorruptFileError
 from .architecture import OverfitArchitecture
 from .arm_int import integer_arm
 from .latent_codec import Layout, decode_latents, encode_latents
-from .parameters import decode_parameters, encode_parameters
+from .parameters import MAX_STEP_BITS, decode_parameters, encode_parameters
 
 HEADER_BYTES = 4  # width and height in units of the pad multiple, 16 bits each
 
@@ -57,13 +58,18 @@ def decode_model_latents(arch: OverfitArchitecture, coded: CodedModel, height: i
                                               list[np.ndarray]]:
     """The parameters (name -> (integers, step bits)) and the integer latents back."""
     layout = arch.parameter_layout()
+    if len(coded.steps) != len(arch.parameter_groups) or max(coded.steps) > MAX_STEP_BITS:
+        raise CorruptFileError("parameter steps are damaged")
     steps = dict(zip(arch.parameter_groups, coded.steps, strict=True))
     arrays = decode_parameters(coded.parameters, coded.buckets,
                                unpack_varints(coded.parameter_escapes),
                                [shape for shape, _ in layout.values()])
     parameters = {name: (a, steps[group]) for (name, (_, group)), a
                   in zip(layout.items(), arrays, strict=True)}
+    try:
+        arm = integer_arm(parameters, arch.arm_hidden)
+    except ValueError as exc:  # parameters beyond the exact bounds: not from an encoder
+        raise CorruptFileError(f"ARM parameters are damaged ({exc})") from None
     latents = decode_latents(Layout.build(arch, height, width), coded.latents,
-                             unpack_varints(coded.latent_escapes),
-                             integer_arm(parameters, arch.arm_hidden))
+                             unpack_varints(coded.latent_escapes), arm)
     return parameters, latents

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...entropy import CDF_PRECISION, SymbolDecoder, SymbolEncoder, pack_varints
+from ...errors import CorruptFileError
 from .laplace_tables import MEAN_STEPS, SCALE_BUCKETS, laplace_tables
 
 MAX_STEP_BITS = 24  # steps 2**0 .. 2**-24
@@ -61,6 +62,8 @@ def encode_parameters(arrays: Sequence[np.ndarray]) -> tuple[bytes, bytes, list[
 
 def decode_parameters(stream: bytes, buckets: bytes, escapes, shapes: Sequence[tuple[int, ...]]
                       ) -> list[np.ndarray]:
+    if len(buckets) != len(shapes) or any(k >= SCALE_BUCKETS for k in buckets):
+        raise CorruptFileError("parameter tables are damaged")
     decoder = SymbolDecoder(stream, escapes)
     out = []
     for k, shape in zip(buckets, shapes, strict=True):
