@@ -9,6 +9,8 @@ WebP (method 6) and AVIF (4:4:4, speed 4) at the same rate on the same pixels be
         --lmbda 0.002,0.008 --out benchmarks/results/overfit-probe/crops.json
     python benchmarks/overfit_probe.py --speed --crop 384x256   # s/iteration: fp32/bf16,
                                                                 # torch.compile or not
+    python benchmarks/overfit_probe.py --crop 384x256 --recode OLD.json --save-models DIR \
+        --out NEW.json      # earlier fits coded again with the current tables
 
 Results are saved after every run and a rerun with the same --out skips the runs already
 there (same image, crop, lambda, iterations, options). Timings are only as quiet as the
@@ -155,6 +157,27 @@ def probe(image: np.ndarray, options: FitOptions, log, save: Path | None) -> dic
     return row
 
 
+def recode(row: dict, saved: Path, image: np.ndarray) -> dict:
+    """A saved fit coded again with the current tables (same latents and parameters, so
+    the same pixels and PSNR), and the classical codecs at its new rate."""
+    data = np.load(saved)
+    steps = dict(zip(DEFAULT.parameter_groups, data["steps"].tolist(), strict=True))
+    params = {name: (data[f"param:{name}"], steps[group])
+              for name, (_, group) in DEFAULT.parameter_layout().items()}
+    latents = [data[f"latent{i}"] for i in range(DEFAULT.levels)]
+    coded = encode_model(DEFAULT, latents, params, steps)
+    bpp = 8 * coded.num_bytes / (image.shape[0] * image.shape[1])
+    out = {"image": row["image"], "lmbda": row["lmbda"], "iterations": row["iterations"],
+           "bytes_before": row["bytes"], "bytes": coded.sizes(), "bpp": bpp,
+           "psnr": row["psnr"],
+           "webp_m6": classical_at(image, "WEBP", {"method": 6}, range(0, 101, 2), bpp)}
+    if features.check("avif"):
+        out["avif_444_s4"] = classical_at(image, "AVIF", {"speed": 4, "subsampling": "4:4:4",
+                                                          "max_threads": 1},
+                                          range(0, 101, 4), bpp)
+    return out
+
+
 def _recorder(marks: dict[int, float]):
     def record(it: int, total: int, info: dict) -> None:
         marks[it] = info["seconds"]
@@ -198,6 +221,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--speed", action="store_true", help="only time iterations")
+    parser.add_argument("--recode", type=Path, default=None,
+                        help="code the fits of this earlier result again (their .npz in "
+                             "--save-models) with the current tables; no fitting")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--save-models", type=Path, default=None,
                         help="folder for each fit's integer latents and parameters (.npz)")
@@ -214,6 +240,16 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d"), "runs": []}
     if args.out and args.out.exists():
         result["runs"] = json.loads(args.out.read_text())["runs"]
+    if args.recode:
+        for row in json.loads(args.recode.read_text())["runs"]:
+            image = load(row["image"], args.folder, crop)
+            saved = args.save_models / (f"{row['image']}-{image.shape[1]}x{image.shape[0]}-"
+                                        f"{row['lmbda']}-{row['iterations']}.npz")
+            result["runs"].append(recode(row, saved, image))
+            log(json.dumps(result["runs"][-1]))
+        if args.out:
+            save_json(result, args.out)
+        return
     for name in args.images.split(","):
         image = load(name, args.folder, crop)
         if args.speed:
