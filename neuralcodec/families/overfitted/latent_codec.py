@@ -14,7 +14,7 @@ range coding follows the steps.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -37,8 +37,8 @@ class Layout:
     size: int  # buffer length
     # In decoding order: each latent's buffer index, and its neighbours' (so that a
     # step's contexts are one gather of a contiguous block of rows).
-    ordered_positions: np.ndarray = None
-    ordered_contexts: np.ndarray = None
+    ordered_positions: np.ndarray = field(init=False, repr=False)
+    ordered_contexts: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.ordered_positions = self.positions[self.order]
