@@ -11,7 +11,9 @@ Exit: once a command has finished, the interpreter's own finalization (tearing d
 every module, torch's included) is skipped: it costs about 0.6 s after torch is loaded,
 for nothing the user sees. What finalization would do that matters still happens first:
 non-daemon threads are joined, ``atexit`` handlers run (multiprocessing's clean-up,
-``weakref.finalize``, Ray's shutdown), and the standard streams are flushed.
+``weakref.finalize``, Ray's shutdown), and the standard streams are flushed; output
+that cannot be (a reader gone) makes the exit code 1, with a line saying so, and
+Python's own "Exception ignored ... BrokenPipeError" at exit never comes.
 """
 
 import sys
@@ -25,9 +27,30 @@ def console_main() -> None:
         sys.exit(130)
     try:
         code = run()
-    except BrokenPipeError:  # the reader of our output went away: nothing left to say
+    except BrokenPipeError:  # one run() could not report: standard error's, say
+        failure = _stdout_failure() or "output closed before all of it was written (broken pipe)"
+        _say(f"aec: error: {failure}")
         code = 1
     _exit_now(code)
+
+
+def _stdout_failure() -> object | None:
+    """Why standard output cannot take what is left in it (neuralcodec.io.files)."""
+    from neuralcodec.io.files import stdout_failure
+
+    try:
+        return stdout_failure()
+    except ValueError:  # closed by the program: nothing was left to deliver
+        return None
+
+
+def _say(line: str) -> None:
+    """A last line on standard error, if it still takes one."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _exit_now(code: int) -> None:
@@ -40,11 +63,14 @@ def _exit_now(code: int) -> None:
         if shutdown is not None:
             shutdown()
         atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe or stream: nothing to deliver
-                pass
+        failure = _stdout_failure()  # output that never got out fails the command
+        if failure is not None and code == 0:
+            _say(f"aec: error: {failure}")
+            code = 1
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):  # nowhere left to say anything
+            pass
     except KeyboardInterrupt:
         code = 130
     os._exit(code)

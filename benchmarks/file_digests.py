@@ -2,17 +2,19 @@
 
 Encodes the first ``--limit`` images of ``--folder`` at each of ``--qualities`` (default
 model, CPU) and records, per file: the SHA-256 of the ``.aec`` bytes, of its decoded
-integer latents (as the golden-file test computes them) and of the decoded pixels; and
-also decodes every committed golden file of the model. Run it in two installs (another
-NumPy or BLAS, another CPU, another thread count) and compare:
+integer latents (as the golden-file test computes them), of the decoded pixels and of
+the pixels of the exact synthesis transform (``exact_synthesis.py`` of the hyperprior
+family); and also decodes every committed golden file of the model. Run it in two
+installs (another NumPy or BLAS, another CPU, another thread count) and compare:
 
     python benchmarks/file_digests.py --save /tmp/a.json            # install A
     python benchmarks/file_digests.py --compare /tmp/a.json         # install B
 
 What the codec promises (README, "Files decode the same everywhere"): a file decodes to
 the same latents everywhere, so the golden files' and every file's latent digests must
-match. The file bytes may differ where the float analysis transform rounds differently,
-and the pixels where the float synthesis does (by at most a level or so).
+match, and so must the exact synthesis's pixels. The file bytes may differ where the
+float analysis transform rounds differently, and the pixels where the float synthesis
+does (by at most a level or so).
 """
 
 from __future__ import annotations
@@ -32,20 +34,43 @@ import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels befo
 from benchmarks._inputs import add_image_options  # noqa: E402
 from benchmarks._report import save_json  # noqa: E402
 from neuralcodec.cpu import blas_description  # noqa: E402
-from tests.golden.make_golden import RECORD, UNPREFIXED, latent_checksum  # noqa: E402
+from tests.golden.make_golden import (  # noqa: E402
+    RECORD,
+    UNPREFIXED,
+    decoded_latents,
+    latent_checksum,
+)
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digests(codec, data: bytes) -> dict[str, str]:
+def exact_synthesis(codec):
+    """The exact synthesis of the codec's model, or None where its family has none (only
+    the families on the hyperprior's transforms have one)."""
+    from neuralcodec.families.hyperprior.exact_synthesis import ExactSynthesis
+
+    coder = codec.coder()
+    if getattr(coder, "transforms", None) is None:
+        return None
+    return ExactSynthesis.of_model(coder.info)
+
+
+def digests(codec, data: bytes, exact=None) -> dict[str, str]:
     import numpy as np
 
-    _, latents = codec.decode_latents(data)
+    from neuralcodec.codec.codec import rate_point
+
+    tiles = decoded_latents(codec, data)  # every tile's, as the golden record holds
+    header = codec.decode_latents(data)[0]
     pixels = np.asarray(codec.decode(data))
-    return {"file": sha256(data), "latents": latent_checksum(latents),
-            "pixels": sha256(pixels.tobytes())}
+    out = {"file": sha256(data), "latents": latent_checksum(tiles),
+           "pixels": sha256(pixels.tobytes())}
+    if exact is not None:  # pixels that must be the same everywhere
+        point = rate_point(header.quality)  # each tile's synthesis, before the cross-fade
+        out["exact_pixels"] = sha256(b"".join(exact(t.y_hat, point).tobytes() for t in tiles))
+    return out
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -56,17 +81,18 @@ def measure(args: argparse.Namespace) -> dict:
 
     version = {} if args.format_version is None else {"format_version": args.format_version}
     codec = Codec(model=args.model, device="cpu", **version).load()
+    exact = exact_synthesis(codec)
     files = {}
     for path in sorted(Path(args.folder).glob("*.png"))[: args.limit]:
         image = Image.open(path).convert("RGB")
         for quality in args.qualities:
             data = codec.encode(image, quality, effort=args.effort)
-            files[f"{path.name}@q{quality:g}"] = digests(codec, data)
+            files[f"{path.name}@q{quality:g}"] = digests(codec, data, exact)
     golden = {}
     for name, entry in json.loads(RECORD.read_text()).items():
         if entry.get("model", UNPREFIXED) == args.model:
             data = (RECORD.parent / name).read_bytes()
-            golden[name] = {**digests(codec, data),
+            golden[name] = {**digests(codec, data, exact),
                             "recorded_latents": entry["latent_sha256"]}
     return {"environment": {"python": platform.python_version(), "numpy": np.__version__,
                             "blas": blas_description(), "cpu_count": os.cpu_count(),
@@ -76,18 +102,22 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def compare(mine: dict, theirs: dict) -> bool:
-    """Print how two runs differ; True when every latent digest agrees."""
+    """Print how two runs differ; True when every latent digest agrees, and every
+    exact-synthesis pixel digest that both runs have."""
     agree = True
     for group in ("files", "golden"):
         names = sorted(set(mine[group]) & set(theirs[group]))
+        keys = [k for k in ("file", "latents", "pixels", "exact_pixels")
+                if all(k in run[group][n] for run in (mine, theirs) for n in names)]
         same = {key: sum(mine[group][n][key] == theirs[group][n][key] for n in names)
-                for key in ("file", "latents", "pixels")}
+                for key in keys}
         print(f"{group}: {len(names)} in both; identical: "
               + ", ".join(f"{key} {count}/{len(names)}" for key, count in same.items()))
         for n in names:
-            if mine[group][n]["latents"] != theirs[group][n]["latents"]:
-                agree = False
-                print(f"  latents differ: {n}")
+            for key in ("latents", "exact_pixels"):
+                if key in keys and mine[group][n][key] != theirs[group][n][key]:
+                    agree = False
+                    print(f"  {key.replace('_', ' ')} differ: {n}")
     for name, entry in mine["golden"].items():
         if entry["latents"] != entry["recorded_latents"]:
             agree = False
@@ -115,7 +145,8 @@ def main() -> None:
         print(f"saved {args.save} ({len(mine['files'])} files, {len(mine['golden'])} golden)")
     if args.compare:
         same = compare(mine, json.loads(args.compare.read_text()))
-        print("every latent digest agrees" if same else "LATENTS DIFFER")
+        print("every latent and exact-pixel digest agrees" if same
+              else "LATENTS OR EXACT PIXELS DIFFER")
         sys.exit(0 if same else 1)
 
 

@@ -18,9 +18,10 @@ GPU), exports the weights in the shipping format into ``OUT/models`` (one file u
 quick ``aec bench`` on the carried Kodak images. ``--family channel-context`` (the
 default) trains ``aec-hp-elic``, the model meant to become the default, warm-started from
 aec-hp-ckbd with the transforms frozen for its first ``--freeze-transforms`` steps;
-``--family hyperprior`` continues aec-hp-ckbd itself, its levels up to λ 0.6.
+``--family hyperprior`` continues aec-hp-ckbd, its levels up to λ 0.6, as
+``aec-hp-ckbd-2`` (a shipped model is frozen: new weights get a new name).
 ``aec train --family channel-context --init OUT/models/aec-hp-elic.safetensors`` (or
-``--init OUT/models/aec-hp-ckbd.safetensors``) continues from the result on CPU.
+``--init OUT/models/aec-hp-ckbd-2.safetensors``) continues from the result on CPU.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ WHEELS = ("compressai==1.2.8", "constriction==0.5.0", "pytorch-msssim==1.0.0")
 SHARD_SIDE = 512
 SHARD_QUALITY = 88
 MODEL = "aec-hp-ckbd"  # the shipped weights every burst starts from
-TRAINED = {"channel-context": "aec-hp-elic", "hyperprior": MODEL}  # what it exports
+# What it exports: a new name, as a shipped model's weights are frozen.
+TRAINED = {"channel-context": "aec-hp-elic", "hyperprior": f"{MODEL}-2"}
 # Levels the hyperprior burst trains on top of older weights' (ratio ~2.25, as between the
 # others): 0.27 was added by the first burst, 0.6 by phase 11 (untrained), so the burst
 # trains it with the rest.

@@ -9,7 +9,7 @@ container, .aec.
 Importing the package registers the ``.aec`` format with Pillow, so
 ``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)`` work. It imports no torch,
 and the codec, loaded on first use, codes on a CPU without it (PyTorch is the
-``aec[torch]`` extra: training, CUDA, encoder effort).
+``neuralcodec[torch]`` extra: training, CUDA, encoder effort).
 
 The package follows the data path::
 
@@ -37,8 +37,7 @@ from .codec.options import DecodeOptions, EncodeOptions
 from .errors import AecError, AecWarning, CorruptFileError
 from .format.quality import DEFAULT_QUALITY
 from .lazy import lazy_attributes
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 # Attributes loaded on first access, so `import neuralcodec` stays light.
 _LAZY = {

@@ -33,12 +33,14 @@ def _codec_for(options: EncodeOptions) -> Codec:
 
 
 def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, model: str | None = None,
-           effort: int = 1) -> bytes:
+           effort: int = 1, strip: bool = False) -> bytes:
     """Compress an image (a PIL image, a path, a binary file object or a uint8 array of
     shape (H, W), (H, W, 3) or (H, W, 4)) to .aec bytes at ``quality`` (0..100, higher
     is better); ``effort`` > 1 spends encoding time for a smaller file (see
-    :meth:`neuralcodec.Codec.encode`)."""
-    return encode_with(image, EncodeOptions(quality=quality, model=model, effort=effort))
+    :meth:`neuralcodec.Codec.encode`); ``strip`` drops the EXIF block (GPS, camera,
+    dates) but for a non-default orientation."""
+    return encode_with(image, EncodeOptions(quality=quality, model=model, effort=effort,
+                                            strip=strip))
 
 
 def encode_with(image: ImageSource, options: EncodeOptions) -> bytes:

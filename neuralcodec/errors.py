@@ -1,9 +1,19 @@
 """The error type users see (every expected failure raises it with a clear message) and
 the warning category of notes."""
 
+# The name on the package index (`aec` there is another project); the command stays
+# `aec` and the import `neuralcodec`.
+DISTRIBUTION = "neuralcodec"
+
+
+def install_command(extra: str) -> str:
+    """What a user runs to add one of the package's extras, e.g. the torch extra."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 # PyTorch (and CompressAI) are an extra: coding on a CPU needs neither.
 TORCH_PACKAGES = ("torch", "compressai")
-TORCH_INSTALL = "pip install 'aec[torch]'"
+TORCH_INSTALL = install_command("torch")
 
 
 class AecError(Exception):
@@ -23,6 +33,13 @@ class AecWarning(UserWarning):
     """A note about a lossy step the user may want to know of (a mode converted, 16-bit
     samples reduced, alpha dropped). Issued with :func:`warnings.warn`, so programs can
     filter or catch it; the CLI prints it as ``aec: note: ...`` unless ``--quiet``."""
+
+
+def torch_installed() -> bool:
+    """Whether the torch extra's packages are importable (found, not imported)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in TORCH_PACKAGES)
 
 
 def torch_missing(exc: ModuleNotFoundError) -> bool:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import AecError, install_command
+
 ArrayLike = Sequence[float] | np.ndarray
 
 
@@ -95,11 +97,22 @@ def _mean_gap(
 ) -> float:
     """Mean of (y_b - y_a) over the overlapping x interval, both curves PCHIP-interpolated."""
     lo, hi = _overlap(x_a, x_b, what)
-    from scipy.interpolate import PchipInterpolator  # here: scipy costs ~0.3 s to import
-
+    PchipInterpolator = _pchip()
     int_a = PchipInterpolator(x_a, y_a).integrate(lo, hi)
     int_b = PchipInterpolator(x_b, y_b).integrate(lo, hi)
     return float((int_b - int_a) / (hi - lo))
+
+
+def _pchip() -> type:
+    """SciPy's PCHIP interpolator, imported here: SciPy is in the ``bench`` extra (143 MB,
+    for BD-rates only) and costs about 0.3 s to import."""
+    try:
+        from scipy.interpolate import PchipInterpolator
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "scipy":
+            raise
+        raise AecError(f"BD-rate needs scipy: {install_command('bench')}") from None
+    return PchipInterpolator
 
 
 def bd_rate(rate_a: ArrayLike, dist_a: ArrayLike, rate_b: ArrayLike, dist_b: ArrayLike) -> float:

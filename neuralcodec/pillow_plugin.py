@@ -1,11 +1,14 @@
 """Pillow plugin: ``Image.open("x.aec")`` and ``im.save("x.aec", quality=60)``.
 
-Opening reads only the header's bytes (size and mode are known at once); the rest is
-read and decoded on first access to the pixels, like any other Pillow format. ``save``
-takes the fields of :class:`~neuralcodec.codec.options.EncodeOptions` that concern an
-image in memory: ``quality`` or a target (``bpp``, ``size``, ``psnr``), ``effort``
-(encoder effort, see ``aec encode --effort``), ``model`` and ``tile_size``; and
-``icc_profile`` / ``exif`` to store.
+Opening reads the header and the metadata chunks only (size, mode, ICC profile and EXIF
+are known at once, so ``getexif()`` and ``ImageOps.exif_transpose`` work before any
+pixel is decoded); the rest is read and decoded on first access to the pixels, like any
+other Pillow format. ``save`` takes the fields of
+:class:`~neuralcodec.codec.options.EncodeOptions` that concern an image in memory:
+``quality`` or a target (``bpp``, ``size``, ``psnr``), ``effort`` (encoder effort, see
+``aec encode --effort``), ``model``, ``tile_size`` and ``strip``; and Pillow's
+``icc_profile`` / ``exif`` to store instead of the image's own. Any other keyword is
+refused with a ValueError naming it, never ignored.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from .api import decode, encode_with
 from .codec.options import EncodeOptions
 from .errors import AecError
 from .format import container
+from .format.chunks import CHUNK_EXIF, CHUNK_ICC
+from .io.metadata import attach_metadata, exif_bytes, image_metadata
 
-# The save() keywords that are encode options (Pillow passes its own keywords too).
-SAVE_OPTIONS = ("quality", "bpp", "size", "psnr", "effort", "model", "tile_size")
+# The save() keywords that are encode options, and the metadata Pillow's writers take.
+# Pillow itself puts nothing else in ``encoderinfo`` (it removes its own ``save_all``),
+# so any other key is one the caller gave and aec cannot honour.
+SAVE_OPTIONS = ("quality", "bpp", "size", "psnr", "effort", "model", "tile_size", "strip")
+SAVE_METADATA = ("icc_profile", "exif")
 
 FORMAT = "AEC"
 
@@ -45,6 +53,14 @@ class AecImageFile(ImageFile.ImageFile):
         self.info["quality"] = header.quality_value
         self.info["aec_model"] = header.model
         self.tile = []
+        from .io.images import warn  # NumPy: not on `import neuralcodec`
+
+        self.fp.seek(self._aec_start)
+        try:
+            chunks = container.read_image_chunks(self.fp)
+        except AecError:
+            chunks = {}  # damage is reported when the pixels are loaded
+        attach_metadata(self, chunks.get(CHUNK_ICC), chunks.get(CHUNK_EXIF), warn)
 
     def load(self):
         if self._aec_start is not None:
@@ -53,22 +69,25 @@ class AecImageFile(ImageFile.ImageFile):
             decoded = decode(self.fp.read())
             self._aec_start = None
             self.im = decoded.im
-            for key in ("icc_profile", "exif"):  # the file's metadata chunks
-                if key in decoded.info:
-                    self.info[key] = decoded.info[key]
         return Image.Image.load(self)
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    options = EncodeOptions(**{key: im.encoderinfo[key] for key in SAVE_OPTIONS
-                               if im.encoderinfo.get(key) is not None})
-    metadata = {key: im.encoderinfo[key] for key in ("icc_profile", "exif")
-                if im.encoderinfo.get(key)}
-    if hasattr(metadata.get("exif"), "tobytes"):  # an Image.Exif
-        metadata["exif"] = metadata["exif"].tobytes()
-    if metadata:  # given to save(): they win over the image's own
-        im = im.copy()
-        im.info.update(metadata)
+    given = im.encoderinfo
+    unknown = sorted(str(key) for key in given if key not in SAVE_OPTIONS + SAVE_METADATA)
+    if unknown:
+        raise ValueError(f"aec cannot honour the save() keyword(s) {', '.join(unknown)}; "
+                         f"it takes {', '.join(SAVE_OPTIONS + SAVE_METADATA)}")
+    options = EncodeOptions(**{key: given[key] for key in SAVE_OPTIONS
+                               if given.get(key) is not None})
+    if any(key in given for key in SAVE_METADATA):  # they win over the image's own
+        icc, exif = image_metadata(im)
+        if "icc_profile" in given:
+            icc = given["icc_profile"] or None  # None or empty: no profile
+        if "exif" in given:
+            exif = exif_bytes(given["exif"])
+        im = im.copy()  # the caller's image keeps its own
+        im.info.update(icc_profile=icc, exif=exif)
     fp.write(encode_with(im, options))
 
 

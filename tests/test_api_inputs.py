@@ -7,10 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 import neuralcodec
 from neuralcodec import AecError, AecWarning
+from neuralcodec.format import container
 
 from .helpers import photo_like
 
@@ -65,25 +66,32 @@ def test_notes_are_warnings_not_prints(capsys):
             neuralcodec.encode(gray16, 50)
 
 
-class _CountingReader(io.BytesIO):
+class _RecordingReader(io.BytesIO):
     def __init__(self, data: bytes):
         super().__init__(data)
-        self.most = 0
+        self.ranges: list[tuple[int, int]] = []
 
     def read(self, size: int | None = -1) -> bytes:
+        start = self.tell()
         chunk = super().read(size)
-        self.most = max(self.most, self.tell())
+        self.ranges.append((start, start + len(chunk)))
         return chunk
 
 
-def test_pillow_open_reads_only_the_header_and_save_keeps_given_metadata():
-    icc = b"\x00\x00\x02\x0cfake profile" + bytes(40)
+def test_pillow_open_reads_no_pixels_and_save_keeps_given_metadata():
+    """Opening reads the header, the chunk directory and the metadata, no tile's bytes."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     buffer = io.BytesIO()
     Image.fromarray(photo_like(48, 32), "RGB").save(buffer, format="AEC", quality=50,
                                                     icc_profile=icc)
     data = buffer.getvalue()
-    reader = _CountingReader(data)
+    # Payloads follow the directory: the tiles' first, then the metadata's.
+    unpacked = container.unpack(data)
+    tiles = sum(len(p) for tile in unpacked.tiles for p in tile.values())
+    first = len(data) - tiles - sum(len(p) for p in unpacked.chunks.values())
+    reader = _RecordingReader(data)
     im = Image.open(reader)
-    assert im.size == (48, 32) and reader.most < 100 < len(data)
+    assert im.size == (48, 32) and im.info.get("icc_profile") == icc
+    assert all(end <= first or start >= first + tiles for start, end in reader.ranges)
     im.load()
     assert im.info.get("icc_profile") == icc

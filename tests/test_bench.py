@@ -235,3 +235,13 @@ def test_summary_names_the_code_with_or_without_a_revision():
         == "aec code abc1234"
     label = bench_report.code_label({"aec_revision": None, "versions": versions})
     assert "0.1.0" in label and "None" not in label
+
+
+def test_the_bench_measures_the_image_aec_codes(tmp_path):
+    """A 16-bit gray image is scaled to 8 bits as `aec encode` scales it (not clipped
+    to white), so every codec's PSNR is against the image aec codes."""
+    samples = (np.arange(48 * 32, dtype=np.uint16).reshape(32, 48) * 40)
+    Image.fromarray(samples).save(tmp_path / "g16.png")
+    expected = np.round(samples / 257).astype(np.uint8)
+    assert np.array_equal(bench.load_rgb(tmp_path / "g16.png"),
+                          np.stack([expected] * 3, -1))

@@ -159,7 +159,7 @@ def test_without_pytorch_this_family_codes_on_the_cpu(model_name, tmp_path):
         "print(codes)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["[0,", "0,", "1]"], done.stderr
-    assert "pip install 'aec[torch]'" in done.stderr
+    assert "pip install 'neuralcodec[torch]'" in done.stderr
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.aec").exists()
 
 

@@ -147,6 +147,26 @@ def test_existing_outputs_are_never_replaced_unasked(tmp_path, codec):
     assert (other / "manifest.csv").read_text() == "mine\n"
 
 
+def test_a_data_set_decoded_to_a_lossy_format_gets_one_note(tmp_path):
+    from neuralcodec import AecWarning
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        save_photo(src / f"{i}.png", *SIZE, seed=i)
+    encode_dataset(src, tmp_path / "aec")
+    with pytest.raises(AecError, match="output_quality applies to JPEG, WebP and AVIF"):
+        decode_dataset(tmp_path / "aec", tmp_path / "png", output_quality=80)
+    assert not (tmp_path / "png").exists()  # refused before any work
+    with pytest.warns(AecWarning) as notes:
+        summary = decode_dataset(tmp_path / "aec", tmp_path / "webp", fmt="webp",
+                                 output_quality=70)
+    assert summary.done == 3
+    assert [str(n.message) for n in notes] == [
+        f"{tmp_path / 'webp'}: WebP is lossy: saved at quality 70 (output_quality; PNG, "
+        "TIFF or WebP at quality 100 keep the decoded pixels exactly)"]
+
+
 def test_without_ray_the_ray_engine_is_one_line(tmp_path):
     save_photo(tmp_path / "im.png", *SIZE)
     script = ("import sys\nsys.modules['ray'] = None\nfrom neuralcodec.cli import run\n"
@@ -155,7 +175,7 @@ def test_without_ray_the_ray_engine_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 1
-    assert proc.stderr == "aec: error: --engine ray needs Ray: pip install 'aec[ray]'\n"
+    assert proc.stderr == "aec: error: --engine ray needs Ray: pip install 'neuralcodec[ray]'\n"
     assert not (tmp_path / "out").exists()
 
 

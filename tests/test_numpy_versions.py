@@ -1,6 +1,6 @@
-"""NumPy 1 and 2 write and read the same latents.
+"""NumPy 1 and 2 write and read the same latents (and the exact synthesis's pixels).
 
-`pip install aec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
+`pip install neuralcodec` without the torch extra resolves NumPy 2 (only CompressAI, in the torch
 extra, pins NumPy 1), while the test environment has NumPy 1: a virtual environment on top
 of this one (its packages after the new one's), with NumPy 2 installed into it, digests
 the same files (``benchmarks/file_digests.py``) and compares them with this interpreter's.
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .golden.make_golden import RECORD, UNPREFIXED
 from .helpers import photo_like
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,4 +60,9 @@ def test_numpy_2_reads_numpy_1s_files_to_the_same_latents(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     theirs = json.loads(other.read_text())
     assert theirs["environment"]["numpy"].startswith("2.")
-    assert len(theirs["files"]) == 6 and len(theirs["golden"]) == 3
+    golden = json.loads(RECORD.read_text())  # every golden file of the default model
+    expected = sum(entry.get("model", UNPREFIXED) == UNPREFIXED for entry in golden.values())
+    assert len(theirs["files"]) == 6 and len(theirs["golden"]) == expected
+    # ... and the exact synthesis's pixels were compared (equal, or the run had failed)
+    assert all("exact_pixels" in d for d in [*theirs["files"].values(),
+                                             *theirs["golden"].values()])

@@ -32,8 +32,8 @@ def test_two_targets_are_refused_in_one_wording_everywhere(tmp_path, capsys):
     for args in ([str(png), str(tmp_path / "x.aec")], [str(tmp_path), "-o", str(out)]):
         assert run(["encode", *args, "-q", "50", "--bpp", "1"]) == 2
         err = capsys.readouterr().err
-        assert err.endswith("Error: give one of --quality, --bpp, --size and --psnr, not "
-                            "--quality and --bpp\n"), err
+        assert err == ("aec: error: give one of --quality, --bpp, --size and --psnr, not "
+                       "--quality and --bpp (see 'aec encode --help')\n"), err
     assert not out.exists() and not (tmp_path / "x.aec").exists()
 
 
@@ -53,7 +53,8 @@ def test_an_effort_the_family_lacks_is_refused_before_any_work_everywhere(tmp_pa
     assert str(error.value) == message and not out.exists()
     for args in ([str(png), str(tmp_path / "x.aec")], [str(tmp_path), "-o", str(out)]):
         assert run(["encode", *args, "--model", "aec-vq", "--effort", "2"]) == 2
-        assert capsys.readouterr().err.endswith(f"Error: --{message}\n")
+        assert capsys.readouterr().err == (f"aec: error: --{message} "
+                                           "(see 'aec encode --help')\n")
     assert not out.exists() and not (tmp_path / "x.aec").exists()
 
 
@@ -123,3 +124,17 @@ def test_a_codec_refuses_options_for_another_model():
     im = Image.fromarray(photo_like(16, 16), "RGB")
     with pytest.raises(AecError, match="options are for model 'aec-vq'"):
         neuralcodec.Codec(device="cpu").encode_with(im, EncodeOptions(model="aec-vq"))
+
+
+def test_the_output_quality_is_checked_where_the_options_are_built():
+    from neuralcodec import DecodeOptions
+    from neuralcodec.codec.options import OptionError
+
+    assert DecodeOptions().saving_quality("JPEG") == 95
+    assert DecodeOptions().saving_quality("PNG") is None
+    assert DecodeOptions(output_quality=100).saving_quality("WEBP") == 100
+    for bad in (0, 101, 2.5, True, "80"):
+        with pytest.raises(OptionError, match="output_quality must be a whole number"):
+            DecodeOptions(output_quality=bad)
+    with pytest.raises(OptionError, match="output_quality applies to JPEG, WebP and AVIF"):
+        DecodeOptions(output_quality=80).saving_quality("PNG")

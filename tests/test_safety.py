@@ -129,6 +129,82 @@ def test_a_full_device_is_a_failed_file_with_the_os_reason(png, tmp_path):
         assert "No space left" in lines[0] or "/proc" in lines[0], lines[0]
 
 
+@pytest.fixture(scope="module")
+def large_aec(tmp_path_factory) -> Path:
+    """An .aec file whose decoded PNG (about 390 kB) is several times a pipe's buffer."""
+    folder = tmp_path_factory.mktemp("large")
+    png = save_photo(folder / "large.png", 768, 512, seed=1)
+    assert run(["encode", str(png), str(folder / "large.aec"), "--quiet"]) == 0
+    return folder / "large.aec"
+
+
+def _reader_gone(args: list[str], keep: int, env: dict | None = None,
+                 program: list[str] | None = None) -> tuple[int, bytes]:
+    """Run aec with its standard output read for ``keep`` bytes, then closed (as by
+    ``| head -c KEEP``); its exit code and standard error."""
+    proc = subprocess.Popen([*(program or [sys.executable, "-m", "neuralcodec"]), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    if keep:
+        assert len(proc.stdout.read(keep)) == keep
+    proc.stdout.close()
+    err = proc.stderr.read()
+    return proc.wait(timeout=300), err
+
+
+# Unbuffered standard output (python -u, as in many containers) is where a write that a
+# reader cut short used to be ignored: the buffered file returns a short count instead
+# of an error.
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_reader_that_goes_away_fails_the_decode(large_aec, unbuffered):
+    code, err = _reader_gone(["decode", str(large_aec), "-"], 1000,
+                             {"PYTHONUNBUFFERED": unbuffered})
+    lines = err.decode().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    total = int(lines[0].split(" of ")[1].split()[0])
+    assert lines[0].startswith(f"aec: error: {large_aec}: standard output: closed after ")
+    assert lines[0].endswith(" bytes were written (broken pipe)") and total > 200_000
+
+
+def test_a_reader_that_goes_away_fails_the_encode_and_text_output(png, large_aec):
+    """Every output to a closed pipe fails with one line: the coded file, text (info,
+    --help), and output still buffered when the command ends; never click's silent exit
+    or Python's 'Exception ignored ... BrokenPipeError' at exit."""
+    closed = b"aec: error: standard output: closed before all output was written " \
+             b"(broken pipe)\n"
+    assert _reader_gone(["info", str(large_aec)], 0) == (1, closed)
+    code, err = _reader_gone(["encode", str(png), "-"], 0)
+    assert code == 1 and err.startswith(b"aec: error: ") and b"(broken pipe)" in err, err
+    assert _reader_gone(["--help"], 0) == (
+        1, b"aec: error: output closed before all of it was written (broken pipe)\n")
+    code = ("import sys\n"
+            "sys.stdout.write('left in the buffer')\n"
+            "from _aec_launcher import console_main\n"
+            "console_main()\n")
+    out = png.with_name("late.aec")
+    assert _reader_gone(["encode", str(png), str(out), "--quiet"], 0,
+                        {"PYTHONUNBUFFERED": ""}, [sys.executable, "-c", code]) == (1, closed)
+    assert out.exists()  # the file was made; the output that did not get out fails it
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_whose_reader_goes_away_fails_the_decode(tmp_path, large_aec, capsys):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def read_a_little() -> None:
+        with open(fifo, "rb") as f:
+            f.read(1000)
+
+    reader = threading.Thread(target=read_a_little, daemon=True)
+    reader.start()
+    try:
+        assert run(["decode", str(large_aec), str(fifo), "--quiet"]) == 1
+    finally:
+        reader.join(timeout=60)
+    assert "(broken pipe)" in capsys.readouterr().err
+
+
 def test_a_dark_16_bit_image_keeps_its_brightness(tmp_path):
     dark = np.tile(np.arange(0, 256, dtype=np.uint16), (32, 1))[:, :240]  # 0..239 of 65535
     src, aec, back = tmp_path / "dark.png", tmp_path / "dark.aec", tmp_path / "back.png"
@@ -156,6 +232,50 @@ def test_16_bit_colour_is_reduced_with_a_note(tmp_path, capsys):
     _png16_rgb(src, 40000)
     assert run(["encode", str(src), str(tmp_path / "deep.aec")]) == 0
     assert "16-bit" in capsys.readouterr().err
+
+
+def test_decoding_to_a_lossy_format_says_so_once_and_takes_a_quality(tmp_path, capsys):
+    """JPEG, WebP and AVIF outputs are saved at --output-quality (default 95, not
+    Pillow's 75), with one note per run; GIF's palette is noted; WebP at 100 keeps the
+    decoded pixels exactly; the option is refused for formats that take none."""
+    from neuralcodec import decode
+
+    aecs = []
+    for i in range(2):
+        png = save_photo(tmp_path / f"p{i}.png", 128, 96, seed=i)
+        assert run(["encode", str(png), "--quiet"]) == 0
+        aecs.append(png.with_suffix(".aec"))
+    decoded = np.asarray(decode(aecs[0]).convert("RGB"), dtype=np.float64)
+
+    def psnr(path: Path) -> float:
+        from neuralcodec.metrics import psnr
+
+        return psnr(decoded, np.asarray(Image.open(path).convert("RGB"), dtype=np.float64))
+
+    capsys.readouterr()
+    assert run(["decode", *map(str, aecs), "-o", str(tmp_path / "jpg"), "--format", "jpg"]
+               ) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note" in line]
+    assert notes == [f"aec: note: {tmp_path / 'jpg' / 'p0.jpg'} and the other outputs: JPEG is "
+                     "lossy: saved at quality 95 (--output-quality; PNG, TIFF or WebP at "
+                     "quality 100 keep the decoded pixels exactly)"]
+    assert psnr(tmp_path / "jpg" / "p0.jpg") > 42  # 45.2 dB; Pillow's default (75) 36.4
+    low = tmp_path / "low.jpg"
+    assert run(["decode", str(aecs[0]), str(low), "--output-quality", "40"]) == 0
+    assert "saved at quality 40" in capsys.readouterr().err
+    assert low.stat().st_size < (tmp_path / "jpg" / "p0.jpg").stat().st_size
+
+    exact = tmp_path / "exact.webp"
+    assert run(["decode", str(aecs[0]), str(exact), "--output-quality", "100"]) == 0
+    assert "note" not in capsys.readouterr().err and psnr(exact) == float("inf")
+    assert run(["decode", str(aecs[0]), str(tmp_path / "p.gif")]) == 0
+    assert "GIF holds 256 colours" in capsys.readouterr().err
+    for lossless in ("q.png", "q.gif", "q.tif"):
+        assert run(["decode", str(aecs[0]), str(tmp_path / lossless),
+                    "--output-quality", "80"]) == 2
+        assert "--output-quality applies to JPEG, WebP and AVIF output, not" in \
+            capsys.readouterr().err
+        assert not (tmp_path / lossless).exists()
 
 
 def test_several_frames_are_refused_or_one_is_chosen(tmp_path, capsys):
@@ -222,7 +342,7 @@ def test_a_partial_decode_that_recovers_nothing_fails(tmp_path, png, capsys):
     aec, back = tmp_path / "x.aec", tmp_path / "back.png"
     assert run(["encode", str(png), str(aec), "--quiet"]) == 0
     data = bytearray(aec.read_bytes())
-    data[-3] ^= 0xFF  # inside the only tile's last chunk
+    data[-10] ^= 0xFF  # inside the only tile's last chunk (the 7-byte need chunk follows)
     aec.write_bytes(bytes(data))
     assert run(["decode", str(aec), str(back), "--partial"]) == 1
     assert "nothing could be recovered" in capsys.readouterr().err and not back.exists()

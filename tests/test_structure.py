@@ -17,6 +17,7 @@ GOLDEN = Path(__file__).parent / "golden"
 # Lower layers never import higher ones; a module may import its own layer.
 LAYERS = {
     "errors": 0, "stages": 0, "metrics": 0, "allocator": 0, "cpu": 0, "lazy": 0,
+    "version": 0,
     "io": 1, "entropy": 1, "format": 1,
     "families": 2,
     "codec": 3,
@@ -28,10 +29,10 @@ LAYERS = {
 
 
 def _modules_loaded_by(code: str) -> set[str]:
-    script = f"{code}\nimport sys\nprint(' '.join(sys.modules))"
+    script = f"{code}\nimport sys\nprint('\\n' + ' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
-    return set(out.split())
+    return set(out.splitlines()[-1].split())  # the modules, not what the code printed
 
 
 def _heavy(modules: set[str]) -> set[str]:
@@ -75,8 +76,36 @@ def test_without_pytorch_the_cpu_codes_and_the_rest_says_what_to_install(tmp_pat
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["[0,", "0,", "1,", "1]"], done.stderr
     lines = done.stderr.splitlines()
-    assert len(lines) == 2 and all("pip install 'aec[torch]'" in line for line in lines)
+    assert len(lines) == 2 and all("pip install 'neuralcodec[torch]'" in line for line in lines)
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.aec").exists()
+
+
+def test_the_base_install_codes_without_scipy(tmp_path):
+    """SciPy is in the bench extra (BD-rates only): with it absent, encode, decode and
+    info work and import none of it, and a BD-rate fails with one line naming the extra."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("scipy")]
+    assert [d for d in project["optional-dependencies"]["bench"] if d.startswith("scipy")]
+    src = Path(neuralcodec.__file__).parent / "samples" / "kodim23.png"
+    script = (
+        "import sys\nsys.modules['scipy'] = None\n"  # as if not installed
+        "from neuralcodec.cli import run\n"
+        "from neuralcodec import AecError, metrics\n"
+        f"src, out = {str(src)!r}, {str(tmp_path)!r}\n"
+        "codes = [run(['encode', src, out + '/a.aec', '--quiet']),\n"
+        "         run(['decode', out + '/a.aec', out + '/a.png', '--quiet']),\n"
+        "         run(['info', out + '/a.aec'])]\n"
+        "try:\n"
+        "    metrics.bd_rate([1, 2, 3], [30, 32, 34], [1, 2, 3], [31, 33, 35])\n"
+        "except AecError as exc:\n"
+        "    codes.append(str(exc))\n"
+        "print(codes, [m for m in sys.modules if m.startswith('scipy.')])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        "[0, 0, 0, \"BD-rate needs scipy: pip install 'neuralcodec[bench]'\"] []")
+    assert (tmp_path / "a.png").exists()
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:

@@ -166,7 +166,7 @@ def test_gpu_burst_dry_run(tmp_path, family):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in files)
-    name = {"hyperprior": "aec-hp-ckbd", "channel-context": "aec-hp-elic"}[family]
+    name = {"hyperprior": "aec-hp-ckbd-2", "channel-context": "aec-hp-elic"}[family]
     card = json.loads((out / "models" / f"{name}.json").read_text())
     assert card.get("family", "hyperprior-checkerboard") == {
         "hyperprior": "hyperprior-checkerboard",

@@ -37,7 +37,7 @@ def image() -> Image.Image:
 
 def test_listed_with_its_family(capsys):
     assert run(["models", "--json"]) == 0
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows[MODEL]["family"] == "vq-vae"
 
 

@@ -34,8 +34,9 @@ import torch
 from PIL import Image, features
 
 from .. import metrics
-from ..errors import AecError
-from ..io.images import image_suffixes
+from ..errors import AecError, install_command
+from ..io.images import image_suffixes, native_image
+from ..version import __version__
 from .classical import (
     CLASSICAL_FAMILIES,
     MAX_POOL_WORKERS,
@@ -117,9 +118,13 @@ def list_images(folder: Path, limit: int | None) -> list[Path]:
 
 
 def load_rgb(path: Path) -> np.ndarray:
+    """An image's RGB pixels after the conversions ``aec encode`` makes (16-bit samples
+    scaled, CMYK through its profile), so that every codec is measured on the image aec
+    codes. Quietly: the bench keeps no metadata, and its notes would be about that."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            native, _ = native_image(im, im.info.get("icc_profile"), lambda note: None)
+            return np.asarray(native.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise AecError(f"{path}: cannot read image ({exc})") from None
 
@@ -482,6 +487,8 @@ def sweep_classical(codecs: Sequence[ClassicalCodec], images: Sequence[SourceIma
 
 
 def _version(package: str) -> str | None:
+    if package == "aec":  # this code's own, installed or not ("aec" on the package
+        return __version__  # index is another project)
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -539,9 +546,9 @@ def run_bench(options: BenchOptions) -> BenchResult:
     from ..codec import resolve_device
     from . import report as bench_report
 
-    for module in ("pytorch_msssim", "matplotlib"):  # fail before hours of work, not after
+    for module in ("pytorch_msssim", "matplotlib", "scipy"):  # before hours of work
         if importlib.util.find_spec(module) is None:
-            raise AecError(f"aec bench needs {module}: pip install 'aec[bench]'")
+            raise AecError(f"aec bench needs {module}: {install_command('bench')}")
     unknown = set(options.codecs) - set(ALL_FAMILIES)
     if unknown:
         raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from ..bench.classical import MAX_POOL_WORKERS
-from .common import device_option_with
+from .common import device_option_with, say
 
 
-@click.command()
+@click.command(short_help="Compare aec with JPEG, WebP, AVIF, JPEG XL and JPEG 2000.")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--codecs", default="aec,jpeg,webp,avif,jxl,jpeg2000", show_default=True,
               help="Codec families to compare (jpeg and avif give a 4:2:0 and a 4:4:4 curve).")
@@ -49,7 +49,7 @@ def bench(folder, codecs, models, effort, out, quick, device, workers, limit, no
         workers=workers, limit=limit, speed=not no_speed, note=note,
         log=lambda message: click.echo(message, err=True),
     ))
-    click.echo((result.out / "summary.md").read_text())
+    say((result.out / "summary.md").read_text())
 
 
 def _efforts(text: str) -> list[int]:

@@ -1,11 +1,14 @@
-"""What the commands share: messages, batch planning, progress and common options."""
+"""What the commands share: messages, planning, report lines, progress and common
+options."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
@@ -17,7 +20,19 @@ from ..codec.options import (
     OptionError,
 )
 from ..errors import AecError, AecWarning
-from ..io.files import STDIO, atomic_write, write_stdout
+from ..io.files import (
+    STDIO,
+    STDOUT_NAME,
+    atomic_write,
+    check_folder,
+    check_input,
+    check_output,
+    write_error,
+    write_stdout,
+)
+
+if TYPE_CHECKING:  # the data sets' rows: imported when a file is coded, not for --help
+    from ..datasets.manifest import Row
 
 # What to change, in the command's words, for errors that name an API field.
 _OPTION_HINTS = {
@@ -35,6 +50,15 @@ _OPTION_HINTS = {
 
 def fail(message: str) -> None:
     click.echo(f"aec: error: {message}", err=True)
+
+
+def say(message: str = "", err: bool = False) -> None:
+    """A line of the command's output (on standard error with ``err``). Output that
+    does not get out (a reader gone, a full disk) fails the command, naming the stream."""
+    try:
+        click.echo(message, err=err)
+    except OSError as exc:
+        raise write_error("standard error" if err else STDOUT_NAME, exc) from None
 
 
 def quiet_notes(quiet: bool) -> None:
@@ -60,47 +84,69 @@ def explain(exc: AecError) -> str:
     return f"{exc} ({hint})" if hint else str(exc)
 
 
+def given(name: str) -> bool:
+    """Whether the running command's parameter ``name`` was given (not left at its
+    default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not ParameterSource.DEFAULT
+
+
 def build(kind: type, **fields):
     """The command's ``EncodeOptions`` / ``DecodeOptions`` from its flags, named as their
     fields: a flag left at its default is left to the options' own default (the default
     quality is no quality given, so a target may be). What they cannot use is a usage
     error (exit 2), before any file is touched."""
-    context = click.get_current_context()
-    given = {name: value for name, value in fields.items()
-             if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    return checked(kind, **{name: value for name, value in fields.items() if given(name)})
+
+
+def checked(check: Callable, *args, **kwargs):
+    """``check(*args, **kwargs)``, whose OptionError is a usage error (exit 2), as in
+    :func:`build`: for the options' checks that need what the command line names (an
+    output's format)."""
     try:
-        return kind(**given)
+        return check(*args, **kwargs)
     except OptionError as exc:
         raise click.UsageError(explain(exc)) from None
 
 
-def progress(items: list, label: str) -> Iterator:
-    """A progress bar on an interactive terminal; plain iteration otherwise."""
-    if len(items) > 1 and sys.stderr.isatty():
-        with click.progressbar(items, label=label, file=sys.stderr) as bar:
-            yield from bar
-    else:
-        yield from items
-
-
 def plan(inputs: tuple[str, ...], out: str | None, out_suffix: str,
-         second_is_output: Callable[[str], bool]) -> list[tuple[Path, Path]]:
-    """Pair inputs with outputs: ``IN OUT``, ``IN -o OUT`` or ``IN... -o DIR``; ``-`` is
-    standard input or output (an input ``-`` goes to standard output unless named).
-    Refuses, before any work, an input that is also an output and outputs that collide."""
+         is_output_name: Callable[[str], bool], force: bool,
+         format_given: bool = False) -> list[tuple[Path, Path]]:
+    """Pair inputs with outputs, and refuse before any work what cannot be done.
+
+    ``IN OUT``, ``IN -o OUT`` or ``IN... -o DIR``; ``-`` is standard input or output (an
+    input ``-`` goes to standard output unless named). A second argument is the output
+    only when it is ``-`` or an output by its suffix (``is_output_name``), never by a
+    guess: one that is neither, nor an existing input, is a usage error naming ``-o``.
+    ``format_given`` (``--format``) refuses a named output file, whose suffix decides.
+
+    Refused before any work: an input that is not there, an input that is also an
+    output, outputs that collide, and outputs that cannot be written (binary data to a
+    terminal, a folder that is missing or takes no files; for one input, an existing
+    file without ``force``). Several inputs leave an existing output to the batch's
+    resume rule, and a missing ``-o DIR`` is made when the first output is written."""
     if not inputs:
         raise click.UsageError("no input file given")
-    if out is None and len(inputs) == 2 and (inputs[1] == STDIO or second_is_output(inputs[1])):
-        inputs, out = inputs[:1], inputs[1]
+    if out is None and len(inputs) == 2:
+        second = inputs[1]
+        if second == STDIO or is_output_name(second):
+            inputs, out = inputs[:1], second
+        elif not os.path.lexists(second):
+            raise click.UsageError(f"{second}: no such input; to name the output, use "
+                                   f"-o {second}")
     if inputs.count(STDIO) > 1:
         raise click.UsageError("standard input (-) can be read only once")
     paths = [Path(p) for p in inputs]
+    folder = None
     if len(paths) == 1:
         src = paths[0]
         if out:
             dst = Path(out)
             if out != STDIO and dst.is_dir():
                 dst = dst / (("stdin" if str(src) == STDIO else src.stem) + out_suffix)
+            elif format_given and out != STDIO:
+                raise click.UsageError("--format applies when the output name is derived or "
+                                       f"is standard output; {out}'s suffix decides")
         else:
             dst = Path(STDIO) if str(src) == STDIO else src.with_suffix(out_suffix)
         pairs = [(src, dst)]
@@ -110,13 +156,29 @@ def plan(inputs: tuple[str, ...], out: str | None, out_suffix: str,
         if STDIO in inputs:
             raise click.UsageError("standard input (-) must be the only input")
         folder = Path(out) if out else None
-        if folder is not None:
-            if folder.exists() and not folder.is_dir():
-                raise AecError(f"-o {folder}: with several inputs, -o must be a folder")
-            folder.mkdir(parents=True, exist_ok=True)
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise AecError(f"-o {folder}: with several inputs, -o must be a folder")
         pairs = [(p, (folder or p.parent) / (p.stem + out_suffix)) for p in paths]
+    for src in paths:
+        check_input(src)
     _check_pairs(pairs)
+    plan_outputs([dst for _, dst in pairs], force, resume=len(pairs) > 1,
+                 make_folder=folder is not None)
     return pairs
+
+
+def plan_outputs(outputs: list[Path], force: bool, resume: bool = False,
+                 make_folder: bool = False) -> None:
+    """Refuse, before any work, outputs that could not be written (see
+    :func:`~neuralcodec.io.files.check_output`); ``make_folder``: a missing folder is made
+    when the first is written. With ``resume`` (several files), an existing output is
+    left to the batch's rule (skipped if already done), so only the folders are checked."""
+    if not resume:
+        for path in outputs:
+            check_output(path, force, make_folder)
+        return
+    for parent in dict.fromkeys(path.parent for path in outputs):
+        check_folder(parent, make_folder)
 
 
 def _check_pairs(pairs: list[tuple[Path, Path]]) -> None:
@@ -136,23 +198,35 @@ def _check_pairs(pairs: list[tuple[Path, Path]]) -> None:
         seen[key] = src
 
 
-def run_batch(pairs: list[tuple[Path, Path]], label: str, job: Callable[[Path, Path], str],
-              quiet: bool) -> None:
-    failures = 0
-    for src, dst in progress(pairs, label):
-        try:
-            line = job(src, dst)
-            if not quiet and len(pairs) == 1:
-                # Data on standard output: the report goes to standard error.
-                click.echo(line, err=str(dst) == STDIO)
-        except AecError as exc:
-            failures += 1
-            message, where = explain(exc), "stdin" if str(src) == STDIO else str(src)
-            fail(message if message.startswith(where) else f"{where}: {message}")
-    if failures:
-        if len(pairs) > 1:
-            fail(f"{failures} of {len(pairs)} files failed")
+def file_line(row: Row, encoding: bool, output: str | None = None) -> str:
+    """A file's report line: one file's, and each file's of a batch with -v. ``output``
+    names the output where the row's is relative (a data set's)."""
+    from ..datasets.manifest import FAILED, SKIPPED
+
+    head = f"{row.input} -> {output or row.output}: "
+    if row.status == FAILED:
+        return f"{head}failed: {row.error}"
+    if encoding:
+        facts = f"{row.bytes} bytes, {row.bpp:.4f} bpp, quality {row.quality:g}"
+    else:
+        facts = f"{row.width}x{row.height}" + (f" {row.mode}" if row.mode else "")
+    when = "skipped (already done)" if row.status == SKIPPED else f"{row.seconds:.2f} s"
+    psnr = "" if row.psnr is None else f", PSNR {row.psnr:.2f} dB"
+    return f"{head}{facts}, {when}{psnr}"
+
+
+def run_one(src: Path, dst: Path, job: Callable[[], Row], encoding: bool, quiet: bool
+            ) -> None:
+    """Code one file: its line (on standard error when the data goes to standard output),
+    or one error line and exit code 1."""
+    try:
+        row = job()
+    except AecError as exc:
+        message, where = explain(exc), "stdin" if str(src) == STDIO else str(src)
+        fail(message if message.startswith(where) else f"{where}: {message}")
         sys.exit(1)
+    if not quiet:
+        say(file_line(row, encoding), err=str(dst) == STDIO)
 
 
 def write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
@@ -202,9 +276,9 @@ workers_option = click.option(
 )
 
 
-def tile_progress(src: Path, several_files: bool) -> Callable[[int, int], None] | None:
+def tile_progress(src: Path) -> Callable[[int, int], None] | None:
     """Per-tile progress of one large image on an interactive terminal."""
-    if several_files or not sys.stderr.isatty():
+    if not sys.stderr.isatty():
         return None
 
     def show(done: int, total: int) -> None:

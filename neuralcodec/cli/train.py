@@ -18,17 +18,10 @@ from click.core import ParameterSource
 
 from ..errors import AecError
 from ..training.options import TRAINERS, CliOption, cli_options, make_options
-from .common import fail
+from .common import say
 
 DEFAULT_FAMILY = "hyperprior"
 _FAMILY_META = "aec.train.family"  # the --family of the command line, for its help
-
-
-class FamilyUsageError(click.UsageError):
-    """An option the chosen family does not take: one line, exit code 2."""
-
-    def show(self, file=None) -> None:
-        fail(self.format_message())
 
 
 class _Option(click.Option):
@@ -156,7 +149,7 @@ class TrainCommand(click.Command):
                    *_after_params(name in self.takers["nproc"])]
             for name, options in self.options.items()}
         super().__init__(
-            "train", callback=self.train,
+            "train", callback=self.train, short_help="Train a model on folders of images.",
             params=[data, family, *union,
                     *_after_params(bool(self.takers["nproc"]), _only(self.takers["nproc"]))],
             help="Train a model on folders of images (resumes from OUT/checkpoint.pt if "
@@ -211,7 +204,7 @@ class TrainCommand(click.Command):
         named = [*given, *(["nproc"] if _given(ctx, "nproc") else [])]
         refused = [name for name in named if family not in self.takers[name]]
         if refused:
-            raise FamilyUsageError(self.refusal(refused, family))
+            raise click.UsageError(self.refusal(refused, family))  # exit 2
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
             _torchrun(ctx, nproc)
             return
@@ -232,7 +225,7 @@ class TrainCommand(click.Command):
         except ValueError as exc:
             raise AecError(str(exc)) from None
         if export_name and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
-            click.echo(f"exported {module.export(opts.out, export_name, export_dir)}")
+            say(f"exported {module.export(opts.out, export_name, export_dir)}")
 
 
 def _given(ctx: click.Context, name: str) -> bool:

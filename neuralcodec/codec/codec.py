@@ -14,16 +14,20 @@ from PIL import Image
 
 from ..errors import AecError, CorruptFileError, needs_torch, torch_missing
 from ..families.base import ModelCoder, RatePoint
-from ..families.zoo import DEFAULT_MODEL, load_coder
+from ..families.shipped import missing_model, shipped_model
+from ..families.zoo import DEFAULT_MODEL, is_installed, load_coder
 from ..format import container
 from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
 from ..format.container import Header
 from ..format.grid import TileGrid
 from ..format.quality import DEFAULT_QUALITY, STORED_MAX, from_stored, to_stored
+from ..format.requirement import CHUNK_NEED, FORMAT_SINCE, Requirement
 from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
-from ..io.images import attach_metadata, check_pixel_limit, split_alpha
+from ..io.images import check_pixel_limit, split_alpha, warn
+from ..io.metadata import attach_metadata, stripped_exif
 from ..stages import stage
+from ..version import parse_version
 from .options import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_TILE_PIXELS,
@@ -172,7 +176,9 @@ class Codec:
 
     def prepare(self, image: ImageSource, frame: int | None = None) -> Analysis:
         """An image (or path) checked against the pixel limit, in a native mode;
-        ``frame`` picks one of a file's frames (see :func:`~neuralcodec.io.images.open_image`)."""
+        ``frame`` picks one of a file's frames (see :func:`~neuralcodec.io.images.open_image`).
+        :meth:`encode_with` takes it as its image, and its :meth:`Analysis.psnr`
+        measures a decoding against what was coded."""
         return prepare_image(image, self.max_pixels, frame)
 
     def analyse_together(self, prepared: list[Analysis]) -> None:
@@ -215,10 +221,11 @@ class Codec:
         check_effort(effort, self.model_name, self.load().coder().max_effort)
 
     def encode_prepared(self, prepared: Analysis, quality: float, cache: bool = True,
-                        progress: Progress | None = None, effort: int = 1) -> bytes:
+                        progress: Progress | None = None, effort: int = 1,
+                        strip: bool = False) -> bytes:
         """Encode a prepared image. ``cache`` keeps each tile's analysis output in
         ``prepared`` for another quality (memory: about 3 bytes per pixel); ``effort``
-        (see :meth:`encode`)."""
+        and ``strip`` (see :meth:`encode`)."""
         self.check_effort(effort)
         coder = self.coder()
         q = to_stored(quality)
@@ -240,17 +247,20 @@ class Codec:
                                        effort)
                 if progress:
                     progress(i + 1, len(grid))
-        return pack_file(coder, prepared, q, grid, tiles, self.format_version)
+        return pack_file(coder, prepared, q, grid, tiles, self.format_version, strip)
 
     def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY,
-               progress: Progress | None = None, effort: int = 1) -> bytes:
+               progress: Progress | None = None, effort: int = 1, strip: bool = False
+               ) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes.
 
         ``effort`` 1 (the default) is one pass of the analysis transform; higher levels
         (up to the model's ``max_effort``) spend encoding time refining the latents for
         this image to make a smaller file for the same quality. The decoder, and its
-        speed, are the same at every effort."""
-        options = EncodeOptions(quality=quality, effort=effort, model=self.model_name)
+        speed, are the same at every effort. The image's ICC profile and EXIF block are
+        stored; ``strip`` keeps of the EXIF block only a non-default orientation."""
+        options = EncodeOptions(quality=quality, effort=effort, model=self.model_name,
+                                strip=strip)
         return self.encode_with(image, options, progress)[0]
 
     def encode_to_target(self, image: ImageSource, bpp: float | None = None,
@@ -281,10 +291,11 @@ class Codec:
             quality = options.at_quality
             assert quality is not None
             data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
-                                        effort=options.effort)
+                                        effort=options.effort, strip=options.strip)
             return data, quality
         return encode_to_target(
-            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort),
+            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
+                                                     strip=options.strip),
             self.decode, *target)
 
     # -- decoding ----------------------------------------------------------------------
@@ -306,14 +317,23 @@ class Codec:
         untiled file) without the synthesis transform: (header, latents of the model's
         family)."""
         parsed = container.unpack(as_bytes(data))
-        coder = self._coder_for(parsed.header)
+        coder = self._coder_for(parsed.header, parsed.chunks)
         header = parsed.header
         size = padded_size(*_size(header.grid.coded_box(tile)), coder.pad_multiple)
         return header, coder.decompress_latents(parsed.tiles[tile], size,
                                                 rate_point(header.quality), header.version)
 
-    def _coder_for(self, header: Header) -> ModelCoder:
+    def _coder_for(self, header: Header, chunks: dict[bytes, bytes]) -> ModelCoder:
+        """The loaded model a file names, after its limits are checked; a model that is
+        not here fails naming what brings it (from the file's need chunk, if any)."""
         self._check_limits(header)
+        if header.model not in self._coders and not is_installed(header.model):
+            needs, shipped = None, None
+            if CHUNK_NEED in chunks:
+                requirement = Requirement.unpack(chunks[CHUNK_NEED])
+                needs, shipped = requirement.text, requirement.shipped_model
+            raise AecError(missing_model(header.model, header.fingerprint.hex(), needs,
+                                         shipped))
         coder = self.coder(header.model)
         if coder.fingerprint != header.fingerprint:
             raise AecError(
@@ -344,7 +364,7 @@ class Codec:
         with stage("container"):
             parsed = container.unpack(data, salvage=salvage)
         header = parsed.header
-        coder = self._coder_for(header)
+        coder = self._coder_for(header, parsed.chunks)
         grid = header.grid
         problems = [str(lost) for lost in parsed.lost]
         damaged = {c.tile for c in parsed.lost if c.tile != container.IMAGE_WIDE}
@@ -379,7 +399,8 @@ class Codec:
                 out.paste(tile, grid.coded_box(i)[:2], blend_mask(grid, i))
             if progress:
                 progress(done, len(todo))
-        attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF))
+        attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF),
+                        warn)
         return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
 
 
@@ -391,8 +412,9 @@ def rate_point(stored_quality: int) -> RatePoint:
 
 
 def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
-              tiles: list[dict[bytes, bytes]], version: int) -> bytes:
-    """The file of an encoded image: header, tiles' chunks and metadata."""
+              tiles: list[dict[bytes, bytes]], version: int, strip: bool = False) -> bytes:
+    """The file of an encoded image: header, tiles' chunks and metadata (with ``strip``,
+    of the EXIF block only a non-default orientation)."""
     w, h = prepared.image.size
     tiled = version >= container.TILED_VERSION
     header = Header(
@@ -408,11 +430,25 @@ def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
         tile_overlap=grid.overlap if tiled else 0,
     )
     metadata = {}
-    if tiled:  # versions 1 and 2 have no place for metadata
+    if tiled:  # versions 1 and 2 have no place for metadata or the need chunk
+        exif = stripped_exif(prepared.exif) if strip else prepared.exif
         metadata = {tag: value for tag, value in (
-            (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, prepared.exif)) if value}
+            (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, exif)) if value}
+        metadata[CHUNK_NEED] = requirement(coder, version).pack()
     with stage("container"):
         return container.pack(header, tiles, metadata)
+
+
+def requirement(coder: ModelCoder, version: int) -> Requirement:
+    """What a file of this model and container version needs: the aec version that
+    introduced the later of the two (a model of one's own needs only the format)."""
+    entry = shipped_model(coder.name)
+    shipped = entry is not None and entry.fingerprint == coder.fingerprint.hex()
+    needs = FORMAT_SINCE[version]
+    if shipped:
+        assert entry is not None
+        needs = max(needs, parse_version(entry.since))
+    return Requirement(needs, shipped)
 
 
 def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import AecError
+from ..errors import AecError, AecWarning
 from ..format.quality import DEFAULT_QUALITY
+from ..io import lossy
 
 if TYPE_CHECKING:
     from .codec import Codec
@@ -68,6 +69,17 @@ class OptionError(AecError):
         return type(self), (self.template, self.field)
 
 
+class OptionNote(AecWarning):
+    """A note that names options: a template as :class:`OptionError`'s message, which
+    each caller spells its own way (:meth:`words`)."""
+
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(self.words())
+
+    words = OptionError.words
+
+
 class _Spelled(dict):
     def __init__(self, spell: Callable[[str], str]):
         super().__init__()
@@ -103,6 +115,13 @@ def _at_least(name: str, value: Any, low: int, allow_none: bool = False) -> int 
         raise OptionError(f"{{{name}}} must be a whole number of at least {low}, got "
                           f"{_text(value)}", field=name)
     return int(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise OptionError(f"{{{name}}} must be True or False, got {_text(value)}",
+                          field=name)
+    return bool(value)
 
 
 def _positive(name: str, value: Any) -> float:
@@ -146,6 +165,14 @@ def check_effort(effort: Any, model: str | None, top: int | None = None) -> int:
     return int(effort)
 
 
+def _output_quality(quality: Any) -> int:
+    low, high = lossy.OUTPUT_QUALITY_RANGE
+    if not (_is_int(quality) and low <= quality <= high):
+        raise OptionError(f"{{output_quality}} must be a whole number from {low} to {high}, "
+                          f"got {_text(quality)}", field="output_quality")
+    return int(quality)
+
+
 def check_tile_size(tile_size: Any) -> int:
     if not (_is_int(tile_size) and MIN_TILE_SIZE <= tile_size <= MAX_TILE_SIZE):
         raise OptionError(f"{{tile_size}} {_text(tile_size)} is outside "
@@ -166,7 +193,10 @@ class EncodeOptions:
 
     ``model`` (None: the default model), ``device``, ``tile_size`` (None: the default)
     and ``max_pixels`` (None: no limit) make the codec (:meth:`codec`); ``frame`` picks
-    one frame of an animated or multi-page file given by its path.
+    one frame of an animated or multi-page file given by its path. The image's ICC
+    profile (where it describes the pixels) and EXIF block are stored; ``strip`` drops
+    the EXIF block (GPS, camera, dates) but for a non-default orientation, which keeps
+    the picture upright.
     """
 
     quality: float | None = None
@@ -179,6 +209,7 @@ class EncodeOptions:
     tile_size: int = DEFAULT_TILE_SIZE
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     frame: int | None = None
+    strip: bool = False
 
     def __post_init__(self) -> None:
         given = [name for name in ("quality", *TARGETS) if getattr(self, name) is not None]
@@ -196,6 +227,7 @@ class EncodeOptions:
             "max_pixels": _at_least("max_pixels", self.max_pixels, 1, allow_none=True),
             "frame": _at_least("frame", self.frame, 0, allow_none=True),
             "effort": check_effort(self.effort, self.model),
+            "strip": _flag("strip", self.strip),
         }
         for name, value in checked.items():  # the checked values, as plain numbers
             object.__setattr__(self, name, value)
@@ -239,13 +271,17 @@ class DecodeOptions:
     name is derived from the input's (png, webp, tif, ...); ``partial`` decodes the intact
     tiles of a damaged file (see :meth:`Codec.decode_partial`). ``device``,
     ``max_pixels`` (None: no limit) and ``max_tile_pixels`` (the largest region decoded
-    at once; None: the default) make the codec (:meth:`codec`)."""
+    at once; None: the default) make the codec (:meth:`codec`). ``output_quality``
+    (1..100) is the quality of JPEG, WebP and AVIF outputs (None:
+    :data:`~neuralcodec.io.lossy.DEFAULT_OUTPUT_QUALITY`; WebP at 100 is lossless);
+    given for another format, the output is refused (:meth:`saving_quality`)."""
 
     fmt: str = "png"
     partial: bool = False
     device: Any = "auto"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_tile_pixels: int = DEFAULT_MAX_TILE_PIXELS
+    output_quality: int | None = None
 
     def __post_init__(self) -> None:
         from ..io.images import output_format
@@ -263,9 +299,30 @@ class DecodeOptions:
             "max_tile_pixels": DEFAULT_MAX_TILE_PIXELS if self.max_tile_pixels is None
             else _at_least("max_tile_pixels", self.max_tile_pixels, 1),
             "partial": bool(self.partial),
+            "output_quality": None if self.output_quality is None
+            else _output_quality(self.output_quality),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+
+    def saving_quality(self, fmt: str) -> int | None:
+        """The quality to save an image in Pillow format ``fmt`` at: ``output_quality``
+        or the default for formats that take one, None for others. An
+        ``output_quality`` given for a format that takes none is refused: it would be
+        ignored."""
+        if lossy.takes_quality(fmt):
+            return (lossy.DEFAULT_OUTPUT_QUALITY if self.output_quality is None
+                    else self.output_quality)
+        if self.output_quality is not None:
+            raise OptionError(f"{{output_quality}} applies to {lossy.quality_formats()} "
+                              f"output, not {_text(fmt)}", field="output_quality")
+        return None
+
+    def note(self, where: str, fmt: str) -> OptionNote | None:
+        """The note for outputs in ``fmt`` (``where`` names them), if the format loses
+        pixels: once per run, not per file."""
+        text = lossy.note(_text(where), fmt, self.saving_quality(fmt), "{output_quality}")
+        return None if text is None else OptionNote(text)
 
     @property
     def suffix(self) -> str:
@@ -316,5 +373,6 @@ __all__ = [
     "DecodeOptions",
     "EncodeOptions",
     "OptionError",
+    "OptionNote",
     "with_fields",
 ]

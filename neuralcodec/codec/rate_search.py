@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .. import metrics
 from ..errors import AecError
 
 if TYPE_CHECKING:
@@ -74,10 +71,8 @@ def encode_to_target(prepared: Analysis, encode: Encode, decode: Callable[[bytes
     restores one (for the PSNR)."""
     pixels = prepared.image.width * prepared.image.height
     if target == "psnr":
-        reference = np.asarray(prepared.colour.convert("RGB"))
-
         def fidelity(data: bytes) -> float:
-            return metrics.psnr(reference, np.asarray(decode(data).convert("RGB")))
+            return prepared.psnr(decode(data))
 
         found = lowest_quality_reaching(encode, lambda d: fidelity(d) >= value, iterations)
         if found is None:

@@ -37,6 +37,10 @@ class Row:
     error: str = ""
     psnr: float | None = None
     notes: list[str] = field(default_factory=list)
+    # For the per-file report lines, not the CSV: the decoded image's mode, the seconds
+    # the file took (None: skipped or failed).
+    mode: str = ""
+    seconds: float | None = None
 
     @classmethod
     def failed(cls, item: Item, error: str) -> Row:
@@ -87,18 +91,20 @@ def write(path: Path, rows: list[Row]) -> None:
 
 
 class Recorder:
-    """Collects rows in the inputs' order, reports progress and rewrites the manifest
-    now and then (at most every ``interval`` seconds, and never taking over a tenth of
-    the time)."""
+    """Collects rows in the inputs' order, reports progress (and each row to ``report``)
+    and rewrites the manifest now and then (at most every ``interval`` seconds, and never
+    taking over a tenth of the time); with no ``path``, there is no manifest."""
 
-    def __init__(self, items: list[Item], path: Path, measured: dict[str, float],
-                 progress: Callable[[int, int], None] | None, interval: float = 30.0):
+    def __init__(self, items: list[Item], path: Path | None, measured: dict[str, float],
+                 progress: Callable[[int, int], None] | None, interval: float = 30.0,
+                 report: Callable[[Row], None] | None = None):
         self.order = {item.relative: i for i, item in enumerate(items)}
         self.rows: list[Row | None] = [None] * len(items)
         self.done = 0
         self.path = path
         self.measured = measured
         self.progress = progress
+        self.report = report
         self.interval = interval
         self._last_write = time.monotonic()
         if progress:
@@ -111,6 +117,8 @@ class Recorder:
             if row.status == SKIPPED and row.psnr is None:
                 row.psnr = self.measured.get(row.output)
             self.rows[self.order[row.output]] = row
+            if self.report:
+                self.report(row)
         self.done += len(rows)
         if self.progress:
             self.progress(self.done, len(self.rows))
@@ -121,6 +129,8 @@ class Recorder:
         return [row for row in self.rows if row is not None]
 
     def flush(self) -> None:
+        if self.path is None:
+            return
         t0 = time.monotonic()
         write(self.path, self.finished())
         now = time.monotonic()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AecError
-from ..io.files import STDIO, reading
+from ..io.files import STDIO, check_input, reading
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def read_list(path: str | Path) -> list[str]:
 def plan_items(sources: Iterable[str | Path], destination: str | Path, out_suffix: str,
                wanted: frozenset[str], recursive: bool = False) -> list[Item]:
     """Inputs and their outputs under ``destination``, refusing (before any work) an
-    input that is also an output and two inputs that would share an output."""
+    input named that is not there, an input that is also an output and two inputs that
+    would share an output."""
     dest = Path(destination)
     dest_real = os.path.realpath(dest)
     found: list[tuple[str, str]] = []  # (input, output relative to destination)
@@ -62,6 +63,7 @@ def plan_items(sources: Iterable[str | Path], destination: str | Path, out_suffi
             for path in _walk(source, wanted, recursive, dest_real):
                 found.append((path, os.path.relpath(path, source)))
         else:
+            check_input(source)  # a missing file is refused before any work
             loose.append(source)
     if loose:
         absolute = [os.path.abspath(p) for p in loose]

@@ -14,12 +14,12 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import AecError
+from ..errors import AecError, install_command
 from .manifest import Recorder, Row
 from .plan import Item, batches
 from .worker import Settings, Worker, remove_leftovers
 
-RAY_MISSING = "--engine ray needs Ray: pip install 'aec[ray]'"
+RAY_MISSING = f"--engine ray needs Ray: {install_command('ray')}"
 # Tries of a task whose worker dies; then each of its files gets one more try alone, so
 # a file that kills its worker every time fails by itself.
 MAX_ATTEMPTS = 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +21,14 @@ from .. import metrics
 from ..codec.options import DecodeOptions, EncodeOptions
 from ..errors import AecError, AecWarning, CorruptFileError
 from ..format import container
+from ..format.chunks import CHUNK_EXIF
 from ..format.quality import to_stored
 from ..io.files import atomic_write, read_bytes, reading
+from ..io.metadata import stripped_exif
 from .manifest import DONE, SKIPPED, Row
 from .plan import Item
 
 if TYPE_CHECKING:
-    from PIL import Image
 
     from ..codec import Codec
 
@@ -81,6 +83,7 @@ class Worker:
         """A row for each item, in order."""
         rows = []
         for item in items:
+            t0 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AecWarning)
                 try:
@@ -93,6 +96,8 @@ class Worker:
                 except Exception as exc:  # a bug or a library's surprise: this file only
                     row = Row.failed(item, f"internal error: {type(exc).__name__}: {exc}")
             row.notes += [str(w.message) for w in caught if issubclass(w.category, AecWarning)]
+            if row.status == DONE:
+                row.seconds = time.perf_counter() - t0
             rows.append(row)
         return rows
 
@@ -103,23 +108,23 @@ class Worker:
     # -- encoding ------------------------------------------------------------------------
 
     def _encode(self, item: Item) -> Row:
-        from ..io.images import open_image
+        from ..codec.prepare import prepare_image
 
         options = self.settings.options
         assert isinstance(options, EncodeOptions)
         existing = self._existing_aec(item)
         if isinstance(existing, Row):
             return existing
-        image = open_image(item.input, options.max_pixels, options.frame)
+        prepared = prepare_image(item.input, options.max_pixels, options.frame)
         codec = self.codec  # loaded only once a file needs it
-        data, q = codec.encode_with(image, options)
+        data, q = codec.encode_with(prepared, options)
         _make_folder(item)
         atomic_write(item.output, lambda f: f.write(data), overwrite=existing)
-        w, h = image.size
+        w, h = prepared.image.size
         row = Row(item.input, item.relative, DONE, w, h, len(data),
                   metrics.bpp(len(data), w, h), codec.coder().name, q)
         if self.settings.measure_psnr:
-            row.psnr = _psnr(image, codec.decode(data))
+            row.psnr = prepared.psnr(codec.decode(data))
         return row
 
     def _expected_model(self) -> tuple[str, bytes]:
@@ -144,9 +149,10 @@ class Worker:
         force, quality = self.settings.force, options.at_quality
         data = read_bytes(item.output)
         try:
-            header = container.unpack(data).header
+            parsed = container.unpack(data)
         except CorruptFileError as exc:
             return _replace_or_fail(item, f"is not a valid .aec file ({exc})", force)
+        header = parsed.header
         name, fingerprint = self._expected_model()
         if (header.model, header.fingerprint) != (name, fingerprint):
             return _replace_or_fail(item, f"was made with model '{header.model}' "
@@ -157,6 +163,10 @@ class Worker:
             if header.quality != asked:
                 return _replace_or_fail(item, f"was made at quality {header.quality_value:g}"
                                         f", not {asked / 100:g}", force)
+        exif = parsed.chunks.get(CHUNK_EXIF)
+        if options.strip and exif and stripped_exif(exif) != exif:  # never skipped unstripped
+            return _replace_or_fail(item, "holds the EXIF metadata (GPS, camera, dates) "
+                                    "that strip drops", force)
         return Row(item.input, item.relative, SKIPPED, header.width, header.height,
                    len(data), metrics.bpp(len(data), header.width, header.height),
                    header.model, header.quality_value)
@@ -185,10 +195,11 @@ class Worker:
         else:
             image = codec.decode(data)
         _make_folder(item)
-        save_image(image, item.output, existing, options.pillow_format)
+        fmt = options.pillow_format
+        save_image(image, item.output, existing, fmt, options.saving_quality(fmt))
         return Row(item.input, item.relative, DONE, image.width, image.height, len(data),
                    metrics.bpp(len(data), image.width, image.height), header.model,
-                   header.quality_value, notes=notes)
+                   header.quality_value, notes=notes, mode=image.mode)
 
     def _existing_image(self, item: Item, header: container.Header) -> Row | bool:
         """A skipped row for an output image that opens whole at the header's size;
@@ -238,13 +249,6 @@ def _make_folder(item: Item) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AecError(f"{folder}: cannot make the folder ({exc.strerror})") from None
-
-
-def _psnr(original: Image.Image, decoded: Image.Image) -> float:
-    import numpy as np
-
-    return metrics.psnr(np.asarray(original.convert("RGB")),
-                        np.asarray(decoded.convert("RGB")))
 
 
 def remove_leftovers(items: list[Item]) -> None:

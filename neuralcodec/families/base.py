@@ -36,6 +36,9 @@ class Family:
     # Names the refinement method's revision: a benchmark's cached rows of an effort
     # level are only reused while it (and the level's iterations) stay the same.
     effort_method: str = ""
+    # Whether it codes on a CPU without PyTorch (at effort 1, format versions 2 and 3);
+    # else every use needs the torch extra.
+    runs_on_numpy: bool = False
 
     @property
     def max_effort(self) -> int:

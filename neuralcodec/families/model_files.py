@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import AecError
+from .shipped import shipped_model
 from .zoo import ModelInfo
 
 
@@ -39,8 +40,14 @@ def write_model_files(
     tensors: dict[str, torch.Tensor], directory: Path, name: str, meta: dict
 ) -> Path:
     """Write ``name.safetensors`` (atomically) and ``name.json``; ``meta`` must hold the
-    family and config."""
+    family and config. A shipped model's name is refused: its weights are frozen, and
+    files under that name elsewhere would shadow them (``$AEC_MODEL_PATH``)."""
     from safetensors.torch import save_file
+
+    entry = shipped_model(name)
+    if entry is not None:
+        raise AecError(f"model '{name}' has shipped (frozen since aec {entry.since}): new "
+                       f"weights need a new name, such as '{name}-2'", field="name")
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.safetensors"

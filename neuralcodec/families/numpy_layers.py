@@ -163,6 +163,13 @@ def _parallel(nblocks: int, worker: Callable[[], Callable[[int], None]]) -> None
             f.result()
 
 
+def run_blocks(nblocks: int, worker: Callable[[], Callable[[int], None]]) -> None:
+    """Run blocks 0..nblocks-1 of another module's work on the layers' threads, as the
+    layers run theirs (see :func:`_parallel`): ``worker()`` makes one thread's block
+    function; blocks must write disjoint outputs."""
+    _parallel(nblocks, worker)
+
+
 def _image(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 3:

@@ -8,7 +8,6 @@ knows neither, and imports no torch (listing models and reading headers stay lig
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AecError, needs_torch, torch_missing
 from .base import get_family
+from .shipped import file_sha256, shipped_model
 
 if TYPE_CHECKING:
     from .base import ModelCoder
@@ -45,11 +45,7 @@ class ModelInfo:
 
 def weights_fingerprint(path: Path) -> bytes:
     """First 8 bytes of the SHA-256 of the weights file: identifies exact weights."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.digest()[:8]
+    return bytes.fromhex(file_sha256(path))[:8]
 
 
 def _search_dirs() -> list[Path]:
@@ -73,6 +69,11 @@ def available_models() -> list[ModelInfo]:
     return list(found.values())
 
 
+def is_installed(name: str) -> bool:
+    """Whether a model of this name is found (without reading its weights)."""
+    return any(info.name == name for info in available_models())
+
+
 def find_model(name: str) -> ModelInfo:
     path = Path(name)
     if path.suffix == ".safetensors" and path.exists():
@@ -83,6 +84,10 @@ def find_model(name: str) -> ModelInfo:
     for info in available_models():
         if info.name == name:
             return info
+    entry = shipped_model(name)
+    if entry is not None:  # a shipped model this installation lacks
+        raise AecError(f"model '{name}' (frozen since aec {entry.since}) is not installed; "
+                       f"{entry.install_hint}")
     names = ", ".join(m.name for m in available_models()) or "none"
     raise AecError(f"model '{name}' is not installed (installed: {names})")
 

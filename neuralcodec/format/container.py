@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ..errors import AecError, CorruptFileError
+from ..version import __version__
 from .chunks import CHUNK_ALPHA, is_known
 from .grid import TileGrid
 from .quality import STORED_MAX, from_stored
@@ -166,6 +167,53 @@ def read_header(fp: IO[bytes]) -> Header:
     return parse_header(head, header_only=True)[0]
 
 
+def read_image_chunks(fp: IO[bytes]) -> dict[bytes, bytes]:
+    """The whole-image chunks (metadata) of a file, read from a seekable file object
+    positioned at its start: the header, the chunk directory and those chunks' payloads,
+    each checked against its CRC, and nothing else (an image viewer's ``open``). Versions
+    1 and 2 have none. Damage raises CorruptFileError."""
+    start = fp.tell()
+    size = fp.seek(0, 2) - start
+    fp.seek(start)
+    head = fp.read(_FIXED.size)
+    if len(head) == _FIXED.size and is_aec(head):
+        head += fp.read(max(0, _FIXED.unpack_from(head)[2] - len(head)))
+    header, header_len, _ = parse_header(head, header_only=True)
+    if header.version < TILED_VERSION:
+        return {}
+    (n_chunks,) = _COUNT.unpack(_read_exactly(fp, _COUNT.size))
+    # Bounded by the file's size before it is read, as in parse_header.
+    if (size - header_len - _COUNT.size - _CRC.size) // _ENTRY.size < n_chunks:
+        raise CorruptFileError(f"file is truncated inside the chunk directory "
+                               f"({n_chunks} chunks announced)")
+    entries = _read_exactly(fp, n_chunks * _ENTRY.size)
+    stored_crc = _CRC.unpack(_read_exactly(fp, _CRC.size))[0]
+    if zlib.crc32(_COUNT.pack(n_chunks) + entries) != stored_crc:
+        raise CorruptFileError("chunk directory CRC mismatch: the file is damaged")
+    chunks: dict[bytes, bytes] = {}
+    seen: set[tuple[bytes, int]] = set()
+    offset = start + header_len + _COUNT.size + len(entries) + _CRC.size
+    for tag, tile, length, crc in _ENTRY.iter_unpack(entries):
+        if _check_chunk(tag, tile, seen) and tile == IMAGE_WIDE:
+            if offset + length > start + size:
+                raise CorruptFileError(f"file is truncated inside {chunk_name(tag, tile)}")
+            fp.seek(offset)
+            payload = _read_exactly(fp, length, chunk_name(tag, tile))
+            if zlib.crc32(payload) != crc:
+                raise CorruptFileError(
+                    f"CRC mismatch in {chunk_name(tag, tile)}: the file is damaged")
+            chunks[tag] = payload
+        offset += length
+    return chunks
+
+
+def _read_exactly(fp: IO[bytes], n: int, what: str = "the chunk directory") -> bytes:
+    data = fp.read(n)
+    if len(data) != n:
+        raise CorruptFileError(f"file is truncated inside {what}")
+    return data
+
+
 def parse_header(data: bytes, header_only: bool = False) -> tuple[Header, int, int]:
     """Validate and parse the header: (header, offset after it, chunk count).
 
@@ -179,10 +227,10 @@ def parse_header(data: bytes, header_only: bool = False) -> tuple[Header, int, i
         raise CorruptFileError("file is truncated inside the header")
     _, version, header_len = _FIXED.unpack_from(data)
     if version not in READABLE_VERSIONS:
-        readable = ", ".join(map(str, READABLE_VERSIONS))
-        raise AecError(
-            f"unsupported .aec format version {version} (this aec reads versions {readable})"
-        )
+        readable = f"{__version__} reads versions {READABLE_VERSIONS[0]}-{READABLE_VERSIONS[-1]}"
+        if version > READABLE_VERSIONS[-1]:
+            raise AecError(f"format version {version} needs a later aec ({readable})")
+        raise CorruptFileError(f"format version {version} was never written ({readable})")
     tail = _tail(version)
     min_len = _FIXED.size + 1 + 1 + tail.size + _CRC.size
     if header_len < min_len or header_len > min_len + 254:

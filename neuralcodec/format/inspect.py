@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import container
+from .requirement import CHUNK_NEED, Requirement
 
 
 def describe(data: bytes) -> dict:
@@ -14,7 +15,7 @@ def describe(data: bytes) -> dict:
     for chunks in [*parsed.tiles, parsed.chunks]:
         for tag, payload in chunks.items():
             chunk_sizes[tag.decode()] = chunk_sizes.get(tag.decode(), 0) + len(payload)
-    return {
+    facts = {
         "format_version": h.version,
         "model": h.model,
         "fingerprint": h.fingerprint.hex(),
@@ -28,3 +29,6 @@ def describe(data: bytes) -> dict:
                  f"{grid.tile_width}x{grid.tile_height})",
         "chunks": chunk_sizes,
     }
+    if CHUNK_NEED in parsed.chunks:  # files of aec 0.2.0 and later
+        facts["needs"] = f"aec {Requirement.unpack(parsed.chunks[CHUNK_NEED]).text}"
+    return facts

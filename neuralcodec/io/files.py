@@ -3,8 +3,10 @@ writes that never leave a half-written file nor replace one unasked."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import select
 import stat
 import sys
 import tempfile
@@ -64,16 +66,72 @@ def as_bytes(source: DataSource) -> bytes:
                    "path or a binary file object")
 
 
-def write_stdout(data: bytes) -> None:
-    """Binary output to standard output, refused on a terminal (as zstd does)."""
+def check_stdout() -> None:
+    """Refuse binary output to a terminal (as zstd does)."""
     if sys.stdout.isatty():
         raise AecError("will not write binary data to a terminal: redirect standard output "
                        "or name an output file")
+
+
+def write_stdout(data: bytes) -> None:
+    """Binary output to standard output, refused on a terminal; every byte is written, or
+    an AecError says how many were."""
+    check_stdout()
     try:
-        sys.stdout.buffer.write(data)
+        sys.stdout.flush()  # what was written before, in order
+    except OSError as exc:
+        raise write_error(STDOUT_NAME, exc, 0, len(data)) from None
+    # The unbuffered file under it, so that each count is what the pipe or file took.
+    out = sys.stdout.buffer
+    write_all(getattr(out, "raw", out), data, STDOUT_NAME)
+
+
+STDOUT_NAME = "standard output"
+
+
+def write_all(f: IO[bytes], data: bytes | memoryview, name: str) -> None:
+    """Write every byte of ``data`` to ``f``, a file without a buffer of its own (a pipe,
+    device or FIFO takes part of a write at a time), or raise an AecError saying how many
+    bytes it took. A buffered file's ``write`` reports a reader gone mid-write as a short
+    count, not an error: ``f.write(data)`` alone can lose the end silently."""
+    view = memoryview(data)
+    done = 0
+    try:
+        while done < len(view):
+            n = f.write(view[done:])
+            if n is None:  # a non-blocking descriptor that is full: wait for room
+                select.select([], [f], [])
+                continue
+            if n <= 0:
+                raise OSError(errno.EIO, "the output took no more bytes")
+            done += n
+        f.flush()
+    except OSError as exc:
+        raise write_error(name, exc, done, len(data)) from None
+
+
+def write_error(name: str, exc: OSError, done: int | None = None,
+                total: int | None = None) -> AecError:
+    """The one-line error of a write to ``name`` that failed (after ``done`` of ``total``
+    bytes, where they are known)."""
+    if isinstance(exc, BrokenPipeError):
+        if total is None:
+            return AecError(f"{name}: closed before all output was written (broken pipe)")
+        return AecError(f"{name}: closed after {done} of {total} bytes were written "
+                        "(broken pipe)")
+    counted = "" if total is None else f"; {done} of {total} bytes written"
+    return AecError(f"{name}: cannot write ({exc.strerror}{counted})")
+
+
+def stdout_failure() -> AecError | None:
+    """Why standard output cannot take what is still in its buffer (a reader gone, a
+    full disk), or None if it can: for the end of a command, when output that never got
+    out must fail it."""
+    try:
         sys.stdout.flush()
-    except OSError as exc:  # a full disk behind it, a reader gone
-        raise AecError(f"standard output: cannot write ({exc.strerror})") from None
+    except OSError as exc:
+        return write_error(STDOUT_NAME, exc)
+    return None
 
 
 def check_new(path: str | Path, overwrite: bool) -> None:
@@ -89,6 +147,61 @@ def check_new(path: str | Path, overwrite: bool) -> None:
         raise AecError(f"{path}: cannot check the output ({exc.strerror})") from None
     if stat.S_ISREG(st.st_mode):
         raise _exists(path)
+
+
+def check_input(path: str | Path) -> None:
+    """Refuse, before any work, an input that is not there or cannot be read (``-`` is
+    standard input)."""
+    if str(path) == STDIO:
+        return
+    if not os.path.exists(path):
+        raise AecError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise AecError(f"{path}: permission denied")
+
+
+def check_output(path: str | Path, overwrite: bool, make_folder: bool = False) -> None:
+    """Refuse, before any work, an output that could not be written: binary data to a
+    terminal, an existing file without ``overwrite``, a directory, a folder that does not
+    exist (``make_folder``: that cannot be made) or takes no new files. Devices and FIFOs
+    are written directly, so their folder does not matter; a symlink is written through,
+    so its target's folder does."""
+    if str(path) == STDIO:
+        check_stdout()
+        return
+    check_new(path, overwrite)
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise AecError(f"{path}: is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    check_folder(target.parent if str(target.parent) else Path("."), make_folder, path)
+
+
+def check_folder(folder: str | Path, make: bool = False, output: str | Path | None = None
+                 ) -> None:
+    """Refuse a folder for outputs that is not one or takes no new files; one that does
+    not exist is refused unless ``make``, and then its nearest existing parent must take
+    it. ``output`` names the file the folder is for, in the messages."""
+    folder = Path(folder)
+    where = f"{output}: " if output is not None else ""
+    existing = folder
+    while not os.path.exists(existing):
+        if not make:
+            raise AecError(f"{where}folder {folder} does not exist")
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        raise AecError(f"{where}{existing} is not a folder")
+    # W_OK | X_OK: a new entry needs both; access() also sees a read-only file system.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AecError(f"{where}cannot write in {existing} (permission denied)")
 
 
 def _exists(path: str | Path) -> AecError:
@@ -110,10 +223,14 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise AecError(f"{path}: is a directory")
     if st is not None and not stat.S_ISREG(st.st_mode):
+        # Made whole first, then written unbuffered: a device or FIFO takes part of a
+        # write at a time, and every byte must get through (write_all).
+        buffer = io.BytesIO()
+        write(buffer)
         try:
-            with reading(path), open(path, "wb") as f:
-                write(f)
-        except OSError as exc:  # e.g. a full device
+            with reading(path), open(path, "wb", buffering=0) as f:
+                write_all(f, buffer.getbuffer(), str(path))
+        except OSError as exc:  # e.g. opening it
             raise AecError(f"{path}: cannot write ({exc.strerror})") from None
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path

@@ -1,11 +1,11 @@
-"""Images in and out: opening with limits, native modes, alpha split, metadata, saving."""
+"""Images in and out: opening with limits, native modes, alpha split, saving."""
 
 from __future__ import annotations
 
 import io
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -15,7 +15,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import AecError, AecWarning
 from ..format.container import AEC_SUFFIX
+from . import lossy
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
+from .metadata import Notice, cmyk_to_srgb, matching_profile
 
 # Modes coded natively; everything else is converted (with a notice) to one of these.
 NATIVE_MODES = ("L", "LA", "RGB", "RGBA")
@@ -127,28 +129,18 @@ def _pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def image_metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
-    """(ICC profile, EXIF block) of an image, as stored in its file, or None each."""
-    icc = im.info.get("icc_profile") or None
-    exif = im.info.get("exif") or None
-    if exif is None:
-        parsed = im.getexif()  # e.g. set on an in-memory image by the caller
-        exif = parsed.tobytes() if len(parsed) else None
-    if isinstance(exif, str):  # some plugins keep it as text
-        exif = exif.encode("latin-1")
-    return icc, exif
+def native_image(im: Image.Image, icc: bytes | None, notice: Notice = warn
+                 ) -> tuple[Image.Image, bytes | None]:
+    """(the image in one of NATIVE_MODES, the ICC profile that describes those pixels or
+    None), telling the user about any conversion and any profile dropped. A CMYK image
+    goes to sRGB through its own profile where it has one."""
+    if im.mode == "CMYK":
+        return cmyk_to_srgb(im, icc, notice), None
+    native = _normalize_mode(im, notice)
+    return native, matching_profile(icc, native.mode, notice)
 
 
-def attach_metadata(im: Image.Image, icc: bytes | None, exif: bytes | None) -> Image.Image:
-    """Put an ICC profile and EXIF block in ``im.info``, where Pillow's writers look."""
-    if icc:
-        im.info["icc_profile"] = icc
-    if exif:
-        im.info["exif"] = exif
-    return im
-
-
-def normalize_mode(im: Image.Image, notice: Callable[[str], None] = warn) -> Image.Image:
+def _normalize_mode(im: Image.Image, notice: Notice = warn) -> Image.Image:
     """Return the image in one of NATIVE_MODES, telling the user about any conversion."""
     if im.mode in NATIVE_MODES:
         return im
@@ -212,10 +204,12 @@ def output_format(path: str | Path) -> str:
 
 
 def save_image(im: Image.Image, path: str | Path, overwrite: bool = True,
-               fmt: str | None = None) -> None:
+               fmt: str | None = None, quality: int | None = None) -> None:
     """Save atomically in ``fmt`` or the format the suffix names (PNG if none), keeping
     the ICC profile and EXIF block where the format can hold them; ``-`` writes standard
-    output. Without ``overwrite`` an existing file is refused."""
+    output. Without ``overwrite`` an existing file is refused. Lossy formats (JPEG, WebP,
+    AVIF) are saved at ``quality`` (None: :data:`lossy.DEFAULT_OUTPUT_QUALITY`, never
+    Pillow's default); saying so is the caller's (:func:`lossy.note`)."""
     fmt = fmt or output_format(path)
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         warn(f"{path}: JPEG has no alpha channel; alpha dropped")
@@ -223,6 +217,8 @@ def save_image(im: Image.Image, path: str | Path, overwrite: bool = True,
     options = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
     if fmt == "PNG":
         options.update(PNG_SAVE_OPTIONS)
+    if lossy.takes_quality(fmt):
+        options.update(lossy.save_options(fmt, quality or lossy.DEFAULT_OUTPUT_QUALITY))
 
     def write(f):
         try:

@@ -49,4 +49,5 @@ FAMILY = register_family(Family(
     coder_module="neuralcodec.families.channel_context.coder",
     efforts=EFFORT_ITERATIONS,  # the hyperprior's refinement, this family's rate (refine)
     effort_method=EFFORT_METHOD,
+    runs_on_numpy=True,
 ))

@@ -16,12 +16,13 @@ checkerboard context (He et al. 2021) and gain-vector rate control (Cui et al. 2
 
 Modules: ``architecture`` (the networks as data, the config), ``model`` (them in torch),
 ``coding_tables`` (the coding tables), ``entropy_models`` (their torch stand-ins),
-``integer_net`` (the exact parameter path), ``latent_codec`` (y, z ↔ streams),
-``float_param_path`` (format version 1), ``refine`` (encoder effort: latents refined per
-image), ``stored_arrays`` (the weights file read as NumPy arrays) and ``weights`` (its
-layout, written and read in torch), the transforms on two backends, ``numpy_backend``
-(the CPU's) and ``torch_backend`` (CUDA, effort), and ``coder``: the one
-:class:`~neuralcodec.families.base.ModelCoder` of this family and of those on its
+``integer_net`` (the exact parameter path), ``exact_synthesis`` (``g_s`` in integers,
+for pixel-exact decoding; ``exact_synthesis_torch``, its torch twin), ``latent_codec``
+(y, z ↔ streams), ``float_param_path`` (format version 1), ``refine`` (encoder effort:
+latents refined per image), ``stored_arrays`` (the weights file read as NumPy arrays)
+and ``weights`` (its layout, written and read in torch), the transforms on two backends,
+``numpy_backend`` (the CPU's) and ``torch_backend`` (CUDA, effort), and ``coder``: the
+one :class:`~neuralcodec.families.base.ModelCoder` of this family and of those on its
 transforms, written over either backend.
 """
 
@@ -51,4 +52,5 @@ FAMILY = register_family(Family(
     coder_module="neuralcodec.families.hyperprior.coder",
     efforts=EFFORT_ITERATIONS,
     effort_method=EFFORT_METHOD,
+    runs_on_numpy=True,
 ))

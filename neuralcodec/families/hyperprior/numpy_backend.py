@@ -23,7 +23,7 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def _gdn_parameter(state: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+def gdn_parameter(state: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     """GDN's effective ``beta`` or ``gamma`` from its stored reparametrization:
     ``max(p, bound)**2 - pedestal``, in float32 as torch computes it."""
     p = _f32(state[name])
@@ -49,8 +49,8 @@ class NumpyNetwork:
             elif isinstance(spec, LeakyReLU):
                 self.layers.append(_leaky_relu)
             else:
-                gdn = GDN(_gdn_parameter(state, f"{name}.beta"),
-                          _gdn_parameter(state, f"{name}.gamma"), spec.inverse)
+                gdn = GDN(gdn_parameter(state, f"{name}.beta"),
+                          gdn_parameter(state, f"{name}.gamma"), spec.inverse)
                 self.layers.append(lambda x, gdn=gdn: gdn(x, out=x))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
