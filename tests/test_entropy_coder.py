@@ -77,3 +77,27 @@ def test_missing_escape_is_reported():
     stream, _ = enc.finish()
     with pytest.raises(CorruptFileError, match="escape"):
         SymbolDecoder(stream, iter([])).decode(np.array([0]), tables)
+
+
+def test_per_symbol_rows_round_trip_with_wide_tables_and_escapes(monkeypatch):
+    # encode_rows codes narrow tables in one batched call and wide ones table by table;
+    # both kinds, interleaved with plain encode() calls in one stream, must come back.
+    from neuralcodec.entropy import range_coder
+
+    monkeypatch.setattr(range_coder, "ROW_WIDTH", 8)  # the flat table (12 symbols) is wide
+    rng = np.random.default_rng(3)
+    tables = make_tables()
+    groups = []
+    enc = SymbolEncoder()
+    for n in (1, 40, 300, 7):
+        symbols = rng.integers(-6, 7, n)
+        symbols[::11] = rng.integers(-5_000, 5_000, len(symbols[::11]))
+        idx = rng.integers(0, 2, n)
+        groups.append((symbols, idx))
+        enc.encode_rows(symbols, idx, tables)
+        enc.encode(symbols[::-1], idx, tables)
+    stream, escapes = enc.finish()
+    dec = SymbolDecoder(stream, unpack_varints(pack_varints(escapes)))
+    for symbols, idx in groups:
+        assert np.array_equal(dec.decode_rows(idx, tables), symbols)
+        assert np.array_equal(dec.decode(idx, tables), symbols[::-1])

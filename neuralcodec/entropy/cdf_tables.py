@@ -19,6 +19,7 @@ class TableSet:
         if not (len(self.cdfs) == len(self.lengths) == len(self.offsets)):
             raise ValueError("table arrays disagree in length")
         self._models: dict[int, object] = {}
+        self._rows: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -38,6 +39,20 @@ class TableSet:
             m = constriction.stream.model.Categorical(probabilities, perfect=False)
             self._models[t] = m
         return m
+
+    def rows(self, width: int) -> np.ndarray:
+        """Every table's probabilities as a row of ``width`` entries, zeros after its own
+        (tables of more than ``width`` symbols are left as zeros): the per-symbol form of
+        constriction's batched categorical model. Dyadic, so exact in float64."""
+        r = self._rows.get(width)
+        if r is None:
+            r = np.zeros((len(self), width))
+            for t in range(len(self)):
+                n = int(self.lengths[t]) - 1  # symbols, the escape included
+                if n <= width:
+                    r[t, :n] = np.diff(self.cdfs[t, :n + 1]) / float(1 << CDF_PRECISION)
+            self._rows[width] = r
+        return r
 
 
 def quantized_cdf(pmf: np.ndarray, precision: int = CDF_PRECISION) -> np.ndarray:

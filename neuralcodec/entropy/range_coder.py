@@ -35,6 +35,16 @@ def _table_runs(table_idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int,
                            strict=True))
 
 
+# Tables of at most this many symbols are coded per symbol in one batched call (one row of
+# probabilities each); wider ones, table by table.
+ROW_WIDTH = 64
+_BATCHED = constriction.stream.model.Categorical(perfect=False)
+
+
+def _narrow(table_idx: np.ndarray, tables: TableSet) -> np.ndarray:
+    return tables.lengths[table_idx] - 1 <= ROW_WIDTH
+
+
 class SymbolEncoder:
     """Appends groups of symbols to one range-coded stream plus the escape list."""
 
@@ -56,6 +66,27 @@ class SymbolEncoder:
                 self.escapes.extend((values[over] + tables.offsets[t]).tolist())
                 values = np.where(over, esc, values)
             self._coder.encode(values.astype(np.int32), tables.model(t))
+
+    def encode_rows(self, symbols: np.ndarray, table_idx: np.ndarray, tables: TableSet
+                    ) -> None:
+        """Code ``symbols`` with per-symbol tables: those of narrow tables first, in their
+        order, in one batched call (fast when many tables mix, as in an auto-regressive
+        model's steps), then the rest as :meth:`encode` does. Decode with
+        :meth:`SymbolDecoder.decode_rows`."""
+        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        table_idx = np.asarray(table_idx, dtype=np.int64).ravel()
+        narrow = _narrow(table_idx, tables)
+        t = table_idx[narrow]
+        values = symbols[narrow] - tables.offsets[t]
+        esc = tables.lengths[t] - 2
+        over = (values < 0) | (values >= esc)
+        if over.any():
+            self.escapes.extend(symbols[narrow][over].tolist())
+            values = np.where(over, esc, values)
+        if len(t):
+            self._coder.encode(values.astype(np.int32), _BATCHED, tables.rows(ROW_WIDTH)[t])
+        if not narrow.all():
+            self.encode(symbols[~narrow], table_idx[~narrow], tables)
 
     def finish(self) -> tuple[bytes, list[int]]:
         words = self._coder.get_compressed()
@@ -91,4 +122,29 @@ class SymbolDecoder:
                 except StopIteration:
                     raise CorruptFileError("escape stream ended early") from None
             symbols[order[start:end]] = values
+        return symbols
+
+    def decode_rows(self, table_idx: np.ndarray, tables: TableSet) -> np.ndarray:
+        """The symbols :meth:`SymbolEncoder.encode_rows` wrote with these tables."""
+        table_idx = np.asarray(table_idx, dtype=np.int64).ravel()
+        narrow = _narrow(table_idx, tables)
+        t = table_idx[narrow]
+        symbols = np.zeros(table_idx.shape, dtype=np.int64)
+        if len(t):
+            try:
+                values = np.asarray(self._coder.decode(_BATCHED, tables.rows(ROW_WIDTH)[t]),
+                                    dtype=np.int64)
+            except (ValueError, RuntimeError, AssertionError) as exc:
+                raise CorruptFileError(f"range-coded stream is damaged ({exc})") from None
+            esc = tables.lengths[t] - 2
+            hit = values >= esc  # the escape, or a padding entry of a damaged stream
+            values += tables.offsets[t]
+            for i in np.flatnonzero(hit).tolist():
+                try:
+                    values[i] = next(self._escapes)
+                except StopIteration:
+                    raise CorruptFileError("escape stream ended early") from None
+            symbols[narrow] = values
+        if not narrow.all():
+            symbols[~narrow] = self.decode(table_idx[~narrow], tables)
         return symbols
