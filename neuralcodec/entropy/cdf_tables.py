@@ -21,6 +21,15 @@ class TableSet:
         self._models: dict[int, object] = {}
         self._rows: dict[int, np.ndarray] = {}
 
+    @classmethod
+    def from_rows(cls, cdfs: list[np.ndarray], offsets: list[int]) -> TableSet:
+        """Tables from one CDF array per table (``len(cdf)`` entries: its symbols, the
+        escape and the leading 0) and each table's first value, packed into one array."""
+        cdf_array = np.zeros((len(cdfs), max(len(c) for c in cdfs)), dtype=np.int64)
+        for i, cdf in enumerate(cdfs):
+            cdf_array[i, :len(cdf)] = cdf
+        return cls(cdf_array, np.array([len(c) for c in cdfs]), np.array(offsets))
+
     def __len__(self) -> int:
         return len(self.lengths)
 

@@ -171,12 +171,7 @@ def check_output(path: str | Path, overwrite: bool, make_folder: bool = False) -
         return
     check_new(path, overwrite)
     path = Path(path)
-    try:
-        st = os.stat(path)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise AecError(f"{path}: is a directory")
+    st = _existing(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
@@ -204,6 +199,18 @@ def check_folder(folder: str | Path, make: bool = False, output: str | Path | No
         raise AecError(f"{where}cannot write in {existing} (permission denied)")
 
 
+def _existing(path: Path) -> os.stat_result | None:
+    """What is at ``path`` (followed through links), None if nothing; a directory is
+    refused, as no output can replace one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        raise AecError(f"{path}: is a directory")
+    return st
+
+
 def _exists(path: str | Path) -> AecError:
     return AecError(f"{path}: already exists, not replaced", field="overwrite")
 
@@ -216,12 +223,7 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
     ``overwrite`` an existing file is refused, even one that appears meanwhile."""
     path = Path(path)
     check_new(path, overwrite)
-    try:
-        st = os.stat(path)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise AecError(f"{path}: is a directory")
+    st = _existing(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         # Made whole first, then written unbuffered: a device or FIFO takes part of a
         # write at a time, and every byte must get through (write_all).

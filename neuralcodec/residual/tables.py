@@ -33,21 +33,15 @@ def bin_probability(symbol: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> 
 
 def build_tables() -> TableSet:
     """The table set: len(SCALES) · MEAN_PHASES integer CDFs."""
-    rows, lengths, offsets = [], [], []
+    rows, offsets = [], []
     for s in SCALES:
         half = int(min(MAX_HALF_WIDTH, np.ceil(TAIL * s) + 1))
         values = np.arange(-half, half + 1, dtype=np.float64)
         for phase in range(MEAN_PHASES):
             centre = (phase + 0.5) / MEAN_PHASES
-            cdf = quantized_cdf(bin_probability(values, centre, s))
-            rows.append(cdf)
-            lengths.append(len(cdf))
+            rows.append(quantized_cdf(bin_probability(values, centre, s)))
             offsets.append(-half)
-    width = max(lengths)
-    cdfs = np.zeros((len(rows), width), dtype=np.int64)
-    for i, cdf in enumerate(rows):
-        cdfs[i, : len(cdf)] = cdf
-    return TableSet(cdfs, np.array(lengths), np.array(offsets))
+    return TableSet.from_rows(rows, offsets)
 
 
 def table_indices(mean: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

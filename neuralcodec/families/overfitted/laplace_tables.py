@@ -51,7 +51,7 @@ def _laplace_cdf(x: np.ndarray, b: float) -> np.ndarray:
 @lru_cache(maxsize=1)
 def laplace_tables() -> TableSet:
     """All SCALE_BUCKETS * MEAN_STEPS tables, in :class:`TableSet`'s layout."""
-    rows, lengths, offsets = [], [], []
+    rows, offsets = [], []
     for b in bucket_scales():
         half = min(MAX_HALF_WIDTH, int(np.ceil(TAIL_SCALES * b)) + 2)
         symbols = np.arange(-half, half + 1, dtype=np.float64)
@@ -59,14 +59,9 @@ def laplace_tables() -> TableSet:
             d = symbols - f / MEAN_STEPS
             mass = _laplace_cdf(d + 0.5, b) - _laplace_cdf(d - 0.5, b)
             escape = max(0.0, 1.0 - mass.sum())
-            rows.append(_quantized_cdf(np.append(mass, escape)))
-            lengths.append(len(symbols) + 2)  # CDF entries: symbols + escape + 1
+            rows.append(_quantized_cdf(np.append(mass, escape)))  # symbols + escape + 1
             offsets.append(-half)
-    width = max(lengths)
-    cdfs = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        cdfs[i, :len(row)] = row
-    return TableSet(cdfs, np.array(lengths), np.array(offsets))
+    return TableSet.from_rows(rows, offsets)
 
 
 def tables_digest() -> str:
