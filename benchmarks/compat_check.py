@@ -5,7 +5,7 @@ sizes, several tiles, effort 2, format versions 1-3, per model where its family 
 them) with the ``--writer`` checkout's package, decodes each file with the writer and
 with the ``--reader`` checkout's, and compares every tile's latents and the pixels:
 
-    git worktree add ../v010 v0.1.0
+    git worktree add ../v010 34f586b    # 0.1.0 (tag v0.1.0)
     python benchmarks/compat_check.py --writer ../v010 --reader .     # 0.1.0 -> this
     python benchmarks/compat_check.py --writer . --reader ../v010     # this -> 0.1.0
 
