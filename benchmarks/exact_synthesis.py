@@ -115,9 +115,9 @@ def main() -> None:
         "model": args.model, "images": len(paths), "qualities": qualities,
         "threads": args.threads, "repeats": args.repeats, "blas": blas_description(),
         "numpy": np.__version__, "load_average_before_after": [load_before, load_after],
-        "bd_rate_exact_vs_float_percent": bd_rate(
+        "bd_rate_exact_vs_float_percent": bd_rate(  # a curve needs 2 qualities or more
             bpp, [curves[q]["psnr_float"] for q in qualities],
-            bpp, [curves[q]["psnr_exact"] for q in qualities]),
+            bpp, [curves[q]["psnr_exact"] for q in qualities]) if len(qualities) > 1 else None,
         "per_quality": per_quality,
         "max_pixel_difference": max(r["max_pixel_difference"] for r in rows),
         "differing_values_mean": float(np.mean([r["differing_values"] for r in rows])),
