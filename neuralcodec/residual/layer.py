@@ -69,7 +69,8 @@ def export_arrays(model: ResidualModel) -> dict[str, np.ndarray]:
     probe = IntegerFeatures(np.zeros((1, 1, MODEL_CHANNELS), np.uint8), model.xhat_radius)
     out = {"xhat_radius": np.array([model.xhat_radius], np.int64), **coding_arrays()}
     for p, net in model.nets.items():
-        out.update(net_arrays(pass_key(p), quantize_net(net, probe.scales(p))))
+        out.update(net_arrays(pass_key(p), quantize_net(net, probe.scales(p),
+                                                        probe.bounds(p))))
     return out
 
 
