@@ -107,6 +107,40 @@ def test_same_payload_on_1_and_2_threads(arrays):
     assert np.array_equal(back_one, x) and np.array_equal(back_two, x)
 
 
+def _integer_reference(net, columns: np.ndarray, globals_: tuple[int, int]) -> np.ndarray:
+    """The exact networks' arithmetic in int64 (no floating point, no BLAS)."""
+    def finish(acc, layer):
+        shift = layer.shift
+        out = np.where(shift >= 0, acc >> np.maximum(shift, 0), acc << np.maximum(-shift, 0))
+        out = np.where(layer.leaky & (out < 0), (out * 41) >> 12, out)
+        return np.clip(out, -2**20, 2**20)
+
+    first = net.layers[0]
+    w = first.weight.astype(np.int64)
+    bias = first.bias.astype(np.int64) + np.array(globals_, np.int64) @ w[-2:]
+    h = finish(columns.astype(np.int64) @ w[:-2] + bias, first)
+    skip, h = h[:, -2:], h[:, :-2]
+    for layer in net.layers[1:]:
+        h = finish(h @ layer.weight.astype(np.int64) + layer.bias.astype(np.int64), layer)
+    return h + skip
+
+
+def test_the_networks_compute_exactly_what_integers_give(codec):
+    """Every pass's float64 products equal the same arithmetic in int64, for the largest
+    inputs too: the accumulation is exact, not merely close."""
+    x, xhat = pair((40, 36, 3), 7, spread=60)
+    residual = x.astype(np.int64) - xhat
+    features = IntegerFeatures(xhat, 2)
+    for p in passes(3):
+        columns = features(p, residual)
+        extreme = np.tile(features.bounds(p)[:-2], (3, 1)) * [[1], [-1], [0.5]]
+        columns = np.concatenate([columns, extreme.astype(np.int32)])
+        net = codec.nets[p]
+        for g in ((0, 1), (10000, 17), (5550, 3)):
+            assert np.array_equal(net(columns, net.bias_with_globals(g)),
+                                  _integer_reference(net, columns, g)), (p, g)
+
+
 def test_damaged_payloads_raise_the_corrupt_file_error(codec):
     x, xhat = pair((9, 11, 3), 2)
     payload = codec.encode(x, xhat, 1, 40)
