@@ -66,8 +66,12 @@ class ExactLayer:
     def finish(self, acc: np.ndarray) -> np.ndarray:
         """Rescale, activate and clamp exact accumulator values (in place)."""
         out = np.floor(np.multiply(acc, self.scale, out=acc), out=acc)
-        if self.leaky.any():
-            out[:, self.leaky] = integer_leaky(out[:, self.leaky])
+        if self.leaky.all():
+            integer_leaky(out)
+        elif self.leaky.any():  # the input layer: its linear path's columns kept as they are
+            kept = out[:, ~self.leaky].copy()
+            integer_leaky(out)
+            out[:, ~self.leaky] = kept
         return np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
 
     def worst(self, input_bounds: np.ndarray) -> float:
@@ -108,7 +112,7 @@ class ExactPassNet:
     def __call__(self, columns: np.ndarray, bias0: np.ndarray) -> np.ndarray:
         """(positions, 2) float64 integers on the grid: mean / MEAN_UNIT and log scale."""
         first = self.layers[0]
-        acc = columns.astype(np.float64) @ first.weight[:-2]
+        acc = np.asarray(columns, np.float64) @ first.weight[:-2]
         acc += bias0
         h = first.finish(acc)
         skip = h[:, -2:]

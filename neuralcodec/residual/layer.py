@@ -191,7 +191,7 @@ class ResidualCodec:
             where = p.positions(shape)
             if symbols[where + (p.channel,)].size == 0:  # a 1-pixel row or column
                 continue
-            out = net(features(p, decoded), net.bias_with_globals(globals_))
+            out = net(features(p, decoded, np.float64), net.bias_with_globals(globals_))
             base, index = table_choice(out, delta, thresholds)
             q = code(p, where, base, index).reshape(symbols[where + (p.channel,)].shape)
             symbols[where + (p.channel,)] = q
