@@ -37,6 +37,7 @@ from neuralcodec.residual import coder  # noqa: E402
 from neuralcodec.residual.context import (  # noqa: E402
     SCHEDULES,
     Features,
+    IntegerFeatures,
     Pass,
     Schedule,
     passes,
@@ -138,11 +139,12 @@ def training_rows(bases: list[dict[str, np.ndarray]], qualities: list[int],
         for q in qualities:
             xhat = base[f"recon{q}"]
             residual = x.astype(np.int32) - xhat.astype(np.int32)
+            integer = IntegerFeatures(xhat, xhat_radius)  # x̂'s columns: one for every K
             for k in max_errors:
                 delta = step(k)
                 symbols = quantize(residual, k)
-                features = Features(xhat, q, delta, xhat_radius)
-                decoded = symbols.astype(np.float32) * delta
+                features = Features(xhat, q, delta, xhat_radius, integer)
+                decoded = symbols * delta
                 for p in passes(3, schedule):
                     f = features(p, decoded)
                     r, c = p.positions(xhat.shape[:2])

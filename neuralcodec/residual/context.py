@@ -210,8 +210,11 @@ class Features:
     """Each pass's float feature rows (the integer columns times their scales, the globals
     appended): what the float research models take."""
 
-    def __init__(self, xhat: np.ndarray, quality: float, step: int, xhat_radius: int = 1):
-        self.integer = IntegerFeatures(xhat, xhat_radius)
+    def __init__(self, xhat: np.ndarray, quality: float, step: int, xhat_radius: int = 1,
+                 integer: IntegerFeatures | None = None):
+        """``integer``: the image's integer columns, where already made (for another
+        quality or step of the same ``x̂``)."""
+        self.integer = integer or IntegerFeatures(xhat, xhat_radius)
         self.xhat_radius = xhat_radius
         self.globals = (stored_quality(quality), step)
 
