@@ -139,14 +139,13 @@ def training_rows(bases: list[dict[str, np.ndarray]], qualities: list[int],
         for q in qualities:
             xhat = base[f"recon{q}"]
             residual = x.astype(np.int32) - xhat.astype(np.int32)
-            integer = IntegerFeatures(xhat, xhat_radius)  # x̂'s columns: one for every K
-            for k in max_errors:
-                delta = step(k)
-                symbols = quantize(residual, k)
-                features = Features(xhat, q, delta, xhat_radius, integer)
-                decoded = symbols * delta
-                for p in passes(3, schedule):
-                    f = features(p, decoded)
+            # x̂'s columns are made once per channel for every K: passes outside, K inside
+            integer = IntegerFeatures(xhat, xhat_radius)
+            by_k = [(step(k), quantize(residual, k)) for k in max_errors]
+            for p in passes(3, schedule):
+                for delta, symbols in by_k:
+                    features = Features(xhat, q, delta, xhat_radius, integer)
+                    f = features(p, symbols * delta)
                     r, c = p.positions(xhat.shape[:2])
                     sym = symbols[r, c, p.channel].ravel()
                     pick = rng.choice(len(sym), size=min(per_pass, len(sym)), replace=False)
