@@ -230,3 +230,31 @@ def test_models_are_found_by_name_and_not_listed_as_image_models(arrays, tmp_pat
     finally:
         load_residual_model.cache_clear()
     assert DEFAULT_RESIDUAL_MODEL == "aec-residual-1"
+
+
+# SHA-256 of aec-residual-1's payloads of the photo below (K = 0 and 2, RGB; gray at
+# quality 55.5): what every machine, thread count and NumPy must write. Changing the
+# model's arithmetic, its weights or the payload's layout changes them.
+GOLDEN_PAYLOADS = {
+    ("rgb", 0): "3da050d7c424f72ff70069dd6f7437d1c93038d82e2fbfe0ec7635c58d95ae10",
+    ("rgb", 2): "ab67589d6352809a1ac971b22660a40e7c03081dc1d957669b961c1c4fddddab",
+    ("gray", 0): "4cc71e0a5648aa3cc8ffe02ded7252df52fffc8986d7dd7a9ed9c559433f603d",
+}
+
+
+def test_the_shipped_model_writes_the_recorded_payloads():
+    import hashlib
+
+    codec = load_residual_model()
+    assert codec.name == DEFAULT_RESIDUAL_MODEL and codec.max_error_limit == 8
+    assert max(codec.bounds_log2.values()) < 53
+    x = photo_like(48, 40, seed=11)
+    noise = np.random.default_rng(11).integers(-3, 4, x.shape)
+    xhat = np.clip(x.astype(int) + noise, 0, 255).astype(np.uint8)
+    for (mode, k), digest in GOLDEN_PAYLOADS.items():
+        image, base = (x, xhat) if mode == "rgb" else (x[..., :1], xhat[..., :1])
+        quality = 70 if mode == "rgb" else 55.5
+        payload = codec.encode(image, base, k, quality)
+        assert hashlib.sha256(payload).hexdigest() == digest, (mode, k)
+        out = codec.decode(payload, base, k, quality)
+        assert np.abs(out.astype(int) - image).max() <= k
