@@ -46,6 +46,7 @@ from .tables import MEAN_PHASES, SCALES
 
 _EXACT_LIMIT = float(2**53)
 MAX_SHIFT = 60
+BLOCK_ROWS = 4096
 INPUT_ACC_BITS = 44  # the input layer's worst partial sum stays below 2**44
 
 
@@ -110,7 +111,15 @@ class ExactPassNet:
         return first.bias + np.asarray(globals_, np.float64) @ first.weight[-2:]
 
     def __call__(self, columns: np.ndarray, bias0: np.ndarray) -> np.ndarray:
-        """(positions, 2) float64 integers on the grid: mean / MEAN_UNIT and log scale."""
+        """(positions, 2) float64 integers on the grid: mean / MEAN_UNIT and log scale.
+        Computed in blocks of rows, so that the element-wise steps run in the cache."""
+        out = np.empty((len(columns), 2))
+        for start in range(0, len(columns), BLOCK_ROWS):
+            end = start + BLOCK_ROWS
+            out[start:end] = self._block(columns[start:end], bias0)
+        return out
+
+    def _block(self, columns: np.ndarray, bias0: np.ndarray) -> np.ndarray:
         first = self.layers[0]
         acc = np.asarray(columns, np.float64) @ first.weight[:-2]
         acc += bias0
