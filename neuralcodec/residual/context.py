@@ -101,6 +101,37 @@ def _whole(padded: np.ndarray, shape: tuple[int, int], di: int, dj: int) -> np.n
 RESIDUAL_LIMIT = 263
 
 
+@dataclass
+class PassViews:
+    """What one pass reads, as (pass rows, pass columns) views: the same channel's decoded
+    residuals, each earlier channel's (centre first), and the ``x̂`` columns (…, n)."""
+
+    same: list[np.ndarray]
+    earlier: list[list[np.ndarray]]
+    xhat: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return 2 * len(self.same) + 18 * len(self.earlier) + self.xhat.shape[2]
+
+    def rows(self, block: slice, dtype: type = np.int32) -> np.ndarray:
+        """The (positions, columns) integers of the pass rows ``block``: values then
+        magnitudes of the same channel's residuals, then of each earlier channel's, then
+        the ``x̂`` columns."""
+        xcols = self.xhat[block]
+        out = np.empty((xcols.shape[0] * xcols.shape[1], self.count), dtype=dtype)
+        i = 0
+        for group in (self.same, *self.earlier):
+            for v in group:
+                out[:, i].reshape(xcols.shape[:2])[...] = v[block]
+                i += 1
+            for v in group:
+                np.abs(v[block], out=out[:, i].reshape(xcols.shape[:2]), casting="unsafe")
+                i += 1
+        out[:, i:].reshape(xcols.shape)[...] = xcols
+        return out
+
+
 class IntegerFeatures:
     """Each pass's context of one image as integer columns (what the exact networks take):
     the decoded residuals in levels, ``x̂`` differences, the centre, the activity (a sum of
@@ -145,32 +176,22 @@ class IntegerFeatures:
         self._xhat_columns = (c, out)
         return out
 
-    def residual_columns(self, p: Pass, residual: np.ndarray) -> list[np.ndarray]:
-        """The pass's decoded-residual columns, each (positions along rows, along columns)
-        of ``residual`` (H, W, ≥ channel + 1) in levels (anything where not decoded yet:
-        never read)."""
-        rpad = np.pad(residual, ((PAD, PAD), (PAD, PAD), (0, 0)))
+    def pass_views(self, p: Pass, residual: np.ndarray) -> PassViews:
+        """Views of everything pass ``p`` reads, each (pass rows, pass columns):
+        ``residual`` (H, W, ≥ channel + 1) holds the decoded residuals in levels (anything
+        where not decoded yet: never read)."""
+        rpad = np.pad(residual.astype(np.int32, copy=False), ((PAD, PAD), (PAD, PAD), (0, 0)))
         c = p.channel
         same = [_shifted(rpad[..., c], p, self.shape, di, dj) for di, dj in p.decoded_offsets()]
-        cols = same + [np.abs(v) for v in same]
-        for e in range(c):  # earlier channels: 3×3 values and magnitudes
-            prev = [_shifted(rpad[..., e], p, self.shape, 0, 0)]
-            prev += [_shifted(rpad[..., e], p, self.shape, di, dj) for di, dj in NEIGHBOURS_3x3]
-            cols += prev + [np.abs(v) for v in prev]
-        return cols
+        earlier = [[_shifted(rpad[..., e], p, self.shape, di, dj)
+                    for di, dj in ((0, 0), *NEIGHBOURS_3x3)] for e in range(c)]
+        rows, cols = p.positions(self.shape)
+        return PassViews(same, earlier, self.xhat_columns(c)[rows, cols])
 
     def __call__(self, p: Pass, residual: np.ndarray, dtype: type = np.int32) -> np.ndarray:
         """(positions, columns) for pass ``p``, the globals left out: integers, held in
         ``dtype`` (float64 for the exact networks' products)."""
-        rows, cols = p.positions(self.shape)
-        xcols = self.xhat_columns(p.channel)[rows, cols]
-        out = np.empty((xcols.shape[0] * xcols.shape[1],
-                        self.residual_count(p) + xcols.shape[2]), dtype=dtype)
-        r = self.residual_columns(p, residual.astype(np.int32, copy=False))
-        for i, v in enumerate(r):
-            out[:, i] = v.ravel()
-        out[:, len(r):] = xcols.reshape(-1, xcols.shape[2])
-        return out
+        return self.pass_views(p, residual).rows(slice(None), dtype)
 
     def residual_count(self, p: Pass) -> int:
         return 2 * len(p.decoded_offsets()) + 18 * p.channel

@@ -32,6 +32,7 @@ from .context import (
     stored_quality,
 )
 from .exact import (
+    BLOCK_ROWS,
     ExactPassNet,
     net_arrays,
     net_from_arrays,
@@ -191,7 +192,14 @@ class ResidualCodec:
             where = p.positions(shape)
             if symbols[where + (p.channel,)].size == 0:  # a 1-pixel row or column
                 continue
-            out = net(features(p, decoded, np.float64), net.bias_with_globals(globals_))
+            views = features.pass_views(p, decoded)
+            bias0 = net.bias_with_globals(globals_)
+            height, width = views.xhat.shape[:2]
+            out = np.empty((height * width, 2))
+            step_rows = max(1, BLOCK_ROWS // width)  # pass rows per block: in the cache
+            for top in range(0, height, step_rows):
+                block = slice(top, min(top + step_rows, height))
+                out[top * width:block.stop * width] = net(views.rows(block, np.float64), bias0)
             base, index = table_choice(out, delta, thresholds)
             q = code(p, where, base, index).reshape(symbols[where + (p.channel,)].shape)
             symbols[where + (p.channel,)] = q
