@@ -25,6 +25,7 @@ from ..entropy import SymbolDecoder, SymbolEncoder, TableSet, pack_varints, unpa
 from ..errors import AecError, CorruptFileError
 from .context import (
     MAX_ERROR_LIMIT,
+    PAD,
     IntegerFeatures,
     Pass,
     passes,
@@ -184,7 +185,9 @@ class ResidualCodec:
             xhat[..., :1], MODEL_CHANNELS, axis=2)
         features = IntegerFeatures(model_xhat, self.xhat_radius)
         symbols = np.zeros(xhat.shape, np.int32)
-        decoded = np.zeros(xhat.shape, np.int32)  # residuals in levels
+        # The residuals in levels, padded once for the contexts' neighbourhoods.
+        padded = np.zeros((shape[0] + 2 * PAD, shape[1] + 2 * PAD, xhat.shape[2]), np.int32)
+        decoded = padded[PAD:PAD + shape[0], PAD:PAD + shape[1]]
         thresholds = self.thresholds[int(max_error)]
         globals_ = (stored_quality(quality), delta)
         for p in passes(xhat.shape[2], self.schedule):
@@ -192,9 +195,9 @@ class ResidualCodec:
             where = p.positions(shape)
             if symbols[where + (p.channel,)].size == 0:  # a 1-pixel row or column
                 continue
-            views = features.pass_views(p, decoded)
+            views = features.pass_views(p, padded, padded=True)
             bias0 = net.bias_with_globals(globals_)
-            height, width = views.xhat.shape[:2]
+            height, width = views.centre.shape
             out = np.empty((height * width, 2))
             step_rows = max(1, BLOCK_ROWS // width)  # pass rows per block: in the cache
             for top in range(0, height, step_rows):
