@@ -21,6 +21,7 @@ from ..format import container
 from ..format.chunks import CHUNK_EXACT, CHUNK_EXIF, CHUNK_ICC, CHUNK_RESIDUAL
 from ..format.container import Header
 from ..format.grid import TileGrid
+from ..format.inspect import residual_layer
 from ..format.quality import DEFAULT_QUALITY, STORED_MAX, from_stored, to_stored
 from ..format.requirement import CHUNK_NEED, FORMAT_SINCE, RESIDUAL_SINCE, Requirement
 from ..format.residual import exact_marker, wants_exact
@@ -562,6 +563,7 @@ class Codec:
         if found and len(found) < len(todo):
             missing = next(i for i in todo if i not in found)
             raise CorruptFileError(f"chunk RESD of tile {missing} is missing")
+        residual_layer([parsed.tiles[i] for i in found])  # one K and model throughout
         return found
 
     def _decode_residual(self, base: Image.Image, header: Header, chunks: dict[int, bytes],

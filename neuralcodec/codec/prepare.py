@@ -49,6 +49,13 @@ class Analysis:
         return metrics.psnr(self._reference, np.asarray(decoded.convert("RGB")))
 
 
+    def largest_error(self, decoded: Image.Image) -> int:
+        """The largest difference of a decoded colour sample from the image coded (alpha
+        aside, as :meth:`psnr`)."""
+        a = np.asarray(self.colour.convert("RGB"), dtype=np.int16)
+        return int(np.abs(a - np.asarray(decoded.convert("RGB"), dtype=np.int16)).max())
+
+
 # What the API encodes: a PIL image, a path, a binary file object, a uint8 array, or an
 # image already prepared (by :func:`prepare_image`).
 ImageSource = Image.Image | str | Path | IO[bytes] | np.ndarray | Analysis
