@@ -377,18 +377,21 @@ class Codec:
         self._check_decodes_within(prepared, data, max_error)
         return data, q
 
-    def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY,
-               progress: Progress | None = None, effort: int = 1, strip: bool = False
-               ) -> bytes:
+    def encode(self, image: ImageSource, quality: float | None = None,
+               progress: Progress | None = None, effort: int = 1, strip: bool = False,
+               lossless: bool = False, max_error: int | None = None) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes.
 
         ``effort`` 1 (the default) is one pass of the analysis transform; higher levels
         (up to the model's ``max_effort``) spend encoding time refining the latents for
         this image to make a smaller file for the same quality. The decoder, and its
         speed, are the same at every effort. The image's ICC profile and EXIF block are
-        stored; ``strip`` keeps of the EXIF block only a non-default orientation."""
+        stored; ``strip`` keeps of the EXIF block only a non-default orientation.
+        ``lossless`` (decoded exactly) and ``max_error`` K (every sample within K) add
+        the residual layer; ``quality`` (None: 75) is then the base layer's, or None to
+        let the encoder pick it (see :meth:`encode_residual`)."""
         options = EncodeOptions(quality=quality, effort=effort, model=self.model_name,
-                                strip=strip)
+                                strip=strip, lossless=lossless, max_error=max_error)
         return self.encode_with(image, options, progress)[0]
 
     def encode_to_target(self, image: ImageSource, bpp: float | None = None,
