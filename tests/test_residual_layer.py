@@ -295,3 +295,20 @@ def test_a_residual_model_this_release_lacks_is_named(rcodec, monkeypatch):
     with pytest.raises(AecError, match="needs residual model 'test-residual'"):
         rcodec.decode(data)
 
+
+
+def test_partial_decoding_keeps_the_residual_of_tiles_a_lost_tile_does_not_reach():
+    codec = Codec(device="cpu", workers=1, tile_size=64)
+    im = image("RGB", 150, 100, seed=10)  # 3 x 2 tiles
+    data = codec.encode(im, lossless=True)
+    latn = container.unpack(data).tiles[0][b"LATN"]
+    damaged = bytearray(data)
+    damaged[data.index(latn) + 1] ^= 0xFF
+    out, report = codec.decode_partial(bytes(damaged))
+    assert report.lost_tiles == [0]
+    # tiles 1, 3 and 4 reach into tile 0's coded box (4 at its corner)
+    assert sum("residual layer skipped" in p for p in report.problems) == 3
+    got, want = np.asarray(out), np.asarray(im)
+    for i in (2, 5):  # beyond the lost tile's overlap: still lossless
+        left, top, right, bottom = container.unpack(data).header.grid.box(i)
+        assert np.array_equal(got[top:bottom, left:right], want[top:bottom, left:right])
