@@ -31,6 +31,20 @@ def residual_model(name: str | None = None) -> Any:
     return load_residual_model(name or DEFAULT_RESIDUAL_MODEL)
 
 
+def residual_layer_here(model: str) -> bool:
+    """Whether files of base model ``model`` can have the residual layer here: it is one
+    of the layer's base models and the default residual model is installed."""
+    from .options import RESIDUAL_BASE_MODELS
+
+    if model not in RESIDUAL_BASE_MODELS:
+        return False
+    try:
+        residual_model()
+    except AecError:
+        return False
+    return True
+
+
 def colour_array(image: Image.Image) -> np.ndarray:
     """An L or RGB image as uint8 (H, W, C), C = 1 or 3: what the residual model codes."""
     a = np.asarray(image)
