@@ -312,3 +312,19 @@ def test_partial_decoding_keeps_the_residual_of_tiles_a_lost_tile_does_not_reach
     for i in (2, 5):  # beyond the lost tile's overlap: still lossless
         left, top, right, bottom = container.unpack(data).header.grid.box(i)
         assert np.array_equal(got[top:bottom, left:right], want[top:bottom, left:right])
+
+
+def test_a_rerun_skips_what_was_asked_and_refuses_another_k(tmp_path, capsys):
+    inputs = []
+    for i, mode in enumerate(("RGB", "LA")):
+        inputs.append(str(tmp_path / f"{i}.png"))
+        image(mode, seed=i).save(inputs[-1])
+    out = tmp_path / "out"
+    assert run(["encode", *inputs, "-o", str(out), "--lossless", "-v"]) == 0
+    assert capsys.readouterr().out.count("+ residual K=0") == 2
+    assert run(["encode", *inputs, "-o", str(out), "--lossless"]) == 0
+    assert "0 coded, 2 skipped" in capsys.readouterr().out
+    assert run(["encode", *inputs, "-o", str(out), "--max-error", "2"]) == 1
+    assert "was made with maximum error 0, not with maximum error 2" in capsys.readouterr().err
+    assert run(["encode", *inputs, "-o", str(out), "-q", "70"]) == 1
+    assert "not without the residual layer" in capsys.readouterr().err

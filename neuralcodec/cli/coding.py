@@ -26,6 +26,7 @@ from ..codec.options import (
 from ..errors import AecError
 from ..families.zoo import DEFAULT_MODEL
 from ..format.container import AEC_SUFFIX
+from ..format.inspect import residual_max_error
 from ..format.quality import DEFAULT_QUALITY
 from ..io.files import STDIO, STDOUT_NAME, read_bytes
 from ..io.lossy import (
@@ -47,7 +48,6 @@ from .common import (
     plan,
     plan_outputs,
     quiet_notes,
-    residual_error,
     run_one,
     say,
     threads_option,
@@ -144,7 +144,7 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
         w, h = prepared.image.size
         row = Row("stdin" if str(src) == STDIO else str(src), str(dst), DONE, w, h,
                   len(data), metrics.bpp(len(data), w, h), quality=q, seconds=seconds)
-        row.residual = residual_error(data)
+        row.residual = residual_max_error(data)
         if verbose:
             decoded = codec.decode(data)
             row.psnr = prepared.psnr(decoded)

@@ -298,14 +298,6 @@ def candidate_progress(src: Path) -> Callable[[float, int, int], None] | None:
     return show
 
 
-def residual_error(data: bytes) -> int | None:
-    """The maximum error K of a file's residual layer, None without one."""
-    from ..format.inspect import describe
-
-    residual = describe(data).get("residual")
-    return None if residual is None else residual["max_error"]
-
-
 def tile_progress(src: Path) -> Callable[[int, int], None] | None:
     """Per-tile progress of one large image on an interactive terminal."""
     if not sys.stderr.isatty():

@@ -303,9 +303,11 @@ class EncodeOptions:
     @property
     def at_quality(self) -> float | None:
         """The quality to code at: the one given, or the default when no target is;
-        None when a target chooses it."""
+        None when a target chooses it, or the residual layer's encoder does."""
         if self.target is not None:
             return None
+        if self.residual_error is not None:  # None: the encoder picks the base's
+            return self.quality
         return DEFAULT_QUALITY if self.quality is None else self.quality
 
     def codec(self, workers: int | None = None) -> Codec:

@@ -58,3 +58,9 @@ def residual_text(residual: dict) -> str:
     """``K=0 (lossless) aec-residual-1``: the residual layer as ``aec info`` shows it."""
     k = residual["max_error"]
     return f"K={k} ({'lossless' if k == 0 else 'near-lossless'}) {residual['model']}"
+
+
+def residual_max_error(data: bytes) -> int | None:
+    """The maximum error K of a file's residual layer, None without one."""
+    layer = residual_layer(container.unpack(bytes(data)).tiles)
+    return None if layer is None else layer.max_error
