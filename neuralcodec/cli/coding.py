@@ -69,7 +69,9 @@ from .dataset import dataset_options, run_dataset, run_list
 @click.option("--size", type=click.IntRange(min=1), default=None,
               help="Target file size in bytes: the highest quality whose file fits.")
 @click.option("--psnr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Target RGB PSNR in dB: the smallest file that reaches it.")
+              help="Target RGB PSNR in dB: the smallest file that reaches it (above "
+                   "what quality 100 reaches, with the residual layer of the largest "
+                   "maximum error that does).")
 @click.option("--lossless", is_flag=True,
               help="Add the residual layer so that the file decodes to exactly the input "
                    "(--max-error 0).")
