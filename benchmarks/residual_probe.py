@@ -37,6 +37,7 @@ from neuralcodec.residual import coder  # noqa: E402
 from neuralcodec.residual.context import (  # noqa: E402
     SCHEDULES,
     Features,
+    IntegerFeatures,
     Pass,
     Schedule,
     passes,
@@ -138,13 +139,13 @@ def training_rows(bases: list[dict[str, np.ndarray]], qualities: list[int],
         for q in qualities:
             xhat = base[f"recon{q}"]
             residual = x.astype(np.int32) - xhat.astype(np.int32)
-            for k in max_errors:
-                delta = step(k)
-                symbols = quantize(residual, k)
-                features = Features(xhat, q, delta, xhat_radius)
-                decoded = symbols.astype(np.float32) * delta
-                for p in passes(3, schedule):
-                    f = features(p, decoded)
+            # x̂'s columns are made once per channel for every K: passes outside, K inside
+            integer = IntegerFeatures(xhat, xhat_radius)
+            by_k = [(step(k), quantize(residual, k)) for k in max_errors]
+            for p in passes(3, schedule):
+                for delta, symbols in by_k:
+                    features = Features(xhat, q, delta, xhat_radius, integer)
+                    f = features(p, symbols * delta)
                     r, c = p.positions(xhat.shape[:2])
                     sym = symbols[r, c, p.channel].ravel()
                     pick = rng.choice(len(sym), size=min(per_pass, len(sym)), replace=False)
@@ -328,9 +329,49 @@ def code(cache: Path, qualities: list[int], max_errors: list[int], args: argpars
               + "/".join(f"{best[f'K{k}/{n}']:.3f}" for n in names))
 
 
+def ship(cache: Path, args: argparse.Namespace) -> None:
+    """Write a fitted float model's exact form as a residual model: NAME.safetensors
+    (integer arrays) and NAME.json (its card) in ``--out``."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    from neuralcodec.families.shipped import file_sha256, shipped_model
+    from neuralcodec.residual.layer import RESIDUAL_FAMILY, ResidualCodec, export_arrays
+
+    if shipped_model(args.name) is not None:
+        raise SystemExit(f"'{args.name}' is a shipped model: frozen, never rewritten")
+    source = args.models.split(",")[0]
+    with np.load(cache / f"model-{source}.npz") as f:
+        model = ResidualModel.from_arrays({k: f[k] for k in f.files})
+    arrays = export_arrays(model)
+    codec = ResidualCodec.from_arrays(arrays, args.name)  # checks the 2**53 bounds
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / f"{args.name}.safetensors"
+    save_file(arrays, str(weights))
+    hidden = [int(h) for h in args.hidden.split(",") if h]
+    card = {
+        "name": args.name,
+        "family": RESIDUAL_FAMILY,
+        "config": {"schedule": "2x2", "xhat_radius": model.xhat_radius, "hidden": hidden,
+                   "max_error_limit": codec.max_error_limit},
+        "training": {"source": f"benchmarks/residual_probe.py fit ({source})",
+                     "note": args.note},
+        "summary": "exact residual model: per pass (R, G, B x 2x2 phases) integer "
+                   "networks giving a discretized logistic's table for x - x-hat",
+        "data": "shared/datasets/train: random crops (exact-synthesis bases of "
+                "aec-hp-ckbd); Kodak not used for training",
+        "bounds_log2_max": max(codec.bounds_log2.values()),
+    }
+    out.joinpath(f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{weights} ({weights.stat().st_size} bytes, fingerprint "
+          f"{file_sha256(weights)[:16]}); worst sum 2**{card['bounds_log2_max']:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["bases", "fit", "code"])
+    parser.add_argument("step", choices=["bases", "fit", "code", "ship"])
     parser.add_argument("--cache", default="/tmp/aec-residual")
     parser.add_argument("--set", choices=["train", "kodak"], default="kodak")
     parser.add_argument("--count", type=int, default=160, help="train crops")
@@ -353,6 +394,9 @@ def main() -> None:
                         help="code: also the bits of the unquantized distributions")
     parser.add_argument("--check-decode", action="store_true",
                         help="code: decode every file back (and time it)")
+    parser.add_argument("--name", default="aec-residual-1", help="ship: the model's name")
+    parser.add_argument("--out", default=str(ROOT / "neuralcodec" / "weights"),
+                        help="ship: the folder to write it in")
     parser.add_argument("--save", default=None)
     parser.add_argument("--note", default="")
     args = parser.parse_args()
@@ -365,6 +409,8 @@ def main() -> None:
         make_bases(images, qualities, cache / args.set)
     elif args.step == "fit":
         fit(cache, qualities, max_errors, args)
+    elif args.step == "ship":
+        ship(cache, args)
     else:
         code(cache, qualities, max_errors, args)
 

@@ -159,12 +159,13 @@ class IntegerFeatures:
             cols += prev + [np.abs(v) for v in prev]
         return cols
 
-    def __call__(self, p: Pass, residual: np.ndarray) -> np.ndarray:
-        """(positions, columns) int32 for pass ``p``, the globals left out."""
+    def __call__(self, p: Pass, residual: np.ndarray, dtype: type = np.int32) -> np.ndarray:
+        """(positions, columns) for pass ``p``, the globals left out: integers, held in
+        ``dtype`` (float64 for the exact networks' products)."""
         rows, cols = p.positions(self.shape)
         xcols = self.xhat_columns(p.channel)[rows, cols]
         out = np.empty((xcols.shape[0] * xcols.shape[1],
-                        self.residual_count(p) + xcols.shape[2]), dtype=np.int32)
+                        self.residual_count(p) + xcols.shape[2]), dtype=dtype)
         r = self.residual_columns(p, residual.astype(np.int32, copy=False))
         for i, v in enumerate(r):
             out[:, i] = v.ravel()
@@ -209,8 +210,11 @@ class Features:
     """Each pass's float feature rows (the integer columns times their scales, the globals
     appended): what the float research models take."""
 
-    def __init__(self, xhat: np.ndarray, quality: float, step: int, xhat_radius: int = 1):
-        self.integer = IntegerFeatures(xhat, xhat_radius)
+    def __init__(self, xhat: np.ndarray, quality: float, step: int, xhat_radius: int = 1,
+                 integer: IntegerFeatures | None = None):
+        """``integer``: the image's integer columns, where already made (for another
+        quality or step of the same ``x̂``)."""
+        self.integer = integer or IntegerFeatures(xhat, xhat_radius)
         self.xhat_radius = xhat_radius
         self.globals = (stored_quality(quality), step)
 

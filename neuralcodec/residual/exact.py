@@ -7,8 +7,12 @@ on every machine, thread count, BLAS and NumPy version (as the latents' paramete
   stored quality (hundredths) and the step, folded into the first layer's bias once per
   pass.
 * **Weights** are integers ``round(w * 2**shift)`` with one power-of-two scale per output
-  column, ``|w_int| <= 2**WEIGHT_BITS``; each layer's accumulator is rescaled to the
-  activation grid ``2**-FRAC_BITS`` by ``floor(acc * 2**-shift)``.
+  column: ``|w_int| <= 2**WEIGHT_BITS`` in the hidden layers; in the input layer, whose
+  columns differ in range (a difference of ``x̂`` up to 255, the stored quality up to
+  10,000), the largest scale that keeps the column's worst sum below 2**44. Each
+  layer's accumulator is rescaled to the activation grid ``2**-FRAC_BITS`` by
+  ``floor(acc * 2**-shift)``, rounding to nearest (half a step is folded into the
+  stored bias).
 * **Accumulation** is a float64 matrix product of integers. It is exact in any summation
   order while every partial sum is below 2**53: :meth:`ExactPassNet.check_bounds` proves
   it from the weights and each input's largest magnitude (the decoder refuses symbols
@@ -41,7 +45,9 @@ from .model import MEAN_UNIT, PassNet
 from .tables import MEAN_PHASES, SCALES
 
 _EXACT_LIMIT = float(2**53)
-MAX_SHIFT = 40
+MAX_SHIFT = 60
+BLOCK_ROWS = 4096
+INPUT_ACC_BITS = 44  # the input layer's worst partial sum stays below 2**44
 
 
 class BoundError(ValueError):
@@ -61,8 +67,12 @@ class ExactLayer:
     def finish(self, acc: np.ndarray) -> np.ndarray:
         """Rescale, activate and clamp exact accumulator values (in place)."""
         out = np.floor(np.multiply(acc, self.scale, out=acc), out=acc)
-        if self.leaky.any():
-            out[:, self.leaky] = integer_leaky(out[:, self.leaky])
+        if self.leaky.all():
+            integer_leaky(out)
+        elif self.leaky.any():  # the input layer: its linear path's columns kept as they are
+            kept = out[:, ~self.leaky].copy()
+            integer_leaky(out)
+            out[:, ~self.leaky] = kept
         return np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
 
     def worst(self, input_bounds: np.ndarray) -> float:
@@ -101,9 +111,17 @@ class ExactPassNet:
         return first.bias + np.asarray(globals_, np.float64) @ first.weight[-2:]
 
     def __call__(self, columns: np.ndarray, bias0: np.ndarray) -> np.ndarray:
-        """(positions, 2) float64 integers on the grid: mean / MEAN_UNIT and log scale."""
+        """(positions, 2) float64 integers on the grid: mean / MEAN_UNIT and log scale.
+        Computed in blocks of rows, so that the element-wise steps run in the cache."""
+        out = np.empty((len(columns), 2))
+        for start in range(0, len(columns), BLOCK_ROWS):
+            end = start + BLOCK_ROWS
+            out[start:end] = self._block(columns[start:end], bias0)
+        return out
+
+    def _block(self, columns: np.ndarray, bias0: np.ndarray) -> np.ndarray:
         first = self.layers[0]
-        acc = columns.astype(np.float64) @ first.weight[:-2]
+        acc = np.asarray(columns, np.float64) @ first.weight[:-2]
         acc += bias0
         h = first.finish(acc)
         skip = h[:, -2:]
@@ -140,26 +158,38 @@ def table_choice(out: np.ndarray, delta: int, thresholds: np.ndarray
     return base, k * MEAN_PHASES + phase
 
 
-def _column_shifts(w: np.ndarray) -> np.ndarray:
-    """Per output column: the power of two mapping it to |w_int| <= 2**WEIGHT_BITS."""
-    peak = np.abs(w).max(axis=0)
+def _column_shifts(w: np.ndarray, input_bounds: np.ndarray | None = None) -> np.ndarray:
+    """Per output column, the power of two that scales it to integers: the largest with
+    |w_int| <= 2**WEIGHT_BITS, or (``input_bounds`` given, for the input layer, whose
+    columns differ in range by up to 2**13) the largest that keeps every partial sum
+    below 2**INPUT_ACC_BITS."""
+    if input_bounds is None:
+        peak = np.abs(w).max(axis=0)
+        bits = WEIGHT_BITS
+    else:
+        peak = np.asarray(input_bounds, np.float64) @ np.abs(w)
+        bits = INPUT_ACC_BITS
     _, exponent = np.frexp(np.where(peak > 0, peak, 1.0))
-    return np.minimum(MAX_SHIFT, WEIGHT_BITS - exponent).astype(np.int64)
+    return np.minimum(MAX_SHIFT, bits - exponent).astype(np.int64)
 
 
-def _integer_layer(w: np.ndarray, b: np.ndarray, input_frac: int, leaky: np.ndarray
-                   ) -> ExactLayer:
+def _integer_layer(w: np.ndarray, b: np.ndarray, input_frac: int, leaky: np.ndarray,
+                   input_bounds: np.ndarray | None = None) -> ExactLayer:
     """An integer layer of float ``w`` (inputs, outputs) and ``b`` whose inputs lie on the
     grid ``2**-input_frac``; its outputs land on ``2**-FRAC_BITS``."""
-    s = _column_shifts(w)
+    s = _column_shifts(w, input_bounds)
+    shift = s + input_frac - FRAC_BITS
     w_int = np.round(w * np.ldexp(1.0, s)[None])
-    b_int = np.round(b * np.ldexp(1.0, s + input_frac))
-    return ExactLayer(w_int, b_int, s + input_frac - FRAC_BITS, leaky)
+    # Half an output step folded into the bias: the floor then rounds to nearest.
+    half = np.where(shift > 0, np.ldexp(1.0, np.maximum(shift, 1) - 1), 0.0)
+    b_int = np.round(b * np.ldexp(1.0, s + input_frac)) + half
+    return ExactLayer(w_int, b_int, shift, leaky)
 
 
-def quantize_net(net: PassNet, scales: np.ndarray) -> ExactPassNet:
+def quantize_net(net: PassNet, scales: np.ndarray, bounds: np.ndarray) -> ExactPassNet:
     """The integer form of a float pass network whose inputs are integer columns times
-    ``scales`` (the globals' last): the scales folded into layer 0 with the linear path."""
+    ``scales`` (the globals' last), each at most ``bounds`` in magnitude: the scales
+    folded into layer 0 with the linear path."""
     if net.skip is None or len(net.weights) < 2:
         raise ValueError("the exact form needs hidden layers and the linear path")
     scales = np.asarray(scales, np.float64)[:, None]
@@ -167,7 +197,7 @@ def quantize_net(net: PassNet, scales: np.ndarray) -> ExactPassNet:
     b0 = np.concatenate([net.biases[0], net.skip[1]]).astype(np.float64)
     hidden = net.weights[0].shape[1]
     leaky0 = np.arange(hidden + 2) < hidden
-    layers = [_integer_layer(w0, b0, 0, leaky0)]
+    layers = [_integer_layer(w0, b0, 0, leaky0, bounds)]
     last = len(net.weights) - 1
     for i in range(1, last + 1):
         w = net.weights[i].astype(np.float64)
@@ -177,10 +207,10 @@ def quantize_net(net: PassNet, scales: np.ndarray) -> ExactPassNet:
 
 
 def net_arrays(key: str, net: ExactPassNet) -> dict[str, np.ndarray]:
-    """A pass network's stored arrays: int32 weights, int64 biases and shifts."""
+    """A pass network's stored arrays: int64 weights, biases and shifts."""
     out = {}
     for i, layer in enumerate(net.layers):
-        out[f"{key}.{i}.weight"] = layer.weight.astype(np.int32)
+        out[f"{key}.{i}.weight"] = layer.weight.astype(np.int64)
         out[f"{key}.{i}.bias"] = layer.bias.astype(np.int64)
         out[f"{key}.{i}.shift"] = layer.shift.astype(np.int64)
     return out

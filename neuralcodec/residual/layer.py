@@ -69,7 +69,8 @@ def export_arrays(model: ResidualModel) -> dict[str, np.ndarray]:
     probe = IntegerFeatures(np.zeros((1, 1, MODEL_CHANNELS), np.uint8), model.xhat_radius)
     out = {"xhat_radius": np.array([model.xhat_radius], np.int64), **coding_arrays()}
     for p, net in model.nets.items():
-        out.update(net_arrays(pass_key(p), quantize_net(net, probe.scales(p))))
+        out.update(net_arrays(pass_key(p), quantize_net(net, probe.scales(p),
+                                                        probe.bounds(p))))
     return out
 
 
@@ -190,7 +191,7 @@ class ResidualCodec:
             where = p.positions(shape)
             if symbols[where + (p.channel,)].size == 0:  # a 1-pixel row or column
                 continue
-            out = net(features(p, decoded), net.bias_with_globals(globals_))
+            out = net(features(p, decoded, np.float64), net.bias_with_globals(globals_))
             base, index = table_choice(out, delta, thresholds)
             q = code(p, where, base, index).reshape(symbols[where + (p.channel,)].shape)
             symbols[where + (p.channel,)] = q

@@ -54,12 +54,10 @@ _EXACT_LIMIT = float(2**53)
 
 def integer_leaky(out: np.ndarray) -> np.ndarray:
     """LeakyReLU of integers, exactly (in place): x for x >= 0, floor(x * 41 / 4096)
-    below."""
-    negative = np.minimum(out, 0)
-    np.floor(np.multiply(negative, LEAK_NUM * 2.0**-LEAK_SHIFT, out=negative), out=negative)
-    np.maximum(out, 0, out=out)
-    out += negative
-    return out
+    below. One maximum does both: for an integer x >= 0 the floor is at most x, for
+    x < 0 at least x."""
+    leaked = np.floor(np.multiply(out, LEAK_NUM * 2.0**-LEAK_SHIFT))
+    return np.maximum(out, leaked, out=out)
 
 
 @dataclass
