@@ -19,6 +19,7 @@ import neuralcodec
 from neuralcodec import Codec, EncodeOptions
 from neuralcodec.cli import run
 from neuralcodec.codec import residual_layer
+from neuralcodec.codec.residual_layer import residual_layer_here
 from neuralcodec.errors import AecError, CorruptFileError
 from neuralcodec.format import container
 from neuralcodec.format.inspect import describe
@@ -328,3 +329,22 @@ def test_a_rerun_skips_what_was_asked_and_refuses_another_k(tmp_path, capsys):
     assert "was made with maximum error 0, not with maximum error 2" in capsys.readouterr().err
     assert run(["encode", *inputs, "-o", str(out), "-q", "70"]) == 1
     assert "not without the residual layer" in capsys.readouterr().err
+
+
+def test_tile_workers_code_the_shipped_model_as_this_process_does(monkeypatch):
+    """Worker processes load the shipped residual model themselves: the same file and
+    pixels as coding in this process."""
+    monkeypatch.undo()  # the shipped model, in this process too
+    if not residual_layer_here("aec-hp-ckbd"):
+        pytest.skip("the shipped residual model is not installed")
+    im = image("RGBA", 150, 100, seed=11)  # 6 tiles of 64
+    in_workers = Codec(device="cpu", workers=2, tile_size=64)
+    here = Codec(device="cpu", workers=1, tile_size=64)
+    try:
+        data = in_workers.encode(im, max_error=1, quality=70)
+        assert here.encode(im, max_error=1, quality=70) == data
+        assert np.array_equal(np.asarray(in_workers.decode(data)),
+                              np.asarray(here.decode(data)))
+        assert largest_error(here.decode(data), im) <= 1
+    finally:
+        in_workers.close()
