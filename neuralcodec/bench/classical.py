@@ -135,6 +135,9 @@ BOUNDED_CODECS: tuple[ClassicalCodec, ...] = (
                    library="imagecodecs", bounded=True, near=True),
 )
 ALL_CODECS = CLASSICAL_CODECS + BOUNDED_CODECS
+# A run's classical families unless told: the lossless table's codecs and JPEG XL by
+# distance are left out, so that the default run stays as fast as it was.
+DEFAULT_CLASSICAL = ("jpeg", "webp", "avif", "jxl", "jpeg2000")
 CLASSICAL_FAMILIES = tuple(dict.fromkeys(c.family for c in ALL_CODECS))
 # --codecs names that stand for several families.
 FAMILY_GROUPS = {"lossless": tuple(dict.fromkeys(c.family for c in BOUNDED_CODECS))}
