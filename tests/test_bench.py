@@ -195,7 +195,8 @@ def test_cli_bench_with_a_worker_pool_and_its_one_line_errors(folder, tmp_path, 
 
     assert run(["bench", str(folder), "--codecs", "jpeg,gif", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,jpeg2000"
+    assert err == ("aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,"
+                   "jxl-distance,jpeg2000,png,webp-lossless,jxl-lossless,jpegls or lossless")
 
 
 def test_bench_lists_the_images_that_encode_codes_from_a_folder(tmp_path):

@@ -273,7 +273,8 @@ def plot(curves: dict[str, list[dict]], references: dict[str, dict], metric: str
     ax.set_ylabel(QUALITY_METRICS[metric])
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a run of the lossless table alone has none
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
