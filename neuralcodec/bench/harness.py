@@ -70,6 +70,7 @@ MSSSIM_MIN_SIDE = 161
 CUDA_ANALYSIS_BATCH = 8
 CACHE_NAME = "cache/rows.jsonl"
 CACHE_FILE = "rows.jsonl"  # its name in a --cache folder
+SLOW_ROW_S = 5.0  # an aec encode at least this long gets its own progress line
 
 
 @dataclass
@@ -417,15 +418,18 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
             codec.encode_prepared(prep, settings[0])  # coding only (effort 1: the same
             # analysis time at every effort)
             analysis_s = max(0.0, 2 * t1 - t0 - time.perf_counter())
-        coded = []
         for setting in cache.missing(config, im.digest, settings):
             t0 = time.perf_counter()
             data = codec.encode_prepared(prep, setting, effort=spec.effort)
             t1 = time.perf_counter()
             decoded = np.asarray(codec.decode(data).convert("RGB"))
-            coded.append(Coded(setting, len(data), analysis_s + t1 - t0,
-                               time.perf_counter() - t1, decoded))
-        rows += _record(im, spec.label, config, coded, meter, cache)
+            coded = Coded(setting, len(data), analysis_s + t1 - t0, time.perf_counter() - t1,
+                          decoded)
+            # Each row is cached once coded: a slow encoder (high effort, an overfitted
+            # model) loses at most one encode to an interruption, and says where it is.
+            rows += _record(im, spec.label, config, [coded], meter, cache)
+            if coded.encode_s >= SLOW_ROW_S and show.enabled and show.log:
+                show.log(_row_line(rows[-1], "q"))
         progress.advance()
     progress.close()
     return rows
@@ -450,9 +454,9 @@ def _residual_config(spec: NeuralSpec) -> str:
     return f"{config}|{fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint}"
 
 
-def _row_line(row: Row) -> str:
-    """The progress line of one slow encode (the lossless table's rows)."""
-    return (f"{row.codec} {row.image} K={row.setting:g}: {row.bpp:.3f} bpp, "
+def _row_line(row: Row, knob: str = "K") -> str:
+    """The progress line of one slow encode (the lossless table's rows, slow aec rows)."""
+    return (f"{row.codec} {row.image} {knob}={row.setting:g}: {row.bpp:.3f} bpp, "
             f"encode {row.encode_s:.2f} s, decode {row.decode_s:.2f} s")
 
 
