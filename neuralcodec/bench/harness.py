@@ -519,8 +519,11 @@ def _classical_config(codec: ClassicalCodec) -> str:
     versions = {k: features.version(k) for k in ("jpg", "webp", "avif", "jpg_2000")}
     identity = [codec.label, codec.options, codec.knob_name, versions,
                 _version("pillow-jxl-plugin")]
-    if codec.library != "pillow":  # only then: the Pillow curves keep their cached rows
+    # Added only where they matter, so that the other curves keep their cached rows.
+    if codec.library != "pillow":
         identity += [codec.library, library_versions()]
+    elif codec.pillow_format == "PNG":
+        identity.append(features.version("zlib"))
     description = json.dumps(identity, sort_keys=True, default=str)
     return f"{codec.label}|{hashlib.sha1(description.encode()).hexdigest()[:12]}"
 
