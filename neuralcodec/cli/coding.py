@@ -15,6 +15,7 @@ from ..codec.options import (
     DEFAULT_MAX_TILE_PIXELS,
     DEFAULT_TILE_OVERLAP,
     DEFAULT_TILE_SIZE,
+    MAX_ERROR_RANGE,
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
     QUALITY_RANGE,
@@ -35,6 +36,7 @@ from ..io.lossy import (
 )
 from .common import (
     build,
+    candidate_progress,
     checked,
     device_option,
     explain,
@@ -45,6 +47,7 @@ from .common import (
     plan,
     plan_outputs,
     quiet_notes,
+    residual_error,
     run_one,
     say,
     threads_option,
@@ -67,6 +70,13 @@ from .dataset import dataset_options, run_dataset, run_list
               help="Target file size in bytes: the highest quality whose file fits.")
 @click.option("--psnr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target RGB PSNR in dB: the smallest file that reaches it.")
+@click.option("--lossless", is_flag=True,
+              help="Add the residual layer so that the file decodes to exactly the input "
+                   "(--max-error 0).")
+@click.option("--max-error", type=click.IntRange(*MAX_ERROR_RANGE), default=None,
+              help="Add the residual layer so that no decoded sample is more than this "
+                   "many levels from the input; -q then fixes the base layer's quality "
+                   "(else the smallest file of 55, 70 and 85).")
 @click.option("-v", "--verbose", "--print-psnr", "verbose", is_flag=True,
               help="Also report each file's RGB PSNR against the image coded (the input "
                    "after any conversion its notes announce); with several files, a line "
@@ -104,6 +114,8 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
       aec encode *.png -o compressed/ --bpp 0.5
       aec encode photo.png --psnr 35 -v
       aec encode photo.png photo.aec --effort 3
+      aec encode photo.png photo.aec --lossless
+      aec encode photo.png photo.aec --max-error 2 -v
       cat photo.png | aec encode - > photo.aec
     """
     options = build(EncodeOptions, **fields)  # quality, targets, effort, model, ...
@@ -124,15 +136,19 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
 
     def job() -> Row:
         t0 = time.perf_counter()
-        prepared = codec.prepare(src, options.frame)
-        data, q = codec.encode_with(prepared, options, tile_progress(src))
+        prepared = codec.prepare(src, options.frame, options.residual_error is not None)
+        data, q = codec.encode_with(prepared, options, tile_progress(src),
+                                    candidate_progress(src))
         seconds = time.perf_counter() - t0
         write_bytes(dst, data, force)
         w, h = prepared.image.size
         row = Row("stdin" if str(src) == STDIO else str(src), str(dst), DONE, w, h,
                   len(data), metrics.bpp(len(data), w, h), quality=q, seconds=seconds)
+        row.residual = residual_error(data)
         if verbose:
-            row.psnr = prepared.psnr(codec.decode(data))
+            decoded = codec.decode(data)
+            row.psnr = prepared.psnr(decoded)
+            row.max_error = prepared.largest_error(decoded)
         return row
 
     try:
@@ -233,7 +249,7 @@ def decode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
               help="JSON Lines: one object per file, a line each.")
 def info(files, as_json) -> None:
     """Show the header and chunk sizes of .aec files (no decoding)."""
-    from ..format.inspect import describe
+    from ..format.inspect import describe, residual_text
 
     failures = 0
     for name in files:
@@ -251,6 +267,8 @@ def info(files, as_json) -> None:
         for key, value in facts.items():
             if key == "chunks":
                 value = ", ".join(f"{k} {v} B" for k, v in value.items())
+            elif key == "residual":
+                value = residual_text(value)
             elif key == "bpp":
                 value = f"{value:.4f}"
             say(f"  {key:15s} {value}")

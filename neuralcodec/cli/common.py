@@ -208,10 +208,15 @@ def file_line(row: Row, encoding: bool, output: str | None = None) -> str:
         return f"{head}failed: {row.error}"
     if encoding:
         facts = f"{row.bytes} bytes, {row.bpp:.4f} bpp, quality {row.quality:g}"
+        if row.residual is not None:
+            facts = (f"{row.bytes} bytes, {row.bpp:.4f} bpp, base quality {row.quality:g}"
+                     f" + residual K={row.residual}")
     else:
         facts = f"{row.width}x{row.height}" + (f" {row.mode}" if row.mode else "")
     when = "skipped (already done)" if row.status == SKIPPED else f"{row.seconds:.2f} s"
     psnr = "" if row.psnr is None else f", PSNR {row.psnr:.2f} dB"
+    if row.max_error is not None:
+        psnr += f", max error {row.max_error}"
     return f"{head}{facts}, {when}{psnr}"
 
 
@@ -274,6 +279,31 @@ workers_option = click.option(
     "--workers", type=click.IntRange(min=1), default=None, show_default=_workers_default(),
     help="Processes coding tiles in parallel.",
 )
+
+
+def candidate_progress(src: Path) -> Callable[[float, int, int], None] | None:
+    """On an interactive terminal, a line per base quality that a residual-layer encode
+    tries (each is a whole encode)."""
+    if not sys.stderr.isatty():
+        return None
+    tried: list[float] = []
+
+    def show(quality: float, size: int, total: int) -> None:
+        tried.append(quality)
+        end = "\n" if len(tried) == total else ""
+        click.echo(f"\r{src}: base quality {quality:g}: {size} bytes "
+                   f"({len(tried)}/{total})", err=True, nl=False)
+        click.echo(end, err=True, nl=False)
+
+    return show
+
+
+def residual_error(data: bytes) -> int | None:
+    """The maximum error K of a file's residual layer, None without one."""
+    from ..format.inspect import describe
+
+    residual = describe(data).get("residual")
+    return None if residual is None else residual["max_error"]
 
 
 def tile_progress(src: Path) -> Callable[[int, int], None] | None:

@@ -53,8 +53,14 @@ def _search_dirs() -> list[Path]:
     return dirs + [WEIGHTS_DIR]
 
 
-def available_models() -> list[ModelInfo]:
-    """Every model found in AEC_MODEL_PATH folders and the package's own weights."""
+# Families of models that code a layer of a file, not an image (the residual layer's
+# probability models, neuralcodec/residual): never listed as image models.
+LAYER_FAMILIES = ("residual",)
+
+
+def available_models(layers: bool = False) -> list[ModelInfo]:
+    """Every image model found in AEC_MODEL_PATH folders and the package's own weights
+    (``layers``: the models of :data:`LAYER_FAMILIES` too)."""
     found: dict[str, ModelInfo] = {}
     for d in _search_dirs():
         for card_path in sorted(d.glob("*.json")):
@@ -64,6 +70,8 @@ def available_models() -> list[ModelInfo]:
             try:
                 card = json.loads(card_path.read_text())
             except (OSError, ValueError):
+                continue
+            if not layers and card.get("family") in LAYER_FAMILIES:
                 continue
             found.setdefault(card_path.stem, ModelInfo(card_path.stem, weights, card))
     return list(found.values())

@@ -52,6 +52,16 @@ LEAK_NUM, LEAK_SHIFT = 41, 12  # 41 / 4096 = 0.01001 ≈ LeakyReLU's 0.01
 _EXACT_LIMIT = float(2**53)
 
 
+def integer_leaky(out: np.ndarray) -> np.ndarray:
+    """LeakyReLU of integers, exactly (in place): x for x >= 0, floor(x * 41 / 4096)
+    below."""
+    negative = np.minimum(out, 0)
+    np.floor(np.multiply(negative, LEAK_NUM * 2.0**-LEAK_SHIFT, out=negative), out=negative)
+    np.maximum(out, 0, out=out)
+    out += negative
+    return out
+
+
 @dataclass
 class IntegerLayer:
     weight: np.ndarray  # float64, integer-valued, torch's layout
@@ -76,12 +86,8 @@ class IntegerLayer:
         """Rescale, activate and clamp exact accumulator values (``acc`` is this layer's
         own array: done in place)."""
         out = np.floor(np.multiply(acc, 2.0 ** -self.shift, out=acc), out=acc)
-        if self.leaky:  # x for x >= 0, floor(x * 41 / 4096) below
-            negative = np.minimum(out, 0)
-            np.floor(np.multiply(negative, LEAK_NUM * 2.0**-LEAK_SHIFT, out=negative),
-                     out=negative)
-            np.maximum(out, 0, out=out)
-            out += negative
+        if self.leaky:
+            out = integer_leaky(out)
         return np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
 
     def rows(self, a: np.ndarray) -> np.ndarray:
