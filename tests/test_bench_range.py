@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,10 +18,11 @@ from neuralcodec.bench import harness as bench
 from neuralcodec.bench.classical import BOUNDED_CODECS, run_classical
 from neuralcodec.bench.harness import BenchOptions, NeuralSpec, QualityMeter, RowCache, run_bench
 from neuralcodec.cli import run
-from neuralcodec.codec import Codec
+from neuralcodec.codec import Codec, residual_layer
 from neuralcodec.errors import AecError
 
 from .helpers import photo_like
+from .test_residual_layer import random_residual_model
 
 LOSSLESS = {"png", "webp-lossless", "jxl-lossless", "jpegls"}
 
@@ -123,6 +125,8 @@ def _fake_residual_codec(monkeypatch, off_by: int = 0) -> list[dict]:
 
     monkeypatch.setattr(Codec, "encode", encode)
     monkeypatch.setattr(Codec, "decode", decode)
+    monkeypatch.setattr(residual_layer, "residual_model",
+                        lambda name=None: SimpleNamespace(fingerprint="fake"))
     return calls
 
 
@@ -159,3 +163,21 @@ def test_max_error_rows_are_refused_in_one_line_without_the_residual_layer(folde
                 "--out", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err.strip() == "aec: error: this aec cannot code --max-error yet"
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_aec_rows_of_the_residual_layer_in_the_table(folder, tmp_path, monkeypatch, capsys):
+    """The real encoder's lossless= / max_error= (a small random residual model: its
+    round trips are exact whatever its weights), through the command line."""
+    model = random_residual_model()
+    monkeypatch.setattr(residual_layer, "residual_model", lambda name=None: model)
+    out = tmp_path / "out"
+    assert run(["bench", str(folder), "--codecs", "aec,jpegls", "--models", "aec-hp-ckbd",
+                "--max-error", "0,2", "--quick", "--no-speed", "--workers", "1",
+                "--out", str(out)]) == 0
+    assert "| aec-hp-ckbd residual | " in capsys.readouterr().out
+    saved = json.loads((out / "results.json").read_text())
+    cells = saved["lossless"]["aec-hp-ckbd residual"]
+    assert set(cells) == {"0", "2"} and cells["0"]["max_error"] == 0
+    assert cells["2"]["max_error"] <= 2 and cells["2"]["bpp"] < cells["0"]["bpp"]
+    assert saved["settings"]["aec_max_errors"] == [0, 2]
+    assert set(saved["aggregates"]) == {"aec-hp-ckbd"}  # its RD curve stays a curve

@@ -444,14 +444,11 @@ def residual_supported() -> bool:
 
 def _residual_config(spec: NeuralSpec) -> str:
     """Cache identity of a model's rows with the residual layer: the model's, aec's version
-    (the encoder picks the base quality) and the residual model's fingerprint."""
-    config = f"{_neural_config(spec)}|residual|{__version__}"
-    try:
-        from ..residual.layer import DEFAULT_RESIDUAL_MODEL, load_residual_model
-    except ImportError:
-        return config
-    fingerprint = load_residual_model(DEFAULT_RESIDUAL_MODEL).fingerprint
-    return f"{config}|{fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint}"
+    (the encoder picks the base quality) and the residual model's fingerprint (an error
+    here, before any work, if that model is not installed)."""
+    from ..codec.residual_layer import residual_model
+
+    return f"{_neural_config(spec)}|residual|{__version__}|{residual_model().fingerprint}"
 
 
 def _row_line(row: Row, knob: str = "K") -> str:
@@ -657,9 +654,13 @@ def run_bench(options: BenchOptions) -> BenchResult:
     log = options.log or (lambda message: None)
     folder, out = Path(options.folder), Path(options.out)
     limit = QUICK_IMAGES if options.quick and options.limit is None else options.limit
+    aec_settings = AEC_QUICK_QUALITIES if options.quick else AEC_QUALITIES
     paths = list_images(folder, limit)
     classical = classical_codecs([c for c in families if c != NEURAL_FAMILY])
     specs = neural_specs(options.models, options.efforts) if NEURAL_FAMILY in families else []
+    plan = [(_neural_config(s), aec_settings) for s in specs]
+    plan += [(_residual_config(s), max_errors) for s in specs if residual]
+    plan += [(_classical_config(c), c.sweep(options.quick, max_errors)) for c in classical]
     workers = options.workers or min(os.cpu_count() or 1, MAX_POOL_WORKERS)
     out.mkdir(parents=True, exist_ok=True)
     cache = RowCache(Path(options.cache) / CACHE_FILE if options.cache else out / CACHE_NAME)
@@ -672,7 +673,6 @@ def run_bench(options: BenchOptions) -> BenchResult:
     log(f"bench: {len(images)} image(s), {len(specs)} model(s), {len(classical)} classical "
         f"curve(s), device {device}, {workers} worker(s)")
 
-    aec_settings = AEC_QUICK_QUALITIES if options.quick else AEC_QUALITIES
     show = ProgressOptions(options.progress, log)
     for spec in specs:
         sweep_neural(spec, images, aec_settings, str(device), meter, cache, show,
@@ -681,9 +681,6 @@ def run_bench(options: BenchOptions) -> BenchResult:
             assert max_errors is not None
             sweep_residual(spec, images, max_errors, str(device), meter, cache, log)
     sweep_classical(classical, images, options.quick, workers, meter, cache, show, max_errors)
-    plan = [(_neural_config(s), aec_settings) for s in specs]
-    plan += [(_residual_config(s), max_errors) for s in specs if residual]
-    plan += [(_classical_config(c), c.sweep(options.quick, max_errors)) for c in classical]
     rows = _all_rows(cache, plan, images)
 
     speed = None
