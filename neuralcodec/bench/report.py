@@ -231,7 +231,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
             refs = list(report["references"])
             lines += ["", f"Against CompressAI's published Kodak curves ({label}):", ""]
             lines += _matrix_table(report["bd_reference"][metric], names, refs)
-    if report.get("references"):
+    if report.get("references") and curves:
         lines += ["", "Reference curves (dashed in the plots), from CompressAI's results "
                   "folder:", ""]
         lines += [f"- {name}: <{ref['source']}>" for name, ref in report["references"].items()]
@@ -284,9 +284,9 @@ def write_outputs(out: Path, rows: Sequence[Any], folder: Path, images: list[str
                   settings: dict[str, Any], environment: dict[str, Any],
                   speed: dict[str, Any] | None, table_codecs: Sequence[str] = ()
                   ) -> dict[str, Any]:
-    """results.json, results.csv, summary.md, rd-psnr.png, rd-msssim.png and
-    rd-psnr-full.png (the whole range) in ``out``; the rows of ``table_codecs`` make the
-    lossless table instead of curves."""
+    """results.json, results.csv, summary.md, rd-psnr-full.png (the whole range) and, when
+    there are curves, rd-psnr.png and rd-msssim.png in ``out``; the rows of
+    ``table_codecs`` make the lossless table instead of curves."""
     curves = aggregate([r for r in rows if r.codec not in table_codecs])
     table = lossless_table([r for r in rows if r.codec in table_codecs])
     references = reference_curves() if is_kodak(images) else {}
@@ -308,9 +308,10 @@ def write_outputs(out: Path, rows: Sequence[Any], folder: Path, images: list[str
     write_csv(out / "results.csv", rows)
     (out / "summary.md").write_text(summary_markdown(report))
     n = len(images)
-    plot(curves, references, "psnr", out / "rd-psnr.png", f"RGB PSNR vs rate, {n} image(s)")
-    plot(curves, references, "msssim_db", out / "rd-msssim.png",
-         f"MS-SSIM (dB) vs rate, {n} image(s)")
-    plot(curves, references, "psnr", out / "rd-psnr-full.png",
+    if curves:  # a run of the lossless table alone has no curves to draw
+        plot(curves, references, "psnr", out / "rd-psnr.png", f"RGB PSNR vs rate, {n} image(s)")
+        plot(curves, references, "msssim_db", out / "rd-msssim.png",
+             f"MS-SSIM (dB) vs rate, {n} image(s)")
+    plot(curves, references if curves else {}, "psnr", out / "rd-psnr-full.png",
          f"RGB PSNR vs rate up to lossless, {n} image(s)", table)
     return report
