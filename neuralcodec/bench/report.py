@@ -263,7 +263,12 @@ def plot(curves: dict[str, list[dict]], references: dict[str, dict], metric: str
     if table is None:
         ax.set_xlim(0, min(top, 2.5) * 1.02 if top else None)  # the 0.1-2 bpp range BD uses
     else:
-        ax.set_xscale("log")
+        from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+
+        ax.set_xscale("log")  # plain numbers at round rates, not powers of ten
+        ax.xaxis.set_major_locator(FixedLocator([0.1, 0.25, 0.5, 1, 2, 4, 8, 16]))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         for codec, cells in table.items():  # lossless points have no finite PSNR
             pts = [c for c in cells.values() if math.isfinite(c.get(metric) or math.inf)]
             if pts:
