@@ -230,6 +230,13 @@ def test_source_revision_only_for_an_aec_checkout(tmp_path):
     assert commit is not None and len(commit) >= 7
 
 
+def test_source_revision_by_default_names_the_checkout_of_this_code():
+    root = Path(bench.__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs git and a checkout")
+    assert bench.source_revision() == bench.source_revision(root) is not None
+
+
 def test_summary_names_the_code_with_or_without_a_revision():
     versions = {"aec": "0.1.0"}
     assert bench_report.code_label({"aec_revision": "abc1234", "versions": versions}) \

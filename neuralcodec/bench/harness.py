@@ -594,7 +594,8 @@ def source_revision(root: Path | None = None) -> str | None:
     it), or None outside a checkout: which code produced the results."""
     import subprocess
 
-    root = (root or Path(__file__).parent.parent).resolve()
+    # the checkout holding neuralcodec/bench/harness.py
+    root = (root or Path(__file__).parent.parent.parent).resolve()
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, text=True,
                              capture_output=True, check=True).stdout.strip()
