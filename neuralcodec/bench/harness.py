@@ -143,7 +143,7 @@ def load_rgb(path: Path) -> np.ndarray:
     codes. Quietly: the bench keeps no metadata, and its notes would be about that."""
     try:
         with Image.open(path) as im:
-            native, _ = native_image(im, im.info.get("icc_profile"), lambda note: None)
+            native, _ = native_image(im, im.info.get("icc_profile"), lambda *note: None)
             return np.asarray(native.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise AecError(f"{path}: cannot read image ({exc})") from None
