@@ -39,6 +39,7 @@ from .common import (
     device_option,
     explain,
     fail,
+    fit_progress,
     force_option,
     given,
     max_pixels_option,
@@ -123,6 +124,9 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
     [(src, dst)] = pairs
 
     def job() -> Row:
+        coder = codec.load().coder()
+        if hasattr(coder, "fit_progress") and not quiet:  # a family that fits each image
+            coder.fit_progress = fit_progress(src)
         t0 = time.perf_counter()
         prepared = codec.prepare(src, options.frame)
         data, q = codec.encode_with(prepared, options, tile_progress(src))
@@ -283,13 +287,14 @@ def models(as_json) -> None:
             status = f"frozen since {entry.since}"
         family = get_family(m.family)
         numpy = family is not None and family.runs_on_numpy
+        decodes = family is not None and family.decodes_on_numpy
         rows.append({
             "name": m.name,
             "default": m.name == DEFAULT_MODEL,
             "family": m.family,
             "status": status,
             "frozen_since": entry.since if entry and not problems else None,
-            "needs": "numpy" if numpy else "torch",
+            "needs": "numpy" if numpy else "torch to encode" if decodes else "torch",
             "torch_installed": torch_here,
             "steps": m.card.get("training", {}).get("steps"),
             "fingerprint": digest[:16],
@@ -306,10 +311,13 @@ def models(as_json) -> None:
     here = "installed" if torch_here else "not installed"
     for r in rows:
         star = " (default)" if r["default"] else ""
-        needs = (f"runs on NumPy (the torch extra, {here}, adds effort above 1 and CUDA)"
-                 if r["needs"] == "numpy" else f"needs the torch extra ({here})")
+        needs = {"numpy": f"runs on NumPy (the torch extra, {here}, adds effort above 1 "
+                          "and CUDA)",
+                 "torch to encode": f"decodes on NumPy, encodes with the torch extra ({here})",
+                 }.get(r["needs"], f"needs the torch extra ({here})")
+        trained = "no training" if r["steps"] is None else f"{r['steps']} training steps"
         say(f"{r['name']}{star}: {r['status']}; {needs}; {r['family']}, "
-            f"{r['steps']} training steps, fingerprint {r['fingerprint']}")
+            f"{trained}, fingerprint {r['fingerprint']}")
         if r["summary"]:
             say(f"    {r['summary']}")
 

@@ -39,6 +39,9 @@ class Family:
     # Whether it codes on a CPU without PyTorch (at effort 1, format versions 2 and 3);
     # else every use needs the torch extra.
     runs_on_numpy: bool = False
+    # Whether, where it does not code on NumPy, it still decodes there (its encoder alone
+    # needs torch: the overfitted family fits each image).
+    decodes_on_numpy: bool = False
 
     @property
     def max_effort(self) -> int:
