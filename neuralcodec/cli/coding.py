@@ -242,7 +242,9 @@ def info(files, as_json) -> None:
     failures = 0
     for name in files:
         try:
-            facts = describe(read_bytes(Path(name)))
+            data = read_bytes(Path(name))
+            facts = describe(data)
+            facts.update(_family_facts(data, facts["model"]))
         except AecError as exc:
             failures += 1
             message = explain(exc)
@@ -255,11 +257,28 @@ def info(files, as_json) -> None:
         for key, value in facts.items():
             if key == "chunks":
                 value = ", ".join(f"{k} {v} B" for k, v in value.items())
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
             elif key == "bpp":
                 value = f"{value:.4f}"
             say(f"  {key:15s} {value}")
     if failures:
         sys.exit(1)
+
+
+def _family_facts(data: bytes, model: str) -> dict:
+    """What the file's model family says of it (none where the model is not here)."""
+    from ..families.base import get_family
+    from ..families.zoo import find_model
+    from ..format import container
+
+    try:
+        family = get_family(find_model(model).family)
+    except AecError:
+        return {}
+    if family is None or family.facts is None:
+        return {}
+    return family.facts(container.unpack(data).tiles)
 
 
 @click.command(short_help="List the installed models.")

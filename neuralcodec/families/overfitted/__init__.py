@@ -10,8 +10,12 @@ docs/overfitted.md.
     coding.py           a fitted model's coded parts, and decoding them (NumPy)
     numpy_synthesis.py  upsampling and synthesis in NumPy
     model.py, fit.py    the torch model and the encoder's fit (torch only here)
-    coder.py            the family's ModelCoder: quality -> lambda, presets, chunks
+    chunks.py           the OFPR and OFLT chunks' layout; what aec info shows
+    coder.py            the family's ModelCoder: quality -> lambda, presets
+    fitting.py          the encoder of one tile: fit, quantize, code (torch)
 """
+
+from collections.abc import Mapping, Sequence
 
 from ..base import Family, register_family
 
@@ -25,6 +29,14 @@ EFFORT_ITERATIONS = {1: 1000, 2: 3000, 3: 10000}
 # soft-rounding, hard-rounded final phase, greedy power-of-two step search.
 EFFORT_METHOD = "of-softround-1"
 
+
+
+def _facts(tiles: Sequence[Mapping[bytes, bytes]]) -> dict:
+    from .chunks import facts  # NumPy parts, loaded only when a file is described
+
+    return facts(tiles)
+
+
 FAMILY = register_family(Family(
     name="overfitted",
     chunks={CHUNK_PARAMETERS: "fitted networks' parameters, range-coded",
@@ -35,5 +47,6 @@ FAMILY = register_family(Family(
     coder_module="neuralcodec.families.overfitted.coder",
     efforts=EFFORT_ITERATIONS,
     effort_method=EFFORT_METHOD,
-    decodes_on_numpy=True,  # the encoder fits in torch; the decoder is NumPy only
+    decodes_on_numpy=True,
+    facts=_facts,  # the encoder fits in torch; the decoder is NumPy only
 ))

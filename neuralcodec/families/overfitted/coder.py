@@ -2,11 +2,7 @@
 
 Encoding fits this tile's latent pyramid and networks (torch, :mod:`.fit`) at the
 quality's lambda for the effort's iterations, chooses the networks' quantization steps,
-and range-codes both into two chunks (layout in docs/bitstream.md):
-
-    OFPR  the steps (one byte per parameter group), the tables (one byte per tensor),
-          the parameter stream's length (uint32, little-endian), the stream, its escapes
-    OFLT  the latent stream's length (uint32), the stream, its escapes
+and range-codes both into two chunks (:mod:`.chunks`, docs/bitstream.md).
 
 Decoding is NumPy only: the exact ARM gives every latent's table, the pyramid is
 decoded wavefront by wavefront, then upsampled and synthesised in float. The model's
@@ -17,7 +13,6 @@ tables, so that a decoder reads them instead of computing them with its own ``ex
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +24,9 @@ from ...format.chunks import require_chunks
 from ..base import RatePoint, Refinement
 from ..zoo import ModelInfo
 from . import CHUNK_LATENTS, CHUNK_PARAMETERS, FAMILY
-from .architecture import DEFAULT, OverfitArchitecture
-from .coding import CodedModel, decode_model_latents
+from .architecture import DEFAULT
+from .chunks import FitRecord, pack_chunks, unpack_chunks
+from .coding import decode_model_latents
 from .laplace_tables import install_tables, unpack_tables
 from .numpy_synthesis import synthesize
 
@@ -43,7 +39,6 @@ LAMBDA_AT_0, LAMBDA_AT_100 = 0.02, 0.0002
 SEED = 0  # the fit's seed: a file is the same for the same image, machine and threads
 # Test-only: overrides every effort's iterations (a fit of a few iterations in tests).
 ITERATIONS_ENV = "AEC_OF_ITERATIONS"
-_LENGTH = struct.Struct("<I")
 
 # (iteration, iterations, seconds so far) of the running fit.
 FitProgress = Callable[[int, int, float], None]
@@ -66,32 +61,6 @@ class OverfitLatents:
 
     parameters: dict[str, tuple[np.ndarray, int]]
     grids: list[np.ndarray]
-
-
-def pack_chunks(coded: CodedModel) -> dict[bytes, bytes]:
-    return {CHUNK_PARAMETERS: coded.steps + coded.buckets + _LENGTH.pack(len(coded.parameters))
-            + coded.parameters + coded.parameter_escapes,
-            CHUNK_LATENTS: _LENGTH.pack(len(coded.latents)) + coded.latents
-            + coded.latent_escapes}
-
-
-def _split(payload: bytes, head: int, tag: bytes) -> tuple[bytes, bytes, bytes]:
-    """(the first ``head`` bytes, the stream, the escapes) of a chunk."""
-    if len(payload) < head + _LENGTH.size:
-        raise CorruptFileError(f"chunk {tag.decode()} is truncated")
-    (length,) = _LENGTH.unpack_from(payload, head)
-    start = head + _LENGTH.size
-    if length > len(payload) - start:
-        raise CorruptFileError(f"chunk {tag.decode()} is damaged (stream length)")
-    return payload[:head], payload[start:start + length], payload[start + length:]
-
-
-def unpack_chunks(chunks: Mapping[bytes, bytes], arch: OverfitArchitecture) -> CodedModel:
-    groups, tensors = len(arch.parameter_groups), len(arch.parameter_layout())
-    head, parameters, p_escapes = _split(chunks[CHUNK_PARAMETERS], groups + tensors,
-                                         CHUNK_PARAMETERS)
-    _, latents, l_escapes = _split(chunks[CHUNK_LATENTS], 0, CHUNK_LATENTS)
-    return CodedModel(head[:groups], head[groups:], parameters, p_escapes, latents, l_escapes)
 
 
 class OverfitCoder:
@@ -126,14 +95,15 @@ class OverfitCoder:
             raise needs_torch(f"encoding with model '{self.name}' (it fits each image)"
                               ) from None
         image = np.round(features * 255).astype(np.uint8)  # the input's own levels
-        coded = fit_and_code(image, lambda_at(point), iterations(effort), size, self.device,
+        record = FitRecord(iterations(effort), lambda_at(point))
+        coded = fit_and_code(image, record.lmbda, record.iterations, size, self.device,
                              SEED, self.fit_progress)
-        return pack_chunks(coded)
+        return pack_chunks(coded, record)
 
     def decompress_latents(self, chunks: Mapping[bytes, bytes], size: tuple[int, int],
                            point: RatePoint, version: int) -> OverfitLatents:
         require_chunks(chunks, (CHUNK_PARAMETERS, CHUNK_LATENTS))
-        coded = unpack_chunks(chunks, self.arch)
+        coded, _ = unpack_chunks(chunks, self.arch)
         try:
             parameters, grids = decode_model_latents(self.arch, coded, *size)
         except (ValueError, IndexError, OverflowError) as exc:  # a damaged stream
