@@ -236,3 +236,28 @@ def test_ctrl_c_during_the_fit_exits_130_and_writes_nothing(rgb_file, tmp_path):
     assert proc.returncode == 130, err
     assert err.strip() == b"aec: error: interrupted"  # one line (after a newline)
     assert list(tmp_path.iterdir()) == []  # no output, no temporary file left
+
+
+def test_a_rate_target_searches_on_short_fits_then_fits_once_in_full(codec, rgb_file):
+    """The search's fits are a tenth as long; the file kept is the full fit's when it
+    meets the target (a limit every quality meets: quality 100, fitted in full)."""
+    from neuralcodec.families.overfitted.chunks import unpack_chunks
+
+    tried = []
+    coder = codec.load().coder()
+    original = coder.compress
+
+    def compress(*args, **kwargs):
+        chunks = original(*args, **kwargs)
+        tried.append(unpack_chunks(chunks)[1].iterations)
+        return chunks
+
+    coder.compress = compress
+    try:
+        with threads(1):
+            data, quality = codec.encode_to_target(str(rgb_file[0]), size=10**6)
+    finally:
+        del coder.compress
+    assert quality == 100
+    assert tried == [int(ITERATIONS) // 10] * 2 + [int(ITERATIONS)]
+    assert unpack_chunks(container.unpack(data).tiles[0])[1].iterations == int(ITERATIONS)

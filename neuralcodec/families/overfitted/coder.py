@@ -13,7 +13,8 @@ tables, so that a decoder reads them instead of computing them with its own ``ex
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +50,14 @@ def lambda_at(point: RatePoint) -> float:
     return LAMBDA_AT_0 * (LAMBDA_AT_100 / LAMBDA_AT_0) ** point.fraction
 
 
-def iterations(effort: int) -> int:
+# A rate target's search fits this share of the effort's iterations per quality tried.
+SEARCH_SHARE = 10
+
+
+def iterations(effort: int, short: bool = False) -> int:
     override = os.environ.get(ITERATIONS_ENV)
-    return int(override) if override else FAMILY.efforts[effort]
+    full = int(override) if override else FAMILY.efforts[effort]
+    return max(1, full // SEARCH_SHARE) if short else full
 
 
 @dataclass
@@ -79,6 +85,17 @@ class OverfitCoder:
         self.arch = DEFAULT
         # Set by a caller that shows the fit's progress (the command line).
         self.fit_progress: FitProgress | None = None
+        self._short = False
+
+    @contextmanager
+    def short_fits(self) -> Iterator[None]:
+        """Within the block, fits take 1/SEARCH_SHARE of their iterations (and report no
+        progress): the codec's search of a rate target runs on them."""
+        progress, self.fit_progress, self._short = self.fit_progress, None, True
+        try:
+            yield
+        finally:
+            self.fit_progress, self._short = progress, False
 
     def analyse(self, x: np.ndarray) -> np.ndarray:
         return x  # nothing is amortized: the fit at compress time is the analysis
@@ -95,7 +112,7 @@ class OverfitCoder:
             raise needs_torch(f"encoding with model '{self.name}' (it fits each image)"
                               ) from None
         image = np.round(features * 255).astype(np.uint8)  # the input's own levels
-        record = FitRecord(iterations(effort), lambda_at(point))
+        record = FitRecord(iterations(effort, self._short), lambda_at(point))
         coded = fit_and_code(image, record.lmbda, record.iterations, size, self.device,
                              SEED, self.fit_progress)
         return pack_chunks(coded, record)
