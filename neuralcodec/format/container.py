@@ -16,7 +16,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO
 
-from ..errors import AecError, CorruptFileError
+from ..errors import DISTRIBUTION, AecError, CorruptFileError
+from ..version import VERSION as AEC_VERSION
 from ..version import __version__
 from .chunks import CHUNK_ALPHA, is_known
 from .grid import TileGrid
@@ -283,17 +284,34 @@ def parse_header(data: bytes, header_only: bool = False) -> tuple[Header, int, i
     return header, header_len, n_chunks
 
 
-def _check_chunk(tag: bytes, tile: int, seen: set[tuple[bytes, int]]) -> bool:
-    """Structural checks of one chunk; False for an unknown ancillary chunk (skipped)."""
+def _check_chunk(tag: bytes, tile: int, seen: set[tuple[bytes, int]],
+                 unknown: list[str] | None = None) -> bool:
+    """Structural checks of one chunk; False for an unknown ancillary chunk (skipped).
+    An unknown critical chunk is an error, or, with ``unknown``, listed there (skipped)."""
     name = chunk_name(tag, tile)
     if (tag, tile) in seen:
         raise CorruptFileError(f"{name} appears twice")
     seen.add((tag, tile))
     if not is_known(tag):
         if tag[:1].isupper():
-            raise CorruptFileError(f"unknown critical {name}")
+            if unknown is None:
+                raise CorruptFileError(f"unknown critical {name}")
+            unknown.append(name)
         return False
     return True
+
+
+def _unknown_critical(names: list[str], chunks: dict[bytes, bytes]) -> AecError:
+    """The error for critical chunks this aec does not know: a later aec's (a new model
+    family's, say), where the file's need chunk asks for a later version, else damage."""
+    from .requirement import CHUNK_NEED, Requirement
+
+    if CHUNK_NEED in chunks:
+        needs = Requirement.unpack(chunks[CHUNK_NEED])
+        if needs.version > AEC_VERSION:
+            return AecError(f"file needs aec {needs.text} or later (its {names[0]} is "
+                            f"unknown to aec {__version__}; pip install -U {DISTRIBUTION})")
+    return CorruptFileError(f"unknown critical {names[0]}")
 
 
 def _unpack_untiled(header: Header, data: bytes, pos: int, n_chunks: int) -> AecFile:
@@ -340,11 +358,12 @@ def unpack(data: bytes, salvage: bool = False) -> AecFile:
     chunks: dict[bytes, bytes] = {}
     lost: list[LostChunk] = []
     seen: set[tuple[bytes, int]] = set()
+    unknown: list[str] = []  # unknown critical chunks: checked once the need chunk is read
     offset = dir_end + _CRC.size
     for tag, tile, length, crc in _ENTRY.iter_unpack(data[pos + _COUNT.size : dir_end]):
         if tile >= n_tiles and tile != IMAGE_WIDE:
             raise CorruptFileError(f"chunk directory names tile {tile} of {n_tiles}")
-        known = _check_chunk(tag, tile, seen)
+        known = _check_chunk(tag, tile, seen, unknown)
         start, offset = offset, offset + length
         if offset > len(data):
             problem = LostChunk(tag, tile, "beyond the end of the truncated file")
@@ -361,6 +380,8 @@ def unpack(data: bytes, salvage: bool = False) -> AecFile:
             continue
         if known:
             (chunks if tile == IMAGE_WIDE else tiles[tile])[tag] = payload
+    if unknown:
+        raise _unknown_critical(unknown, chunks)
     if offset < len(data) and not salvage:
         raise CorruptFileError(f"{len(data) - offset} unexpected bytes after the last chunk")
     damaged_tiles = {c.tile for c in lost}
