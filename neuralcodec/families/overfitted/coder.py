@@ -50,11 +50,12 @@ def lambda_at(point: RatePoint) -> float:
     return LAMBDA_AT_0 * (LAMBDA_AT_100 / LAMBDA_AT_0) ** point.fraction
 
 
-# A rate target's search fits this share of the effort's iterations per quality tried.
+# A rate target's search fits 1/SEARCH_SHARE of the effort's iterations per quality tried.
 SEARCH_SHARE = 10
 
 
 def iterations(effort: int, short: bool = False) -> int:
+    """The fit's iterations at an effort level (``short``: a rate search's fit)."""
     override = os.environ.get(ITERATIONS_ENV)
     full = int(override) if override else FAMILY.efforts[effort]
     return max(1, full // SEARCH_SHARE) if short else full
