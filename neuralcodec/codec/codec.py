@@ -44,7 +44,7 @@ from .options import (
     check_effort,
 )
 from .prepare import Analysis, ImageSource, prepare_image
-from .rate_search import encode_to_target
+from .rate_search import encode_to_target, meets
 from .residual_layer import (
     colour_array,
     decode_region,
@@ -56,6 +56,8 @@ from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_inp
 from .workers import TileWorkers, WorkerPools
 
 LOST_TILE_GREY = 128
+# Bisection steps of a rate target's search on short fits (quality to within 100/2**6).
+SHORT_SEARCH_STEPS = 6
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 # A base quality tried for the residual layer: (quality, file bytes, candidates in all).
@@ -432,15 +434,30 @@ class Codec:
             data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
                                         effort=options.effort, strip=options.strip)
             return data, quality
-        beyond = None
-        if target[0] == "psnr" and self._writes_exact(self.load().coder()):
-            def beyond() -> tuple[bytes, float]:
-                return self._residual_for_psnr(prepared, target[1], options.effort,
-                                               options.strip)
-        return encode_to_target(
-            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
-                                                     strip=options.strip),
-            self.decode, *target, beyond=beyond)
+        coder = self.load().coder()
+        short_fits = getattr(coder, "short_fits", None)
+        if short_fits is None:
+            beyond = None
+            if target[0] == "psnr" and self._writes_exact(coder):
+                def beyond() -> tuple[bytes, float]:
+                    return self._residual_for_psnr(prepared, target[1], options.effort,
+                                                   options.strip)
+            return encode_to_target(
+                prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
+                                                         strip=options.strip),
+                self.decode, *target, beyond=beyond)
+        # A family whose every encode is a fit (overfitted): the quality is searched on
+        # short fits, to 100/2**SHORT_SEARCH_STEPS, then the image is fitted in full once;
+        # if that file misses the target, the short fit's, which meets it, is kept.
+        with short_fits():
+            found, quality = encode_to_target(
+                prepared, lambda q: self.encode_prepared(prepared, q, cache=False,
+                                                         effort=options.effort,
+                                                         strip=options.strip),
+                self.decode, *target, iterations=SHORT_SEARCH_STEPS)
+        data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
+                                    effort=options.effort, strip=options.strip)
+        return (data if meets(prepared, self.decode, *target, data) else found), quality
 
     # -- decoding ----------------------------------------------------------------------
 
