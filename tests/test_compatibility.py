@@ -91,7 +91,7 @@ def test_a_later_familys_chunks_name_the_release_that_reads_them(tmp_path, capsy
     later = _repack(data, chunks={b"need": _need(9, 1, 0, shipped=True)},
                     tile_chunks={b"ZZZZ": b"later"})
     assert _decode_error(tmp_path, later, capsys) == (
-        f"file needs aec 9.1.0 or later (its chunk ZZZZ of tile 0 is unknown to aec "
+        f"needs aec 9.1.0 or later (its chunk ZZZZ of tile 0 is unknown to aec "
         f"{__version__}; pip install -U neuralcodec)")
     damaged = _repack(data, tile_chunks={b"ZZZZ": b"later"})
     assert _decode_error(tmp_path, damaged, capsys) == "unknown critical chunk ZZZZ of tile 0"
