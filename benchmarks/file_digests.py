@@ -5,7 +5,9 @@ model, CPU) and records, per file: the SHA-256 of the ``.aec`` bytes, of its dec
 integer latents (as the golden-file test computes them), of the decoded pixels and of
 the pixels of the exact synthesis transform (``exact_synthesis.py`` of the hyperprior
 family); and also decodes every committed golden file of the model. Run it in two
-installs (another NumPy or BLAS, another CPU, another thread count) and compare:
+installs (another NumPy or BLAS, another CPU, another thread count) and compare (with
+the residual model installed, each image is also coded with the residual layer at
+``--max-errors``, whose decoded pixels are exact everywhere):
 
     python benchmarks/file_digests.py --save /tmp/a.json            # install A
     python benchmarks/file_digests.py --compare /tmp/a.json         # install B
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import neuralcodec  # noqa: E402, F401  (first: it names the BLAS's kernels before NumPy loads)
 from benchmarks._inputs import add_image_options  # noqa: E402
 from benchmarks._report import save_json  # noqa: E402
+from neuralcodec.codec.residual_layer import residual_layer_here  # noqa: E402
 from neuralcodec.cpu import blas_description  # noqa: E402
 from tests.golden.make_golden import (  # noqa: E402
     RECORD,
@@ -55,6 +58,9 @@ def exact_synthesis(codec):
     if getattr(coder, "transforms", None) is None:
         return None
     return ExactSynthesis.of_model(coder.info)
+
+
+RESIDUAL_QUALITY = 70.0  # the base quality of the residual-layer files
 
 
 def digests(codec, data: bytes, exact=None) -> dict[str, str]:
@@ -89,6 +95,12 @@ def measure(args: argparse.Namespace) -> dict:
         for quality in args.qualities:
             data = codec.encode(image, quality, effort=args.effort)
             files[f"{path.name}@q{quality:g}"] = digests(codec, data, exact)
+        for max_error in args.max_errors if residual_layer_here(args.model) else []:
+            # The residual layer's decoded pixels are exact everywhere.
+            data = codec.encode(image, RESIDUAL_QUALITY, max_error=max_error)
+            entry = digests(codec, data)
+            files[f"{path.name}@q{RESIDUAL_QUALITY:g}+K{max_error}"] = {
+                **entry, "exact_pixels": entry["pixels"]}
     golden = {}
     for name, entry in json.loads(RECORD.read_text()).items():
         if entry.get("model", UNPREFIXED) == args.model:
@@ -135,6 +147,10 @@ def main() -> None:
     parser.add_argument("--qualities", type=lambda s: [float(q) for q in s.split(",")],
                         default=[0.0, 25.0, 50.0, 75.0, 100.0])
     parser.add_argument("--effort", type=int, default=1, help="encoder effort of the files")
+    parser.add_argument("--max-errors", type=lambda s: [int(k) for k in s.split(",") if k],
+                        default=[0, 2],
+                        help="also files with the residual layer at these K, where the "
+                             "residual model is installed (an empty list: none)")
     parser.add_argument("--format-version", type=int, default=None,
                         help="container version written (default: the current one)")
     parser.add_argument("--save", type=Path, help="write this run's digests here (JSON)")

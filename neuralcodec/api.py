@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .codec.options import EncodeOptions
-from .format.quality import DEFAULT_QUALITY
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -32,15 +31,19 @@ def _codec_for(options: EncodeOptions) -> Codec:
     return codec
 
 
-def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, model: str | None = None,
-           effort: int = 1, strip: bool = False) -> bytes:
+def encode(image: ImageSource, quality: float | None = None, model: str | None = None,
+           effort: int = 1, strip: bool = False, lossless: bool = False,
+           max_error: int | None = None) -> bytes:
     """Compress an image (a PIL image, a path, a binary file object or a uint8 array of
     shape (H, W), (H, W, 3) or (H, W, 4)) to .aec bytes at ``quality`` (0..100, higher
-    is better); ``effort`` > 1 spends encoding time for a smaller file (see
-    :meth:`neuralcodec.Codec.encode`); ``strip`` drops the EXIF block (GPS, camera,
-    dates) but for a non-default orientation."""
+    is better; None: the default, 75); ``effort`` > 1 spends encoding time for a smaller
+    file (see :meth:`neuralcodec.Codec.encode`); ``strip`` drops the EXIF block (GPS,
+    camera, dates) but for a non-default orientation. ``lossless`` decodes to exactly
+    the image, ``max_error`` K (0..8) to within K in every sample (the residual layer;
+    ``quality`` then fixes the base layer's, else the encoder picks it)."""
     return encode_with(image, EncodeOptions(quality=quality, model=model, effort=effort,
-                                            strip=strip))
+                                            strip=strip, lossless=lossless,
+                                            max_error=max_error))
 
 
 def encode_with(image: ImageSource, options: EncodeOptions) -> bytes:

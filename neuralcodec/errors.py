@@ -35,6 +35,11 @@ class AecWarning(UserWarning):
     filter or catch it; the CLI prints it as ``aec: note: ...`` unless ``--quiet``."""
 
 
+class PrecisionWarning(AecWarning):
+    """A note that input samples lost precision on the way in (16-bit samples reduced to
+    8): a lossless or near-lossless encode refuses such an input instead."""
+
+
 def torch_installed() -> bool:
     """Whether the torch extra's packages are importable (found, not imported)."""
     from importlib.util import find_spec

@@ -6,7 +6,8 @@ pixel is decoded); the rest is read and decoded on first access to the pixels, l
 other Pillow format. ``save`` takes the fields of
 :class:`~neuralcodec.codec.options.EncodeOptions` that concern an image in memory:
 ``quality`` or a target (``bpp``, ``size``, ``psnr``), ``effort`` (encoder effort, see
-``aec encode --effort``), ``model``, ``tile_size`` and ``strip``; and Pillow's
+``aec encode --effort``), ``model``, ``tile_size``, ``strip``, ``lossless`` and
+``max_error`` (the residual layer); and Pillow's
 ``icc_profile`` / ``exif`` to store instead of the image's own. Any other keyword is
 refused with a ValueError naming it, never ignored.
 """
@@ -27,7 +28,8 @@ from .io.metadata import attach_metadata, exif_bytes, image_metadata
 # The save() keywords that are encode options, and the metadata Pillow's writers take.
 # Pillow itself puts nothing else in ``encoderinfo`` (it removes its own ``save_all``),
 # so any other key is one the caller gave and aec cannot honour.
-SAVE_OPTIONS = ("quality", "bpp", "size", "psnr", "effort", "model", "tile_size", "strip")
+SAVE_OPTIONS = ("quality", "bpp", "size", "psnr", "effort", "model", "tile_size", "strip",
+                "lossless", "max_error")
 SAVE_METADATA = ("icc_profile", "exif")
 
 FORMAT = "AEC"

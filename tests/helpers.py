@@ -108,3 +108,4 @@ def channel_context_model(directory: Path, name: str = "aec-hp-elic-test") -> st
             model.group_parameters[k][0].weight[:, M:M + 2 * g].normal_(0, 0.02)
     save_model(model, directory, name, {"summary": "test model, untrained contexts"})
     return name
+

@@ -52,10 +52,10 @@ def _decode_error(tmp_path: Path, data: bytes, capsys) -> str:
 
 def test_a_model_of_a_later_release_names_the_release(tmp_path, capsys):
     data = _repack((GOLDEN / FILE).read_bytes(), model="aec-hp-ckbd-2",
-                   chunks={b"need": _need(0, 3, 0, shipped=True)})
+                   chunks={b"need": _need(0, 4, 0, shipped=True)})
     assert _decode_error(tmp_path, data, capsys) == (
         f"needs model 'aec-hp-ckbd-2' (fingerprint 3744217b10a0477d), which aec {__version__} "
-        "does not have; it comes with aec 0.3.0 and later (pip install -U neuralcodec)")
+        "does not have; it comes with aec 0.4.0 and later (pip install -U neuralcodec)")
 
 
 def test_a_model_of_ones_own_is_named_as_such(tmp_path, capsys):
@@ -82,6 +82,19 @@ def test_a_later_format_version_names_what_this_release_reads(tmp_path, capsys):
                      zlib.crc32(bytes(data[: header_length - 4])))
     assert _decode_error(tmp_path, bytes(data), capsys) == (
         f"format version 4 needs a later aec ({__version__} reads versions 1-3)")
+
+
+def test_a_later_familys_chunks_name_the_release_that_reads_them(tmp_path, capsys):
+    """A critical chunk this release does not know (a later model family's) in a file
+    whose need chunk asks for a later aec says so; without that, it is damage."""
+    data = (GOLDEN / FILE).read_bytes()
+    later = _repack(data, chunks={b"need": _need(9, 1, 0, shipped=True)},
+                    tile_chunks={b"ZZZZ": b"later"})
+    assert _decode_error(tmp_path, later, capsys) == (
+        f"needs aec 9.1.0 or later (its chunk ZZZZ of tile 0 is unknown to aec "
+        f"{__version__}; pip install -U neuralcodec)")
+    damaged = _repack(data, tile_chunks={b"ZZZZ": b"later"})
+    assert _decode_error(tmp_path, damaged, capsys) == "unknown critical chunk ZZZZ of tile 0"
 
 
 def test_unknown_ancillary_chunks_change_nothing(tmp_path):

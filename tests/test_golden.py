@@ -21,7 +21,9 @@ from PIL import Image
 from neuralcodec import Codec
 from neuralcodec.families.base import get_family
 from neuralcodec.families.zoo import WEIGHTS_DIR, find_model
+from neuralcodec.residual.layer import RESIDUAL_FAMILY
 
+from .golden import make_residual_golden as RESIDUAL_GOLDEN
 from .golden.make_golden import (
     CASES,
     PIXELS,
@@ -29,6 +31,7 @@ from .golden.make_golden import (
     decoded_latents,
     golden_name,
     latent_checksum,
+    pixel_checksum,
     writable,
 )
 
@@ -74,9 +77,14 @@ def test_golden_file_is_the_one_recorded(name):
 def test_every_installed_model_has_every_golden_file():
     """A model that ships gets golden files in the same change: one per case its family
     can write (format versions, effort levels)."""
-    shipped = sorted(card.stem for card in WEIGHTS_DIR.glob("*.json"))
+    cards = {card.stem: json.loads(card.read_text()) for card in WEIGHTS_DIR.glob("*.json")}
+    # A residual model's golden files are the residual layer's (below), not an image
+    # model's cases.
+    residual = [name for name, card in cards.items() if card.get("family") == RESIDUAL_FAMILY]
+    shipped = sorted(name for name in cards if name not in residual)
     assert shipped
-    missing = []
+    missing = [case.name for case in RESIDUAL_GOLDEN.CASES
+               if residual and case.name not in RESIDUAL_RECORD]
     for model in shipped:
         family = get_family(find_model(model).family)
         missing += [golden_name(case, model) for case in CASES
@@ -92,3 +100,32 @@ def test_the_corpus_covers_every_mode_and_format_version():
     assert {e.get("format_version") for e in entries} >= {1, 2, 3}
     assert any(e.get("effort", 1) > 1 for e in entries)
     assert any(e.get("tile_size") for e in entries)
+
+
+# Files of the residual layer and of the exact synthesis marker (aec 0.3.0 on): their
+# pixels are exact everywhere, so they are compared bit for bit; lossless ones must also
+# be the very image coded. Recorded once the shipped residual model exists
+# (tests/golden/make_residual_golden.py).
+RESIDUAL_RECORD = (json.loads(RESIDUAL_GOLDEN.RECORD.read_text())
+                   if RESIDUAL_GOLDEN.RECORD.exists() else {})
+
+
+@pytest.mark.skipif(not RESIDUAL_RECORD, reason="no residual golden files recorded yet")
+@pytest.mark.parametrize("name", sorted(RESIDUAL_RECORD) or ["none"])
+def test_residual_golden_file_decodes_to_its_exact_pixels(name):
+    expected = RESIDUAL_RECORD[name]
+    codec = _codec(expected["model"])
+    data = (GOLDEN / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == expected["file_sha256"]
+    assert latent_checksum(decoded_latents(codec, data)) == expected["latent_sha256"]
+    image = codec.decode(data)
+    assert pixel_checksum(image) == expected["pixels_sha256"]
+    case = next(c for c in RESIDUAL_GOLDEN.CASES if c.name == name)
+    if case.max_error is not None:
+        original = np.asarray(RESIDUAL_GOLDEN.case_image(case), dtype=np.int16)
+        assert np.abs(np.asarray(image, dtype=np.int16) - original).max() <= case.max_error
+
+
+def test_every_residual_case_is_recorded_once_written():
+    if RESIDUAL_RECORD:
+        assert sorted(RESIDUAL_RECORD) == sorted(c.name for c in RESIDUAL_GOLDEN.CASES)

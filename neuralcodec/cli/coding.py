@@ -15,6 +15,7 @@ from ..codec.options import (
     DEFAULT_MAX_TILE_PIXELS,
     DEFAULT_TILE_OVERLAP,
     DEFAULT_TILE_SIZE,
+    MAX_ERROR_RANGE,
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
     QUALITY_RANGE,
@@ -25,6 +26,7 @@ from ..codec.options import (
 from ..errors import AecError
 from ..families.zoo import DEFAULT_MODEL
 from ..format.container import AEC_SUFFIX
+from ..format.inspect import residual_max_error
 from ..format.quality import DEFAULT_QUALITY
 from ..io.files import STDIO, STDOUT_NAME, read_bytes
 from ..io.lossy import (
@@ -35,10 +37,12 @@ from ..io.lossy import (
 )
 from .common import (
     build,
+    candidate_progress,
     checked,
     device_option,
     explain,
     fail,
+    fit_progress,
     force_option,
     given,
     max_pixels_option,
@@ -66,7 +70,16 @@ from .dataset import dataset_options, run_dataset, run_list
 @click.option("--size", type=click.IntRange(min=1), default=None,
               help="Target file size in bytes: the highest quality whose file fits.")
 @click.option("--psnr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Target RGB PSNR in dB: the smallest file that reaches it.")
+              help="Target RGB PSNR in dB: the smallest file that reaches it (above "
+                   "what quality 100 reaches, with the residual layer of the largest "
+                   "maximum error that does).")
+@click.option("--lossless", is_flag=True,
+              help="Add the residual layer so that the file decodes to exactly the input "
+                   "(--max-error 0).")
+@click.option("--max-error", type=click.IntRange(*MAX_ERROR_RANGE), default=None,
+              help="Add the residual layer so that no decoded sample is more than this "
+                   "many levels from the input; -q then fixes the base layer's quality "
+                   "(else the smallest file of 55, 70 and 85).")
 @click.option("-v", "--verbose", "--print-psnr", "verbose", is_flag=True,
               help="Also report each file's RGB PSNR against the image coded (the input "
                    "after any conversion its notes announce); with several files, a line "
@@ -75,7 +88,10 @@ from .dataset import dataset_options, run_dataset, run_list
               default=default_of(EncodeOptions, "effort"), show_default=True,
               help="Encoder effort: higher levels refine the latents for each image, "
                    "for smaller files at the same quality, and encode slower (the "
-                   "README's 'Encoder effort'); decoding is unchanged.")
+                   "README's 'Encoder effort'); decoding is unchanged. aec-of fits every "
+                   "image: 1, 2, 3 are fits of 1,000, 3,000 and 10,000 iterations, about "
+                   "6, 18 and 60 minutes per Kodak image on one CPU core "
+                   "(docs/overfitted.md).")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Model name (see 'aec models').")
 @click.option("--tile-size", type=click.IntRange(MIN_TILE_SIZE, MAX_TILE_SIZE),
@@ -104,6 +120,8 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
       aec encode *.png -o compressed/ --bpp 0.5
       aec encode photo.png --psnr 35 -v
       aec encode photo.png photo.aec --effort 3
+      aec encode photo.png photo.aec --lossless
+      aec encode photo.png photo.aec --max-error 2 -v
       cat photo.png | aec encode - > photo.aec
     """
     options = build(EncodeOptions, **fields)  # quality, targets, effort, model, ...
@@ -123,16 +141,23 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
     [(src, dst)] = pairs
 
     def job() -> Row:
+        coder = codec.load().coder()
+        if hasattr(coder, "fit_progress") and not quiet:  # a family that fits each image
+            coder.fit_progress = fit_progress(src)
         t0 = time.perf_counter()
-        prepared = codec.prepare(src, options.frame)
-        data, q = codec.encode_with(prepared, options, tile_progress(src))
+        prepared = codec.prepare(src, options.frame, options.residual_error is not None)
+        data, q = codec.encode_with(prepared, options, tile_progress(src),
+                                    candidate_progress(src))
         seconds = time.perf_counter() - t0
         write_bytes(dst, data, force)
         w, h = prepared.image.size
         row = Row("stdin" if str(src) == STDIO else str(src), str(dst), DONE, w, h,
                   len(data), metrics.bpp(len(data), w, h), quality=q, seconds=seconds)
+        row.residual = residual_max_error(data)
         if verbose:
-            row.psnr = prepared.psnr(codec.decode(data))
+            decoded = codec.decode(data)
+            row.psnr = prepared.psnr(decoded)
+            row.max_error = prepared.largest_error(decoded)
         return row
 
     try:
@@ -233,12 +258,14 @@ def decode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
               help="JSON Lines: one object per file, a line each.")
 def info(files, as_json) -> None:
     """Show the header and chunk sizes of .aec files (no decoding)."""
-    from ..format.inspect import describe
+    from ..format.inspect import describe, residual_text
 
     failures = 0
     for name in files:
         try:
-            facts = describe(read_bytes(Path(name)))
+            data = read_bytes(Path(name))
+            facts = describe(data)
+            facts.update(_family_facts(data, facts["model"]))
         except AecError as exc:
             failures += 1
             message = explain(exc)
@@ -251,11 +278,30 @@ def info(files, as_json) -> None:
         for key, value in facts.items():
             if key == "chunks":
                 value = ", ".join(f"{k} {v} B" for k, v in value.items())
+            elif key == "residual":
+                value = residual_text(value)
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
             elif key == "bpp":
                 value = f"{value:.4f}"
             say(f"  {key:15s} {value}")
     if failures:
         sys.exit(1)
+
+
+def _family_facts(data: bytes, model: str) -> dict:
+    """What the file's model family says of it (none where the model is not here)."""
+    from ..families.base import get_family
+    from ..families.zoo import find_model
+    from ..format import container
+
+    try:
+        family = get_family(find_model(model).family)
+    except AecError:
+        return {}
+    if family is None or family.facts is None:
+        return {}
+    return family.facts(container.unpack(data).tiles)
 
 
 @click.command(short_help="List the installed models.")
@@ -283,13 +329,14 @@ def models(as_json) -> None:
             status = f"frozen since {entry.since}"
         family = get_family(m.family)
         numpy = family is not None and family.runs_on_numpy
+        decodes = family is not None and family.decodes_on_numpy
         rows.append({
             "name": m.name,
             "default": m.name == DEFAULT_MODEL,
             "family": m.family,
             "status": status,
             "frozen_since": entry.since if entry and not problems else None,
-            "needs": "numpy" if numpy else "torch",
+            "needs": "numpy" if numpy else "torch to encode" if decodes else "torch",
             "torch_installed": torch_here,
             "steps": m.card.get("training", {}).get("steps"),
             "fingerprint": digest[:16],
@@ -306,10 +353,13 @@ def models(as_json) -> None:
     here = "installed" if torch_here else "not installed"
     for r in rows:
         star = " (default)" if r["default"] else ""
-        needs = (f"runs on NumPy (the torch extra, {here}, adds effort above 1 and CUDA)"
-                 if r["needs"] == "numpy" else f"needs the torch extra ({here})")
+        needs = {"numpy": f"runs on NumPy (the torch extra, {here}, adds effort above 1 "
+                          "and CUDA)",
+                 "torch to encode": f"decodes on NumPy, encodes with the torch extra ({here})",
+                 }.get(r["needs"], f"needs the torch extra ({here})")
+        trained = "no training" if r["steps"] is None else f"{r['steps']} training steps"
         say(f"{r['name']}{star}: {r['status']}; {needs}; {r['family']}, "
-            f"{r['steps']} training steps, fingerprint {r['fingerprint']}")
+            f"{trained}, fingerprint {r['fingerprint']}")
         if r["summary"]:
             say(f"    {r['summary']}")
 

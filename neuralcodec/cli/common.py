@@ -208,10 +208,15 @@ def file_line(row: Row, encoding: bool, output: str | None = None) -> str:
         return f"{head}failed: {row.error}"
     if encoding:
         facts = f"{row.bytes} bytes, {row.bpp:.4f} bpp, quality {row.quality:g}"
+        if row.residual is not None:
+            facts = (f"{row.bytes} bytes, {row.bpp:.4f} bpp, base quality {row.quality:g}"
+                     f" + residual K={row.residual}")
     else:
         facts = f"{row.width}x{row.height}" + (f" {row.mode}" if row.mode else "")
     when = "skipped (already done)" if row.status == SKIPPED else f"{row.seconds:.2f} s"
     psnr = "" if row.psnr is None else f", PSNR {row.psnr:.2f} dB"
+    if row.max_error is not None:
+        psnr += f", max error {row.max_error}"
     return f"{head}{facts}, {when}{psnr}"
 
 
@@ -276,6 +281,23 @@ workers_option = click.option(
 )
 
 
+def candidate_progress(src: Path) -> Callable[[float, int, int], None] | None:
+    """On an interactive terminal, a line per base quality that a residual-layer encode
+    tries (each is a whole encode)."""
+    if not sys.stderr.isatty():
+        return None
+    tried: list[float] = []
+
+    def show(quality: float, size: int, total: int) -> None:
+        tried.append(quality)
+        end = "\n" if len(tried) == total else ""
+        click.echo(f"\r{src}: base quality {quality:g}: {size} bytes "
+                   f"({len(tried)}/{total})", err=True, nl=False)
+        click.echo(end, err=True, nl=False)
+
+    return show
+
+
 def tile_progress(src: Path) -> Callable[[int, int], None] | None:
     """Per-tile progress of one large image on an interactive terminal."""
     if not sys.stderr.isatty():
@@ -286,5 +308,22 @@ def tile_progress(src: Path) -> Callable[[int, int], None] | None:
             end = "\n" if done == total else ""
             click.echo(f"\r{src}: tile {done}/{total}", err=True, nl=False)
             click.echo(end, err=True, nl=False)
+
+    return show
+
+
+def fit_progress(src: Path) -> Callable[[int, int, float], None] | None:
+    """Progress of a per-image fit (the overfitted family's encoder), with its ETA, on
+    an interactive terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, seconds: float) -> None:
+        left = seconds / done * (total - done)
+        eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        click.echo(f"\r{src}: fit {done}/{total} iterations, {seconds:.0f} s, about {eta} "
+                   "left ", err=True, nl=False)
+        if done == total:
+            click.echo("", err=True)
 
     return show

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ..errors import AecError, CorruptFileError, needs_torch, torch_missing
@@ -17,14 +18,16 @@ from ..families.base import ModelCoder, RatePoint
 from ..families.shipped import missing_model, shipped_model
 from ..families.zoo import DEFAULT_MODEL, is_installed, load_coder
 from ..format import container
-from ..format.chunks import CHUNK_EXIF, CHUNK_ICC
+from ..format.chunks import CHUNK_EXACT, CHUNK_EXIF, CHUNK_ICC, CHUNK_RESIDUAL
 from ..format.container import Header
 from ..format.grid import TileGrid
+from ..format.inspect import residual_layer
 from ..format.quality import DEFAULT_QUALITY, STORED_MAX, from_stored, to_stored
-from ..format.requirement import CHUNK_NEED, FORMAT_SINCE, Requirement
+from ..format.requirement import CHUNK_NEED, FORMAT_SINCE, RESIDUAL_SINCE, Requirement
+from ..format.residual import exact_marker, wants_exact
 from ..io.arrays import padded_size
 from ..io.files import DataSource, as_bytes
-from ..io.images import check_pixel_limit, split_alpha, warn
+from ..io.images import check_pixel_limit, merge_alpha, split_alpha, warn
 from ..io.metadata import attach_metadata, stripped_exif
 from ..stages import stage
 from ..version import parse_version
@@ -33,17 +36,32 @@ from .options import (
     DEFAULT_MAX_TILE_PIXELS,
     DEFAULT_TILE_OVERLAP,
     DEFAULT_TILE_SIZE,
+    MAX_ERROR_RANGE,
+    RESIDUAL_BASE_MODELS,
+    RESIDUAL_BASE_QUALITIES,
     EncodeOptions,
+    OptionError,
     check_effort,
 )
 from .prepare import Analysis, ImageSource, prepare_image
-from .rate_search import encode_to_target
+from .rate_search import encode_to_target, meets
+from .residual_layer import (
+    colour_array,
+    decode_region,
+    encode_region,
+    largest_error,
+    psnr_with,
+)
 from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_input
 from .workers import TileWorkers, WorkerPools
 
 LOST_TILE_GREY = 128
+# Bisection steps of a rate target's search on short fits (quality to within 100/2**6).
+SHORT_SEARCH_STEPS = 6
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
+# A base quality tried for the residual layer: (quality, file bytes, candidates in all).
+CandidateProgress = Callable[[float, int, int], None]
 
 
 def cuda_available() -> bool:
@@ -174,12 +192,14 @@ class Codec:
 
     # -- encoding ----------------------------------------------------------------------
 
-    def prepare(self, image: ImageSource, frame: int | None = None) -> Analysis:
+    def prepare(self, image: ImageSource, frame: int | None = None, exact: bool = False
+                ) -> Analysis:
         """An image (or path) checked against the pixel limit, in a native mode;
         ``frame`` picks one of a file's frames (see :func:`~neuralcodec.io.images.open_image`).
         :meth:`encode_with` takes it as its image, and its :meth:`Analysis.psnr`
-        measures a decoding against what was coded."""
-        return prepare_image(image, self.max_pixels, frame)
+        measures a decoding against what was coded. ``exact`` (for a lossless or
+        near-lossless encode) refuses inputs whose samples would lose precision."""
+        return prepare_image(image, self.max_pixels, frame, exact)
 
     def analyse_together(self, prepared: list[Analysis]) -> None:
         """The analysis transform of one-tile images of equal size, cached in each (a rate
@@ -247,20 +267,133 @@ class Codec:
                                        effort)
                 if progress:
                     progress(i + 1, len(grid))
-        return pack_file(coder, prepared, q, grid, tiles, self.format_version, strip)
+        return pack_file(coder, prepared, q, grid, tiles, self.format_version, strip,
+                         exact=self._writes_exact(coder))
 
-    def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY,
-               progress: Progress | None = None, effort: int = 1, strip: bool = False
-               ) -> bytes:
+    def _writes_exact(self, coder: ModelCoder) -> bool:
+        """Whether new files of this model say "decode with the exact synthesis" (an
+        ``exsy`` chunk): the base models of the residual layer, in version 3."""
+        return (coder.name in RESIDUAL_BASE_MODELS and hasattr(coder, "synthesize_exact")
+                and self.format_version >= container.TILED_VERSION)
+
+    def _check_residual_model(self) -> ModelCoder:
+        coder = self.load().coder()
+        if not self._writes_exact(coder):
+            what = (f"model '{coder.name}'" if coder.name not in RESIDUAL_BASE_MODELS
+                    else f"format version {self.format_version}")
+            raise OptionError(f"{{lossless}} and {{max_error}} need the base model "
+                              f"{', '.join(RESIDUAL_BASE_MODELS)} in format version 3, "
+                              f"not {what}", field="model")
+        return coder
+
+    def encode_residual(self, prepared: Analysis, max_error: int,
+                        quality: float | None = None, progress: Progress | None = None,
+                        effort: int = 1, strip: bool = False,
+                        candidates: CandidateProgress | None = None) -> tuple[bytes, float]:
+        """(file, base quality) of a prepared image with the residual layer: every
+        decoded sample within ``max_error`` K of the image (0: lossless). The base layer
+        is coded at ``quality``, or at the one of RESIDUAL_BASE_QUALITIES whose whole
+        file is smallest (``candidates`` hears of each). The file is decoded once before
+        it is returned: one that does not decode within K is never returned."""
+        self._check_residual_model()
+        qualities = (quality,) if quality is not None else RESIDUAL_BASE_QUALITIES
+        best: tuple[bytes, float] | None = None
+        for q in qualities:
+            base = self.encode_prepared(prepared, q, cache=len(qualities) > 1,
+                                        progress=progress, effort=effort, strip=strip)
+            data = self._add_residual(prepared, base, max_error)
+            if candidates:
+                candidates(q, len(data), len(qualities))
+            if best is None or len(data) < len(best[0]):
+                best = data, q
+        assert best is not None
+        self._check_decodes_within(prepared, best[0], max_error)
+        return best
+
+    def _base_reconstruction(self, base: bytes) -> np.ndarray:
+        """The colour samples (H, W, C) a decoder reconstructs from a base-layer file."""
+        decoded = self._decode(base, salvage=False, progress=None)[0]
+        return colour_array(split_alpha(decoded)[0])
+
+    def _add_residual(self, prepared: Analysis, base: bytes, max_error: int,
+                      xhat: np.ndarray | None = None) -> bytes:
+        """The file ``base`` (an exact one) with the residual layer of K = ``max_error``
+        over its final reconstruction (``xhat``, decoded from it if not given)."""
+        parsed = container.unpack(base)
+        header = parsed.header
+        if xhat is None:
+            xhat = self._base_reconstruction(base)
+        image = colour_array(prepared.colour)
+        grid = header.grid
+        quality = header.quality_value
+        jobs = []
+        for i in range(len(grid)):
+            left, top, right, bottom = grid.box(i)
+            region = np.s_[top:bottom, left:right]
+            jobs.append((i, (image[region], xhat[region], max_error, quality)))
+        pool = self._pool(header.model, len(grid))
+        results = (pool.run(encode_region, jobs) if pool is not None
+                   else ((i, _run_now(encode_region, *args)) for i, args in jobs))
+        tiles = [dict(t) for t in parsed.tiles]
+        for i, future in results:
+            tiles[i][CHUNK_RESIDUAL] = future.result()
+        chunks = dict(parsed.chunks)
+        need = Requirement.unpack(chunks[CHUNK_NEED])
+        chunks[CHUNK_NEED] = Requirement(max(need.version, RESIDUAL_SINCE),
+                                         need.shipped_model).pack()
+        with stage("container"):
+            return container.pack(header, tiles, chunks)
+
+    def _check_decodes_within(self, prepared: Analysis, data: bytes, max_error: int
+                              ) -> None:
+        """Decode a residual-layer file once; an AecError unless every sample is within
+        K of the image (alpha exactly)."""
+        decoded = self.decode(data)
+        colour, alpha = split_alpha(decoded)
+        worst = largest_error(colour_array(prepared.colour), colour_array(colour))
+        _, alpha_in = split_alpha(prepared.image)
+        if alpha is not None and alpha_in is not None:
+            worst = max(worst, 255 * largest_error(np.asarray(alpha_in), np.asarray(alpha)))
+        if worst > max_error:
+            raise AecError(f"internal error: the residual layer decoded {worst} levels from "
+                           f"the image, above the maximum error {max_error}; no file "
+                           "written (please report it)")
+
+    def _residual_for_psnr(self, prepared: Analysis, value: float, effort: int,
+                           strip: bool) -> tuple[bytes, float]:
+        """(file, base quality) of the residual layer with the largest K whose PSNR (known
+        before entropy coding) reaches ``value``, over the base of
+        RESIDUAL_BASE_QUALITIES that makes the smallest file of that K."""
+        image = colour_array(prepared.colour)
+        bases = []
+        for q in RESIDUAL_BASE_QUALITIES:
+            base = self.encode_prepared(prepared, q, effort=effort, strip=strip)
+            bases.append((q, base, self._base_reconstruction(base)))
+        for max_error in range(MAX_ERROR_RANGE[1], -1, -1):
+            reaching = [b for b in bases if psnr_with(image, b[2], max_error) >= value]
+            if reaching:
+                break
+        files = [(self._add_residual(prepared, base, max_error, xhat), q)
+                 for q, base, xhat in reaching]
+        data, q = min(files, key=lambda f: len(f[0]))
+        self._check_decodes_within(prepared, data, max_error)
+        return data, q
+
+    def encode(self, image: ImageSource, quality: float | None = None,
+               progress: Progress | None = None, effort: int = 1, strip: bool = False,
+               lossless: bool = False, max_error: int | None = None) -> bytes:
         """Compress an image (PIL image or path) at ``quality`` 0..100 into .aec bytes.
 
         ``effort`` 1 (the default) is one pass of the analysis transform; higher levels
         (up to the model's ``max_effort``) spend encoding time refining the latents for
         this image to make a smaller file for the same quality. The decoder, and its
         speed, are the same at every effort. The image's ICC profile and EXIF block are
-        stored; ``strip`` keeps of the EXIF block only a non-default orientation."""
+        stored; ``strip`` keeps of the EXIF block only a non-default orientation.
+        ``lossless`` (decoded exactly) and ``max_error`` K (every sample within K) add
+        the residual layer; ``quality`` (None: 75) is then the base layer's, or None to
+        let the encoder pick it (see :meth:`encode_residual`)."""
         options = EncodeOptions(quality=quality, effort=effort, model=self.model_name,
-                                strip=strip)
+                                strip=strip, lossless=lossless, max_error=max_error)
         return self.encode_with(image, options, progress)[0]
 
     def encode_to_target(self, image: ImageSource, bpp: float | None = None,
@@ -276,16 +409,24 @@ class Codec:
         return self.encode_with(image, options)
 
     def encode_with(self, image: ImageSource, options: EncodeOptions,
-                    progress: Progress | None = None) -> tuple[bytes, float]:
+                    progress: Progress | None = None,
+                    candidates: CandidateProgress | None = None) -> tuple[bytes, float]:
         """(file, quality) of an image encoded as ``options`` ask: at their quality, or
         at the quality that meets their target, at their effort and, for a file given by
         path, of their frame; ``progress`` follows the tiles of an encode at a quality.
         The model, device, tile size and pixel limit are this codec's: options that name
-        another model are refused (:meth:`EncodeOptions.codec` makes their codec)."""
+        another model are refused (:meth:`EncodeOptions.codec` makes their codec). With
+        the residual layer (``max_error``, ``lossless``, or a ``psnr`` target above the
+        base layer's reach), the quality returned is the base layer's, and
+        ``candidates`` hears of each base quality tried (see :meth:`encode_residual`)."""
         if options.model is not None and options.model != self.model_name:
             raise AecError(f"the options are for model '{options.model}', not this "
                            f"codec's '{self.model_name}'", field="model")
-        prepared = self.prepare(image, options.frame)
+        max_error = options.residual_error
+        prepared = self.prepare(image, options.frame, exact=max_error is not None)
+        if max_error is not None:
+            return self.encode_residual(prepared, max_error, options.quality, progress,
+                                        options.effort, options.strip, candidates)
         target = options.target
         if target is None:
             quality = options.at_quality
@@ -293,10 +434,30 @@ class Codec:
             data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
                                         effort=options.effort, strip=options.strip)
             return data, quality
-        return encode_to_target(
-            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
-                                                     strip=options.strip),
-            self.decode, *target)
+        coder = self.load().coder()
+        short_fits = getattr(coder, "short_fits", None)
+        if short_fits is None:
+            beyond = None
+            if target[0] == "psnr" and self._writes_exact(coder):
+                def beyond() -> tuple[bytes, float]:
+                    return self._residual_for_psnr(prepared, target[1], options.effort,
+                                                   options.strip)
+            return encode_to_target(
+                prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
+                                                         strip=options.strip),
+                self.decode, *target, beyond=beyond)
+        # A family whose every encode is a fit (overfitted): the quality is searched on
+        # short fits, to 100/2**SHORT_SEARCH_STEPS, then the image is fitted in full once;
+        # if that file misses the target, the short fit's, which meets it, is kept.
+        with short_fits():
+            found, quality = encode_to_target(
+                prepared, lambda q: self.encode_prepared(prepared, q, cache=False,
+                                                         effort=options.effort,
+                                                         strip=options.strip),
+                self.decode, *target, iterations=SHORT_SEARCH_STEPS)
+        data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
+                                    effort=options.effort, strip=options.strip)
+        return (data if meets(prepared, self.decode, *target, data) else found), quality
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -382,14 +543,21 @@ class Codec:
             lost_tiles.append(i)
             problems.append(f"tile {i} ({exc})")
 
+        residual = self._residual_chunks(parsed, todo)
+        exact = bool(residual) or wants_exact(parsed.chunks.get(CHUNK_EXACT))
+        if exact and not hasattr(coder, "synthesize_exact"):
+            if residual:
+                raise CorruptFileError(f"model '{coder.name}' has no exact synthesis, which "
+                                       "its residual layer needs")
+            exact = False  # decoded as a release without the marker would: within a level
         jobs = ((i, parsed.tiles[i], _size(grid.coded_box(i))) for i in todo)
         pool = self._pool(header.model, len(todo))
         point = rate_point(header.quality)
         if pool is not None:
-            results = pool.decode(jobs, point, header.version, header.mode)
+            results = pool.decode(jobs, point, header.version, header.mode, exact)
         else:
             results = ((i, _run_now(decode_tile, coder, chunks, size, point, header.version,
-                                    header.mode)) for i, chunks, size in jobs)
+                                    header.mode, exact)) for i, chunks, size in jobs)
         for done, (i, future) in enumerate(results, 1):
             try:
                 tile = future.result()
@@ -399,9 +567,68 @@ class Codec:
                 out.paste(tile, grid.coded_box(i)[:2], blend_mask(grid, i))
             if progress:
                 progress(done, len(todo))
+        if residual:
+            out = self._decode_residual(out, header, residual, lost_tiles, problems,
+                                        salvage)
         attach_metadata(out, parsed.chunks.get(CHUNK_ICC), parsed.chunks.get(CHUNK_EXIF),
                         warn)
         return out, DecodeReport(len(grid), sorted(lost_tiles), problems)
+
+    @staticmethod
+    def _residual_chunks(parsed: container.AecFile, todo: list[int]) -> dict[int, bytes]:
+        """Each tile's ``RESD`` chunk; none, or one for every tile to decode (a file with
+        the layer in some tiles only is damaged)."""
+        found = {i: parsed.tiles[i][CHUNK_RESIDUAL] for i in todo
+                 if CHUNK_RESIDUAL in parsed.tiles[i]}
+        if found and len(found) < len(todo):
+            missing = next(i for i in todo if i not in found)
+            raise CorruptFileError(f"chunk RESD of tile {missing} is missing")
+        residual_layer([parsed.tiles[i] for i in found])  # one K and model throughout
+        return found
+
+    def _decode_residual(self, base: Image.Image, header: Header, chunks: dict[int, bytes],
+                         lost_tiles: list[int], problems: list[str], salvage: bool
+                         ) -> Image.Image:
+        """The residual layer over the final base reconstruction ``base``, tile box by
+        tile box (in workers for many tiles). With ``salvage``, a box that a lost tile's
+        coded box reaches keeps its base pixels (its reconstruction is not the encoder's)
+        and is reported, as is one whose residual fails."""
+        grid = header.grid
+        colour, alpha = split_alpha(base)
+        xhat = colour_array(colour)
+        out = xhat.copy()
+        lost = [grid.coded_box(j) for j in lost_tiles]
+
+        def reached(box: tuple[int, int, int, int]) -> bool:
+            return any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                       for b in lost)
+
+        quality = header.quality_value
+        jobs = []
+        for i in sorted(chunks):
+            box = grid.box(i)
+            if reached(box):
+                problems.append(f"tile {i} (residual layer skipped: a tile it overlaps is "
+                                "lost)")
+                continue
+            left, top, right, bottom = box
+            jobs.append((i, (chunks[i], xhat[top:bottom, left:right], quality)))
+        pool = self._pool(header.model, len(jobs))
+        with stage("residual layer"):
+            results = (pool.run(decode_region, jobs) if pool is not None
+                       else ((i, _run_now(decode_region, *args)) for i, args in jobs))
+            for i, future in results:
+                left, top, right, bottom = grid.box(i)
+                try:
+                    out[top:bottom, left:right] = future.result()
+                except CorruptFileError as exc:
+                    if not salvage:
+                        where = f"tile {i} of {len(grid)}: " if len(grid) > 1 else ""
+                        raise CorruptFileError(f"{where}{exc}") from None
+                    problems.append(f"tile {i} (residual layer: {exc})")
+        restored = Image.fromarray(out[..., 0] if out.shape[2] == 1 else out,
+                                   "L" if out.shape[2] == 1 else "RGB")
+        return merge_alpha(restored, alpha)
 
 
 def rate_point(stored_quality: int) -> RatePoint:
@@ -412,9 +639,11 @@ def rate_point(stored_quality: int) -> RatePoint:
 
 
 def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
-              tiles: list[dict[bytes, bytes]], version: int, strip: bool = False) -> bytes:
+              tiles: list[dict[bytes, bytes]], version: int, strip: bool = False,
+              exact: bool = False) -> bytes:
     """The file of an encoded image: header, tiles' chunks and metadata (with ``strip``,
-    of the EXIF block only a non-default orientation)."""
+    of the EXIF block only a non-default orientation; with ``exact``, the marker that
+    asks for the exact synthesis)."""
     w, h = prepared.image.size
     tiled = version >= container.TILED_VERSION
     header = Header(
@@ -435,6 +664,8 @@ def pack_file(coder: ModelCoder, prepared: Analysis, q: int, grid: TileGrid,
         metadata = {tag: value for tag, value in (
             (CHUNK_ICC, prepared.icc_profile), (CHUNK_EXIF, exif)) if value}
         metadata[CHUNK_NEED] = requirement(coder, version).pack()
+        if exact:
+            metadata[CHUNK_EXACT] = exact_marker()
     with stage("container"):
         return container.pack(header, tiles, metadata)
 

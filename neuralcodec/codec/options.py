@@ -51,6 +51,12 @@ MIN_TILE_SIZE = 64
 MAX_TILE_SIZE = math.isqrt(DEFAULT_MAX_TILE_PIXELS) - 2 * DEFAULT_TILE_OVERLAP
 QUALITY_RANGE = (0, 100)
 TARGETS = ("bpp", "size", "psnr")  # what a rate search can aim at instead of a quality
+# The residual layer (near-lossless and lossless): the largest maximum error a file
+# carries, the base models it is coded over (its residual models were trained on their
+# exact synthesis), and the base qualities an encode tries when none is given.
+MAX_ERROR_RANGE = (0, 8)
+RESIDUAL_BASE_MODELS = ("aec-hp-ckbd",)
+RESIDUAL_BASE_QUALITIES = (55.0, 70.0, 85.0)
 
 
 class OptionError(AecError):
@@ -180,6 +186,33 @@ def check_tile_size(tile_size: Any) -> int:
     return int(tile_size)
 
 
+def _max_error(value: Any) -> int | None:
+    low, high = MAX_ERROR_RANGE
+    if value is not None and not (_is_int(value) and low <= value <= high):
+        raise OptionError(f"{{max_error}} must be a whole number from {low} to {high}, got "
+                          f"{_text(value)}", field="max_error")
+    return None if value is None else int(value)
+
+
+def _check_residual(options: EncodeOptions) -> None:
+    """What a near-lossless or lossless encode cannot be combined with."""
+    asked = "{lossless}" if options.lossless else "{max_error}"
+    if options.lossless and options.max_error not in (None, 0):
+        raise OptionError(f"give {{lossless}} or {{max_error}} {options.max_error}, not "
+                          "both", field="max_error")
+    for name in TARGETS:
+        if getattr(options, name) is not None:
+            what = ("the residual layer's maximum error decides the fidelity"
+                    if name == "psnr" else "its size follows from the image")
+            raise OptionError(f"{{{name}}} cannot be combined with {asked}: {what}",
+                              field="target")
+    model = options.model
+    if model is not None and model not in RESIDUAL_BASE_MODELS:
+        raise OptionError(f"{asked} needs the base model "
+                          f"{', '.join(RESIDUAL_BASE_MODELS)}, not '{_text(model)}'",
+                          field="model")
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How to encode images.
@@ -197,6 +230,12 @@ class EncodeOptions:
     profile (where it describes the pixels) and EXIF block are stored; ``strip`` drops
     the EXIF block (GPS, camera, dates) but for a non-default orientation, which keeps
     the picture upright.
+
+    ``max_error`` K (0..8) adds the residual layer: every decoded sample is within K of
+    the input; ``lossless`` is K = 0. The base layer's quality is then ``quality`` if
+    given, else the one of 55, 70 and 85 whose file is smallest; no rate target can be
+    given with them. A ``psnr`` target above what the base layer reaches uses the
+    residual layer too (the largest K that reaches it).
     """
 
     quality: float | None = None
@@ -211,12 +250,19 @@ class EncodeOptions:
     frame: int | None = None
     strip: bool = False
 
+    lossless: bool = False
+    max_error: int | None = None
+
     def __post_init__(self) -> None:
         given = [name for name in ("quality", *TARGETS) if getattr(self, name) is not None]
         if len(given) > 1:
             raise OptionError(f"give one of {_choices(('quality', *TARGETS))}, not "
                               f"{' and '.join(f'{{{name}}}' for name in given)}",
                               field="target")
+        object.__setattr__(self, "lossless", _flag("lossless", self.lossless))
+        object.__setattr__(self, "max_error", _max_error(self.max_error))
+        if self.residual_error is not None:
+            _check_residual(self)
         checked = {
             "quality": None if self.quality is None else check_quality(self.quality),
             "bpp": None if self.bpp is None else _positive("bpp", self.bpp),
@@ -231,6 +277,12 @@ class EncodeOptions:
         }
         for name, value in checked.items():  # the checked values, as plain numbers
             object.__setattr__(self, name, value)
+
+    @property
+    def residual_error(self) -> int | None:
+        """The maximum error K of the residual layer asked for (0: lossless), or None for
+        a file of the base layer alone (which a ``psnr`` target may still extend)."""
+        return 0 if self.lossless else self.max_error
 
     @property
     def target(self) -> tuple[str, float] | None:
@@ -251,9 +303,11 @@ class EncodeOptions:
     @property
     def at_quality(self) -> float | None:
         """The quality to code at: the one given, or the default when no target is;
-        None when a target chooses it."""
+        None when a target chooses it, or the residual layer's encoder does."""
         if self.target is not None:
             return None
+        if self.residual_error is not None:  # None: the encoder picks the base's
+            return self.quality
         return DEFAULT_QUALITY if self.quality is None else self.quality
 
     def codec(self, workers: int | None = None) -> Codec:

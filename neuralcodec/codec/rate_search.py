@@ -61,20 +61,34 @@ def lowest_quality_reaching(encode: Encode, reaches: Test, iterations: int = 12
     return _bisect(encode, reaches, ok_high=True, iterations=iterations)
 
 
+def meets(prepared: Analysis, decode: Callable[[bytes], Image.Image], target: str,
+          value: float, data: bytes) -> bool:
+    """Whether a file meets a target as :func:`encode_to_target` means it."""
+    if target == "psnr":
+        return prepared.psnr(decode(data)) >= value
+    pixels = prepared.image.width * prepared.image.height
+    return len(data) <= (value * pixels / 8 if target == "bpp" else float(value))
+
+
 def encode_to_target(prepared: Analysis, encode: Encode, decode: Callable[[bytes], Image.Image],
-                     target: str, value: float, iterations: int = 12) -> tuple[bytes, float]:
+                     target: str, value: float, iterations: int = 12,
+                     beyond: Callable[[], tuple[bytes, float]] | None = None
+                     ) -> tuple[bytes, float]:
     """(file, quality) meeting a ``target`` of :data:`~neuralcodec.codec.options.TARGETS`
     (checked by :class:`~neuralcodec.codec.options.EncodeOptions`): at most ``value``
     bits per pixel ("bpp") or bytes ("size"), the highest quality that fits, or at least
     ``value`` dB of RGB PSNR ("psnr"), the lowest quality, so the smallest file, that
     reaches it. ``encode`` makes the file of ``prepared`` at a quality, ``decode``
-    restores one (for the PSNR)."""
+    restores one (for the PSNR). ``beyond``, where given, makes the file of a PSNR that
+    quality 100 does not reach (the residual layer's)."""
     pixels = prepared.image.width * prepared.image.height
     if target == "psnr":
         def fidelity(data: bytes) -> float:
             return prepared.psnr(decode(data))
 
         found = lowest_quality_reaching(encode, lambda d: fidelity(d) >= value, iterations)
+        if found is None and beyond is not None:
+            return beyond()
         if found is None:
             top = fidelity(encode(100.0))
             raise AecError(f"a PSNR of {value:g} dB cannot be reached: quality 100 gives "

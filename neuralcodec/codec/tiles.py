@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..errors import AecError
 from ..families.base import ModelCoder, RatePoint, Refinement
 from ..format.chunks import CHUNK_ALPHA
 from ..format.grid import TileGrid
@@ -44,12 +45,13 @@ def encode_tile(
     effort: int = 1,
 ) -> dict[bytes, bytes]:
     """Chunks of one tile (an image in a native mode) at rate ``point``; ``features`` if
-    already analysed; ``effort`` > 1 refines the tile's latents on its own pixels."""
+    already analysed; an ``effort`` of its family that iterates (above 1; every level of
+    the overfitted family) refines the tile's latents on its own pixels."""
     colour, alpha = split_alpha(tile)
     if features is None:
         features = analyse_tile(coder, colour)
     refinement = None
-    if effort > 1:
+    if coder.family.efforts.get(effort, 0) > 0:  # this level iterates on the tile's pixels
         refinement = Refinement(effort, model_input(coder, colour),
                                 (colour.height, colour.width))
     with stage("entropy coding"):
@@ -66,21 +68,40 @@ def decode_tile(
     point: RatePoint,
     version: int,
     mode: str,
+    exact: bool = False,
 ) -> Image.Image:
-    """One tile's pixels, (width, height) = ``size``, in the file's ``mode``."""
+    """One tile's pixels, (width, height) = ``size``, in the file's ``mode``; ``exact``:
+    with the model's exact synthesis (the same bits everywhere; see
+    :func:`exact_synthesis`)."""
     width, height = size
     with stage("entropy decoding"):
         latents = coder.decompress_latents(
             chunks, padded_size(width, height, coder.pad_multiple), point, version
         )
+    gray = mode in ("L", "LA")
     with stage("synthesis transform"):
-        x_hat = coder.synthesize(latents, point)[:height, :width]
-    colour = array_to_image(x_hat, "L" if mode in ("L", "LA") else "RGB")
-    del latents, x_hat
+        if exact:
+            pixels = exact_synthesis(coder)(latents, point)[:height, :width]
+            colour = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+            colour = colour.convert("L") if gray else colour  # integer arithmetic
+        else:
+            x_hat = coder.synthesize(latents, point)[:height, :width]
+            colour = array_to_image(x_hat, "L" if gray else "RGB")
+            del x_hat
+    del latents
     alpha = None
     if mode in ("LA", "RGBA"):
         alpha = decode_alpha(chunks[CHUNK_ALPHA], size)
     return merge_alpha(colour, alpha)
+
+
+def exact_synthesis(coder: ModelCoder):
+    """The model's exact synthesis, ``(latents, point) -> uint8 (H, W, 3)``; an AecError
+    for a model whose family has none (only those on the hyperprior's transforms have)."""
+    method = getattr(coder, "synthesize_exact", None)
+    if method is None:
+        raise AecError(f"model '{coder.name}' has no exact synthesis")
+    return method
 
 
 def blend_mask(grid: TileGrid, index: int) -> Image.Image | None:

@@ -40,9 +40,9 @@ def _encode_in_worker(tile: Image.Image, point: RatePoint, version: int, effort:
 
 
 def _decode_in_worker(chunks: dict[bytes, bytes], size: tuple[int, int], point: RatePoint,
-                      version: int, mode: str) -> Image.Image:
+                      version: int, mode: str, exact: bool) -> Image.Image:
     assert _worker_coder is not None
-    return decode_tile(_worker_coder, chunks, size, point, version, mode)
+    return decode_tile(_worker_coder, chunks, size, point, version, mode, exact)
 
 
 
@@ -95,9 +95,16 @@ class TileWorkers:
                          ((i, (tile, point, version, effort)) for i, tile in tiles))
 
     def decode(self, tiles: Iterable[tuple[int, dict[bytes, bytes], tuple[int, int]]],
-               point: RatePoint, version: int, mode: str) -> Iterator[tuple[int, Future]]:
+               point: RatePoint, version: int, mode: str, exact: bool = False
+               ) -> Iterator[tuple[int, Future]]:
         return self._run(_decode_in_worker, (
-            (i, (chunks, size, point, version, mode)) for i, chunks, size in tiles))
+            (i, (chunks, size, point, version, mode, exact)) for i, chunks, size in tiles))
+
+    def run(self, fn: Callable, jobs: Iterable[tuple[int, tuple]]
+            ) -> Iterator[tuple[int, Future]]:
+        """(key, finished future of ``fn(*args)``) for each (key, args), in order: for
+        work that needs no model of the pool's (``fn`` a module-level function)."""
+        return self._run(fn, jobs)
 
 
 class WorkerPools:

@@ -41,6 +41,10 @@ class Row:
     # the file took (None: skipped or failed).
     mode: str = ""
     seconds: float | None = None
+    # ... the maximum error K of the file's residual layer (None: none), and the largest
+    # error measured in its decoding (with -v).
+    residual: int | None = None
+    max_error: int | None = None
 
     @classmethod
     def failed(cls, item: Item, error: str) -> Row:

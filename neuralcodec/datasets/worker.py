@@ -22,6 +22,7 @@ from ..codec.options import DecodeOptions, EncodeOptions
 from ..errors import AecError, AecWarning, CorruptFileError
 from ..format import container
 from ..format.chunks import CHUNK_EXIF
+from ..format.inspect import residual_layer, residual_max_error
 from ..format.quality import to_stored
 from ..io.files import atomic_write, read_bytes, reading
 from ..io.metadata import stripped_exif
@@ -115,7 +116,8 @@ class Worker:
         existing = self._existing_aec(item)
         if isinstance(existing, Row):
             return existing
-        prepared = prepare_image(item.input, options.max_pixels, options.frame)
+        prepared = prepare_image(item.input, options.max_pixels, options.frame,
+                                 exact=options.residual_error is not None)
         codec = self.codec  # loaded only once a file needs it
         data, q = codec.encode_with(prepared, options)
         _make_folder(item)
@@ -123,8 +125,12 @@ class Worker:
         w, h = prepared.image.size
         row = Row(item.input, item.relative, DONE, w, h, len(data),
                   metrics.bpp(len(data), w, h), codec.coder().name, q)
+        row.residual = residual_max_error(data)
         if self.settings.measure_psnr:
-            row.psnr = prepared.psnr(codec.decode(data))
+            decoded = codec.decode(data)
+            row.psnr = prepared.psnr(decoded)
+            if row.residual is not None:
+                row.max_error = prepared.largest_error(decoded)
         return row
 
     def _expected_model(self) -> tuple[str, bytes]:
@@ -158,6 +164,15 @@ class Worker:
             return _replace_or_fail(item, f"was made with model '{header.model}' "
                                     f"{header.fingerprint.hex()}, not '{name}' "
                                     f"{fingerprint.hex()}", force)
+        layer = residual_layer(parsed.tiles)
+        have = None if layer is None else layer.max_error
+        if have != options.residual_error and (options.residual_error is not None
+                                               or options.target is None):
+            def words(k: int | None) -> str:
+                return "without the residual layer" if k is None else f"with maximum error {k}"
+
+            return _replace_or_fail(item, f"was made {words(have)}, not "
+                                    f"{words(options.residual_error)}", force)
         if quality is not None:  # coded at a quality, not to a target
             asked = to_stored(quality)
             if header.quality != asked:
@@ -167,9 +182,11 @@ class Worker:
         if options.strip and exif and stripped_exif(exif) != exif:  # never skipped unstripped
             return _replace_or_fail(item, "holds the EXIF metadata (GPS, camera, dates) "
                                     "that strip drops", force)
-        return Row(item.input, item.relative, SKIPPED, header.width, header.height,
-                   len(data), metrics.bpp(len(data), header.width, header.height),
-                   header.model, header.quality_value)
+        row = Row(item.input, item.relative, SKIPPED, header.width, header.height,
+                  len(data), metrics.bpp(len(data), header.width, header.height),
+                  header.model, header.quality_value)
+        row.residual = have
+        return row
 
     # -- decoding ------------------------------------------------------------------------
 

@@ -47,3 +47,9 @@ def require_chunks(chunks: Mapping[bytes, bytes], tags: tuple[bytes, ...]) -> No
 CHUNK_ALPHA = register_chunk(b"ALPH", "codec: alpha band")
 CHUNK_ICC = register_chunk(b"iccp", "codec: ICC profile")
 CHUNK_EXIF = register_chunk(b"exif", "codec: EXIF block")
+# The residual layer (issue 41): a tile's residual against the final reconstruction
+# (critical: a reader without it would show only the base layer of a lossless file),
+# and the marker of files whose base is decoded with the exact synthesis (ancillary: a
+# reader without it decodes the float synthesis, within a level).
+CHUNK_RESIDUAL = register_chunk(b"RESD", "codec: residual layer")
+CHUNK_EXACT = register_chunk(b"exsy", "codec: exact synthesis marker")

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ..errors import AecError, CorruptFileError
+from ..version import VERSION as THIS_VERSION
 from ..version import __version__
 from .chunks import CHUNK_ALPHA, is_known
 from .grid import TileGrid
 from .quality import STORED_MAX, from_stored
+from .requirement import CHUNK_NEED, Requirement
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
 AEC_SUFFIX = ".aec"  # the file name suffix of .aec files
@@ -283,17 +285,36 @@ def parse_header(data: bytes, header_only: bool = False) -> tuple[Header, int, i
     return header, header_len, n_chunks
 
 
-def _check_chunk(tag: bytes, tile: int, seen: set[tuple[bytes, int]]) -> bool:
-    """Structural checks of one chunk; False for an unknown ancillary chunk (skipped)."""
+def _check_chunk(tag: bytes, tile: int, seen: set[tuple[bytes, int]],
+                 unknown: list[str] | None = None) -> bool:
+    """Structural checks of one chunk; False for an unknown ancillary chunk (skipped).
+    An unknown critical chunk fails, or is listed in ``unknown`` (the caller fails once
+    it has read the need chunk, which may say which release writes it)."""
     name = chunk_name(tag, tile)
     if (tag, tile) in seen:
         raise CorruptFileError(f"{name} appears twice")
     seen.add((tag, tile))
     if not is_known(tag):
         if tag[:1].isupper():
-            raise CorruptFileError(f"unknown critical {name}")
+            if unknown is None:
+                raise CorruptFileError(f"unknown critical {name}")
+            unknown.append(name)
         return False
     return True
+
+
+def _unknown_critical(name: str, need: bytes | None) -> AecError:
+    """The failure for a critical chunk this release does not know: a file of a later
+    release says which (its need chunk), anything else is damaged."""
+    if need is not None:
+        try:
+            requirement = Requirement.unpack(need)
+        except CorruptFileError:
+            requirement = None
+        if requirement is not None and requirement.version > THIS_VERSION:
+            return AecError(f"needs aec {requirement.text} or later (its {name} is "
+                            f"unknown to aec {__version__}; pip install -U neuralcodec)")
+    return CorruptFileError(f"unknown critical {name}")
 
 
 def _unpack_untiled(header: Header, data: bytes, pos: int, n_chunks: int) -> AecFile:
@@ -340,11 +361,12 @@ def unpack(data: bytes, salvage: bool = False) -> AecFile:
     chunks: dict[bytes, bytes] = {}
     lost: list[LostChunk] = []
     seen: set[tuple[bytes, int]] = set()
+    unknown: list[str] = []
     offset = dir_end + _CRC.size
     for tag, tile, length, crc in _ENTRY.iter_unpack(data[pos + _COUNT.size : dir_end]):
         if tile >= n_tiles and tile != IMAGE_WIDE:
             raise CorruptFileError(f"chunk directory names tile {tile} of {n_tiles}")
-        known = _check_chunk(tag, tile, seen)
+        known = _check_chunk(tag, tile, seen, unknown)
         start, offset = offset, offset + length
         if offset > len(data):
             problem = LostChunk(tag, tile, "beyond the end of the truncated file")
@@ -361,6 +383,8 @@ def unpack(data: bytes, salvage: bool = False) -> AecFile:
             continue
         if known:
             (chunks if tile == IMAGE_WIDE else tiles[tile])[tag] = payload
+    if unknown:
+        raise _unknown_critical(unknown[0], chunks.get(CHUNK_NEED))
     if offset < len(data) and not salvage:
         raise CorruptFileError(f"{len(data) - offset} unexpected bytes after the last chunk")
     damaged_tiles = {c.tile for c in lost}

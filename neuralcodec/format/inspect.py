@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from ..errors import CorruptFileError
 from . import container
+from .chunks import CHUNK_EXACT, CHUNK_RESIDUAL
 from .requirement import CHUNK_NEED, Requirement
+from .residual import ResidualChunk, wants_exact
 
 
 def describe(data: bytes) -> dict:
@@ -31,4 +34,33 @@ def describe(data: bytes) -> dict:
     }
     if CHUNK_NEED in parsed.chunks:  # files of aec 0.2.0 and later
         facts["needs"] = f"aec {Requirement.unpack(parsed.chunks[CHUNK_NEED]).text}"
+    layer = residual_layer(parsed.tiles)
+    exact = layer is not None or wants_exact(parsed.chunks.get(CHUNK_EXACT))
+    facts["synthesis"] = "exact" if exact else "float"
+    if layer is not None:
+        facts["residual"] = {"max_error": layer.max_error, "model": layer.model}
     return facts
+
+
+def residual_layer(tiles: list[dict[bytes, bytes]]) -> ResidualChunk | None:
+    """The first tile's ``RESD`` chunk (its fields without the payload matter), or None
+    for a file without the layer; the layer's maximum error and model must be the same in
+    every tile that has one."""
+    layers = [ResidualChunk.unpack(t[CHUNK_RESIDUAL]) for t in tiles if CHUNK_RESIDUAL in t]
+    if not layers:
+        return None
+    if len({(r.max_error, r.model, r.fingerprint) for r in layers}) > 1:
+        raise CorruptFileError("the tiles' RESD chunks differ in maximum error or model")
+    return layers[0]
+
+
+def residual_text(residual: dict) -> str:
+    """``K=0 (lossless) aec-residual-1``: the residual layer as ``aec info`` shows it."""
+    k = residual["max_error"]
+    return f"K={k} ({'lossless' if k == 0 else 'near-lossless'}) {residual['model']}"
+
+
+def residual_max_error(data: bytes) -> int | None:
+    """The maximum error K of a file's residual layer, None without one."""
+    layer = residual_layer(container.unpack(bytes(data)).tiles)
+    return None if layer is None else layer.max_error

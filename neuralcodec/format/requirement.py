@@ -25,6 +25,8 @@ _SHIPPED_MODEL = 1
 
 # The aec version that introduced each container version (all three predate 0.2.0).
 FORMAT_SINCE: dict[int, Version] = {1: (0, 1, 0), 2: (0, 1, 0), 3: (0, 1, 0)}
+# The aec version that introduced the residual layer (chunk RESD).
+RESIDUAL_SINCE: Version = (0, 3, 0)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import AecError, AecWarning
+from ..errors import AecError, AecWarning, PrecisionWarning
 from ..format.container import AEC_SUFFIX
 from . import lossy
 from .files import STDIO, atomic_write, read_bytes, reading, write_stdout
@@ -35,8 +35,8 @@ def image_suffixes() -> frozenset[str]:
     return frozenset(opened - {AEC_SUFFIX})
 
 
-def warn(message: str) -> None:
-    warnings.warn(message, AecWarning, stacklevel=2)
+def warn(message: str, category: type[AecWarning] = AecWarning) -> None:
+    warnings.warn(message, category, stacklevel=2)
 
 
 def check_pixel_limit(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -70,7 +70,8 @@ def open_image(path: str | Path | IO[bytes], max_pixels: int | None = None,
                 # would double the peak memory of a huge image.
                 im.load()
                 if deep and im.mode in ("RGB", "RGBA", "LA"):
-                    warn(f"{name}: 16-bit {im.mode} image reduced to 8 bits per sample")
+                    warn(f"{name}: 16-bit {im.mode} image reduced to 8 bits per sample",
+                         PrecisionWarning)
                 return im
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
@@ -151,7 +152,8 @@ def _normalize_mode(im: Image.Image, notice: Notice = warn) -> Image.Image:
         target = "L"
     elif im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         target = "L"
-        notice(f"{im.mode} image reduced to 8-bit grayscale (less precision)")
+        notice(f"{im.mode} image reduced to 8-bit grayscale (less precision)",
+               PrecisionWarning)
         arr = np.asarray(im, dtype=np.float64)
         if im.mode != "F":
             # 16-bit samples (what files hold in these modes): full scale maps to full

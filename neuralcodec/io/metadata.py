@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-Notice = Callable[[str], None]
+Notice = Callable[..., None]  # (message[, warning category])
 
 ORIENTATION = 0x0112  # the EXIF tag viewers turn the picture by
 # The colour space (an ICC header's field) whose profile describes each coded mode.

@@ -77,6 +77,7 @@ class TransformCoder:
         self.latent_codec = latent_codec  # format versions 2 and 3
         self._torch: Any = transforms if transforms.backend == "torch" else None
         self._float_codec: LatentCodec | None = None  # format version 1
+        self._exact: Any = None  # the exact synthesis, built on first use
         batched = getattr(transforms, "analyse_batch", None)
         if batched is not None:  # the codec analyses equal-sized images together
             self.analyse_batch = batched
@@ -145,6 +146,16 @@ class TransformCoder:
 
     def synthesize(self, latents: DecodedLatents, point: RatePoint) -> np.ndarray:
         return self.transforms.synthesize(latents.y_hat, point.level(self.config.levels))
+
+    def synthesize_exact(self, latents: DecodedLatents, point: RatePoint) -> np.ndarray:
+        """uint8 pixels (H, W, 3) of the exact synthesis (:mod:`.exact_synthesis`): the
+        same bits on every machine. It runs on NumPy whatever the backend (its torch
+        twin needs gigabytes per tile for now), so every backend gives these pixels."""
+        if self._exact is None:
+            from .exact_synthesis import ExactSynthesis
+
+            self._exact = ExactSynthesis.of_model(self.info)
+        return self._exact(latents.y_hat, point)
 
 
 def load_coder(parts: FamilyParts, info: ModelInfo, device: str = "cpu",
