@@ -432,15 +432,39 @@ class Codec:
             data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
                                         effort=options.effort, strip=options.strip)
             return data, quality
-        beyond = None
-        if target[0] == "psnr" and self._writes_exact(self.load().coder()):
-            def beyond() -> tuple[bytes, float]:
-                return self._residual_for_psnr(prepared, target[1], options.effort,
-                                               options.strip)
-        return encode_to_target(
-            prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
-                                                     strip=options.strip),
-            self.decode, *target, beyond=beyond)
+        def encode(q: float) -> bytes:
+            return self.encode_prepared(prepared, q, effort=options.effort,
+                                        strip=options.strip)
+
+        if target[0] != "psnr" or not self._writes_exact(self.load().coder()):
+            return encode_to_target(prepared, encode, self.decode, *target)
+        return self._to_psnr(prepared, encode, target[1], options)
+
+    def _to_psnr(self, prepared: Analysis, encode: Callable[[float], bytes], value: float,
+                 options: EncodeOptions) -> tuple[bytes, float]:
+        """(file, quality) of the smallest file of at least ``value`` dB from a model
+        whose files decode with the exact synthesis: the search measures each try with
+        the float synthesis (2.4 times faster, within a thousandth of a dB), then the
+        file found with the exact one, moving up by 0.01 while it falls short; beyond
+        quality 100's reach, the residual layer."""
+        residual: list[tuple[bytes, float]] = []
+
+        def beyond() -> tuple[bytes, float]:
+            residual.append(self._residual_for_psnr(prepared, value, options.effort,
+                                                    options.strip))
+            return residual[0]
+
+        def decode_float(data: bytes) -> Image.Image:
+            return self._decode(data, salvage=False, progress=None, float_synthesis=True)[0]
+
+        data, q = encode_to_target(prepared, encode, decode_float, "psnr", value,
+                                   beyond=beyond)
+        while not residual and prepared.psnr(self.decode(data)) < value:
+            if q >= 100:
+                return beyond()
+            q = min(100.0, round(q + 0.01, 2))
+            data = encode(q)
+        return data, q
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -503,8 +527,11 @@ class Codec:
         version-1/2 files are decoded strictly."""
         return self._decode(as_bytes(data), salvage=True, progress=progress)
 
-    def _decode(self, data: bytes, salvage: bool, progress: Progress | None
-                ) -> tuple[Image.Image, DecodeReport]:
+    def _decode(self, data: bytes, salvage: bool, progress: Progress | None,
+                float_synthesis: bool = False) -> tuple[Image.Image, DecodeReport]:
+        """The decoded image and what was lost; ``float_synthesis`` decodes a base-layer
+        file that asks for the exact synthesis with the float one (for a search's
+        tries; a residual layer always needs the exact one)."""
         with stage("container"):
             parsed = container.unpack(data, salvage=salvage)
         header = parsed.header
@@ -527,7 +554,8 @@ class Codec:
             problems.append(f"tile {i} ({exc})")
 
         residual = self._residual_chunks(parsed, todo)
-        exact = bool(residual) or wants_exact(parsed.chunks.get(CHUNK_EXACT))
+        exact = bool(residual) or (wants_exact(parsed.chunks.get(CHUNK_EXACT))
+                                   and not float_synthesis)
         if exact and not hasattr(coder, "synthesize_exact"):
             if residual:
                 raise CorruptFileError(f"model '{coder.name}' has no exact synthesis, which "
