@@ -295,32 +295,27 @@ class Codec:
         it is returned: one that does not decode within K is never returned."""
         self._check_residual_model()
         qualities = (quality,) if quality is not None else RESIDUAL_BASE_QUALITIES
-        best: tuple[bytes, float] | None = None
+        best: tuple[bytes, float, Image.Image] | None = None
         for q in qualities:
             base = self.encode_prepared(prepared, q, cache=len(qualities) > 1,
                                         progress=progress, effort=effort, strip=strip)
-            data = self._add_residual(prepared, base, max_error)
+            decoded = self._decode(base, salvage=False, progress=None)[0]
+            data = self._add_residual(prepared, base, max_error, decoded)
             if candidates:
                 candidates(q, len(data), len(qualities))
             if best is None or len(data) < len(best[0]):
-                best = data, q
+                best = data, q, decoded
         assert best is not None
-        self._check_decodes_within(prepared, best[0], max_error)
-        return best
-
-    def _base_reconstruction(self, base: bytes) -> np.ndarray:
-        """The colour samples (H, W, C) a decoder reconstructs from a base-layer file."""
-        decoded = self._decode(base, salvage=False, progress=None)[0]
-        return colour_array(split_alpha(decoded)[0])
+        self._check_decodes_within(prepared, best[0], max_error, best[2])
+        return best[:2]
 
     def _add_residual(self, prepared: Analysis, base: bytes, max_error: int,
-                      xhat: np.ndarray | None = None) -> bytes:
+                      decoded: Image.Image) -> bytes:
         """The file ``base`` (an exact one) with the residual layer of K = ``max_error``
-        over its final reconstruction (``xhat``, decoded from it if not given)."""
+        over its final reconstruction (``decoded``, as a decoder gets it from ``base``)."""
         parsed = container.unpack(base)
         header = parsed.header
-        if xhat is None:
-            xhat = self._base_reconstruction(base)
+        xhat = colour_array(split_alpha(decoded)[0])
         image = colour_array(prepared.colour)
         grid = header.grid
         quality = header.quality_value
@@ -342,11 +337,16 @@ class Codec:
         with stage("container"):
             return container.pack(header, tiles, chunks)
 
-    def _check_decodes_within(self, prepared: Analysis, data: bytes, max_error: int
-                              ) -> None:
-        """Decode a residual-layer file once; an AecError unless every sample is within
-        K of the image (alpha exactly)."""
-        decoded = self.decode(data)
+    def _check_decodes_within(self, prepared: Analysis, data: bytes, max_error: int,
+                              base: Image.Image) -> None:
+        """Decode a residual-layer file's residual once, over its base layer ``base`` as
+        decoded from the same base bytes (by this very code, which is exact); an
+        AecError unless every sample is within K of the image (alpha exactly)."""
+        parsed = container.unpack(data)
+        every_tile = list(range(len(parsed.tiles)))
+        decoded = self._decode_residual(base, parsed.header,
+                                        self._residual_chunks(parsed, every_tile), [], [],
+                                        salvage=False)
         colour, alpha = split_alpha(decoded)
         worst = largest_error(colour_array(prepared.colour), colour_array(colour))
         _, alpha_in = split_alpha(prepared.image)
@@ -366,15 +366,16 @@ class Codec:
         bases = []
         for q in RESIDUAL_BASE_QUALITIES:
             base = self.encode_prepared(prepared, q, effort=effort, strip=strip)
-            bases.append((q, base, self._base_reconstruction(base)))
+            decoded = self._decode(base, salvage=False, progress=None)[0]
+            bases.append((q, base, decoded, colour_array(split_alpha(decoded)[0])))
         for max_error in range(MAX_ERROR_RANGE[1], -1, -1):
-            reaching = [b for b in bases if psnr_with(image, b[2], max_error) >= value]
+            reaching = [b for b in bases if psnr_with(image, b[3], max_error) >= value]
             if reaching:
                 break
-        files = [(self._add_residual(prepared, base, max_error, xhat), q)
-                 for q, base, xhat in reaching]
-        data, q = min(files, key=lambda f: len(f[0]))
-        self._check_decodes_within(prepared, data, max_error)
+        files = [(self._add_residual(prepared, base, max_error, decoded), q, decoded)
+                 for q, base, decoded, _ in reaching]
+        data, q, decoded = min(files, key=lambda f: len(f[0]))
+        self._check_decodes_within(prepared, data, max_error, decoded)
         return data, q
 
     def encode(self, image: ImageSource, quality: float | None = None,
