@@ -195,7 +195,8 @@ def test_cli_bench_with_a_worker_pool_and_its_one_line_errors(folder, tmp_path, 
 
     assert run(["bench", str(folder), "--codecs", "jpeg,gif", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,jpeg2000"
+    assert err == ("aec: error: unknown codec(s) gif; choose from aec,jpeg,webp,avif,jxl,"
+                   "jxl-distance,jpeg2000,png,webp-lossless,jxl-lossless,jpegls or lossless")
 
 
 def test_bench_lists_the_images_that_encode_codes_from_a_folder(tmp_path):
@@ -227,6 +228,13 @@ def test_source_revision_only_for_an_aec_checkout(tmp_path):
     assert bench.source_revision(tmp_path / "nowhere-near-git") is None
     commit = bench.source_revision(outer)  # the checkout itself does report its commit
     assert commit is not None and len(commit) >= 7
+
+
+def test_source_revision_by_default_names_the_checkout_of_this_code():
+    root = Path(bench.__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs git and a checkout")
+    assert bench.source_revision() == bench.source_revision(root) is not None
 
 
 def test_summary_names_the_code_with_or_without_a_revision():

@@ -84,6 +84,19 @@ def test_a_later_format_version_names_what_this_release_reads(tmp_path, capsys):
         f"format version 4 needs a later aec ({__version__} reads versions 1-3)")
 
 
+def test_a_later_familys_chunks_name_the_release_that_reads_them(tmp_path, capsys):
+    """A critical chunk this release does not know (a later model family's) in a file
+    whose need chunk asks for a later aec says so; without that, it is damage."""
+    data = (GOLDEN / FILE).read_bytes()
+    later = _repack(data, chunks={b"need": _need(9, 1, 0, shipped=True)},
+                    tile_chunks={b"ZZZZ": b"later"})
+    assert _decode_error(tmp_path, later, capsys) == (
+        f"needs aec 9.1.0 or later (its chunk ZZZZ of tile 0 is unknown to aec "
+        f"{__version__}; pip install -U neuralcodec)")
+    damaged = _repack(data, tile_chunks={b"ZZZZ": b"later"})
+    assert _decode_error(tmp_path, damaged, capsys) == "unknown critical chunk ZZZZ of tile 0"
+
+
 def test_unknown_ancillary_chunks_change_nothing(tmp_path):
     """Readers skip chunks they do not know whose tag starts in lower case, whole-image
     or in a tile, so later releases can add optional chunks (as 0.2.0 added need)."""

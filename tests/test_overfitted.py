@@ -94,6 +94,23 @@ def test_tables_are_pinned():
     assert tables_digest() == ("0809dce914cf1b28f5841b2afaf8be624d994362fcbd868a2bbbcaf2612abee8")
 
 
+def test_the_model_file_stores_the_pinned_tables():
+    """aec-of's weights file holds the tables decoders use (instead of computing them):
+    the formula's, bit for bit; a damaged copy is refused."""
+    from safetensors.numpy import load_file
+
+    from neuralcodec.families.overfitted.laplace_tables import pack_tables, unpack_tables
+    from neuralcodec.families.zoo import find_model
+
+    stored = load_file(str(find_model("aec-of").weights))
+    assert tables_digest(unpack_tables(stored)) == tables_digest()
+    assert tables_digest(unpack_tables(pack_tables(laplace_tables()))) == tables_digest()
+    stored["laplace.freqs"] = stored["laplace.freqs"].copy()
+    stored["laplace.freqs"][0] += 1  # one table's frequencies no longer sum to 2**16
+    with pytest.raises(ValueError):
+        unpack_tables(stored)
+
+
 def test_wavefront_order_is_causal():
     layout = Layout.build(DEFAULT, 128, 192)
     step_of = np.empty(len(layout.positions), dtype=np.int64)

@@ -39,6 +39,9 @@ PINS = {
     "aec-vq": ("0.1.0", "5a3a3413efb2c7b1",
                "5a3a3413efb2c7b1b7c52705bb0f13dfe30d32827a1fa0119a07144e5e5266bb",
                "323058760706b71488d7ed97814565e18ba2d8715d4cf9082b8e5e0029d42db4"),
+    "aec-of": ("0.3.0", "f8a87c92c43f5dc1",
+               "f8a87c92c43f5dc1d39495dba7d22ba67214149da3d0e73f9663c3924b7555bf",
+               "a8932dc83c31e84c09b76cd90c43e2dca93f29e1b4b86bcbb8ce1c9d9e3b62dc"),
 }
 
 
@@ -127,7 +130,7 @@ def test_models_shows_status_and_needs(capsys):
     by_name = {r["name"]: r for r in rows}
     assert by_name["aec-hp-ckbd"]["default"] and by_name["aec-hp-ckbd"]["needs"] == "numpy"
     assert by_name["aec-vq"]["needs"] == "torch" and not by_name["aec-vq"]["default"]
-    assert {by_name[n]["frozen_since"] for n in PINS} == {"0.1.0"}
+    assert {n: by_name[n]["frozen_since"] for n in PINS} == {n: p[0] for n, p in PINS.items()}
     assert run(["models"]) == 0
     out = capsys.readouterr().out
     assert "aec-hp-ckbd (default): frozen since 0.1.0; runs on NumPy" in out

@@ -4,9 +4,12 @@ For every image of a folder and every codec setting: bits per pixel from the rea
 bytes, RGB PSNR, MS-SSIM (pytorch-msssim, on the GPU when the run uses one) and encode
 and decode seconds. Neural models run in this process on the chosen device (same-sized
 images batched through the analysis transform on CUDA); the Pillow codecs run in a pool
-of worker processes. Finished (image, codec) pairs are appended to ``OUT/cache/rows.jsonl``
-so an interrupted run resumes where it stopped. Aggregation, BD-rates and the output files
-are in :mod:`neuralcodec.bench.report`.
+of worker processes. Every finished row (image, codec, setting) is appended to a JSON-lines
+cache (``OUT/cache/rows.jsonl``, or ``--cache DIR``), keyed by the image's content, the
+codec's configuration and library versions and the setting, so a rerun codes only what is
+missing: an interrupted run resumes where it stopped, and a run with more settings reuses
+the rows it has. Aggregation, BD-rates and the output files are in
+:mod:`neuralcodec.bench.report`.
 
 >>> from neuralcodec.bench.harness import BenchOptions, run_bench
 >>> result = run_bench(BenchOptions(folder="photos", out="bench-out", quick=True))
@@ -17,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import importlib.util
+import inspect
 import json
 import multiprocessing
 import os
@@ -39,10 +43,14 @@ from ..io.images import image_suffixes, native_image
 from ..version import __version__
 from .classical import (
     CLASSICAL_FAMILIES,
+    DEFAULT_CLASSICAL,
+    FAMILY_GROUPS,
     MAX_POOL_WORKERS,
     ClassicalCodec,
     Coded,
+    check_bound,
     classical_codecs,
+    library_versions,
     run_classical,
 )
 
@@ -51,6 +59,9 @@ if TYPE_CHECKING:
 
 NEURAL_FAMILY = "aec"
 ALL_FAMILIES = (NEURAL_FAMILY, *CLASSICAL_FAMILIES)
+DEFAULT_FAMILIES = (NEURAL_FAMILY, *DEFAULT_CLASSICAL)
+RESIDUAL_LABEL = "{} residual"  # aec's rows in the lossless table (lossless=/max_error=)
+NO_RESIDUAL = "this aec cannot code --max-error yet"
 AEC_QUALITIES = (0, 20, 40, 60, 80, 100)  # the curve is smooth: PCHIP needs no more
 AEC_QUICK_QUALITIES = (0, 50, 100)
 QUICK_IMAGES = 2
@@ -58,6 +69,8 @@ QUICK_IMAGES = 2
 MSSSIM_MIN_SIDE = 161
 CUDA_ANALYSIS_BATCH = 8
 CACHE_NAME = "cache/rows.jsonl"
+CACHE_FILE = "rows.jsonl"  # its name in a --cache folder
+SLOW_ROW_S = 5.0  # an aec encode at least this long gets its own progress line
 
 
 @dataclass
@@ -75,15 +88,22 @@ class Row:
     msssim: float | None  # None where the image is too small for MS-SSIM
     encode_s: float
     decode_s: float
+    max_error: int | None = None  # the largest sample error (the lossless table's rows)
 
 
 @dataclass
 class BenchOptions:
     folder: str | Path
     out: str | Path
-    codecs: Sequence[str] = ALL_FAMILIES  # families: aec, jpeg, webp, avif, jxl, jpeg2000
+    # families (aec, jpeg, webp, avif, jxl, jpeg2000, jxl-distance, png, webp-lossless,
+    # jxl-lossless, jpegls) or groups of them ("lossless")
+    codecs: Sequence[str] = DEFAULT_FAMILIES
     models: Sequence[str] | None = None  # None: every installed model; "NAME@v1": format 1
     efforts: Sequence[int] = (1,)  # encoder effort levels: one curve per model and level
+    # Error bounds K (0: lossless): JPEG-LS's NEAR values, and, when given, aec's rows
+    # coded with lossless=True / max_error=K (None: JPEG-LS at 0, 1, 2, 4; aec none).
+    max_errors: Sequence[int] | None = None
+    cache: str | Path | None = None  # the row cache's folder (default: OUT/cache)
     quick: bool = False  # first QUICK_IMAGES images, a few settings per codec, 1 speed run
     device: str = "auto"  # where neural transforms and MS-SSIM run
     workers: int | None = None  # Pillow processes (default: CPUs, at most MAX_POOL_WORKERS)
@@ -123,7 +143,7 @@ def load_rgb(path: Path) -> np.ndarray:
     codes. Quietly: the bench keeps no metadata, and its notes would be about that."""
     try:
         with Image.open(path) as im:
-            native, _ = native_image(im, im.info.get("icc_profile"), lambda note: None)
+            native, _ = native_image(im, im.info.get("icc_profile"), lambda *note: None)
             return np.asarray(native.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise AecError(f"{path}: cannot read image ({exc})") from None
@@ -240,6 +260,11 @@ class RowCache:
     def key(config: str, image_digest: str, setting: float) -> str:
         return f"{config}|{image_digest}|{setting!r}"
 
+    def missing(self, config: str, image_digest: str, settings: Sequence[float]
+                ) -> list[float]:
+        """The settings of this image and codec that have no row yet."""
+        return [s for s in settings if self.key(config, image_digest, s) not in self.rows]
+
     def get(self, key: str) -> Row | None:
         row = self.rows.get(key)
         return Row(**row) if row is not None else None
@@ -301,11 +326,11 @@ class SourceImage:
         return self.path.name
 
 
-def _row(image: SourceImage, label: str, setting: float, num_bytes: int, quality: tuple,
-         encode_s: float, decode_s: float) -> Row:
+def _row(image: SourceImage, label: str, coded: Coded, quality: tuple) -> Row:
     h, w = image.pixels.shape[:2]
-    return Row(image.name, label, setting, w, h, num_bytes, metrics.bpp(num_bytes, w, h),
-               quality[0], quality[1], encode_s, decode_s)
+    return Row(image.name, label, coded.setting, w, h, coded.num_bytes,
+               metrics.bpp(coded.num_bytes, w, h), quality[0], quality[1], coded.encode_s,
+               coded.decode_s, coded.max_error)
 
 
 def _groups(images: Sequence[SourceImage], batch: int) -> Iterator[list[SourceImage]]:
@@ -369,8 +394,7 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
     options = {} if spec.format_version is None else {"format_version": spec.format_version}
     codec = Codec(model=spec.model, device=device, **options).load()
     config = _neural_config(spec)
-    todo = [im for im in images
-            if any(cache.get(cache.key(config, im.digest, s)) is None for s in settings)]
+    todo = [im for im in images if cache.missing(config, im.digest, settings)]
     progress = Progress(len(todo), spec.label, *show)
     if todo:  # one-time costs (allocator, kernel selection) must not land on image 1
         warm = Image.fromarray(todo[0].pixels)
@@ -394,17 +418,69 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
             codec.encode_prepared(prep, settings[0])  # coding only (effort 1: the same
             # analysis time at every effort)
             analysis_s = max(0.0, 2 * t1 - t0 - time.perf_counter())
-        coded = []
-        for setting in settings:
+        for setting in cache.missing(config, im.digest, settings):
             t0 = time.perf_counter()
             data = codec.encode_prepared(prep, setting, effort=spec.effort)
             t1 = time.perf_counter()
             decoded = np.asarray(codec.decode(data).convert("RGB"))
-            coded.append(Coded(setting, len(data), analysis_s + t1 - t0,
-                               time.perf_counter() - t1, decoded))
-        rows += _record(im, spec.label, config, coded, meter, cache)
+            coded = Coded(setting, len(data), analysis_s + t1 - t0, time.perf_counter() - t1,
+                          decoded)
+            # Each row is cached once coded: a slow encoder (high effort, an overfitted
+            # model) loses at most one encode to an interruption, and says where it is.
+            rows += _record(im, spec.label, config, [coded], meter, cache)
+            if coded.encode_s >= SLOW_ROW_S and show.enabled and show.log:
+                show.log(_row_line(rows[-1], "q"))
         progress.advance()
     progress.close()
+    return rows
+
+
+def residual_supported() -> bool:
+    """Whether this aec's encoder takes ``lossless=`` / ``max_error=`` (the residual layer)."""
+    from ..codec import Codec
+
+    return "max_error" in inspect.signature(Codec.encode).parameters
+
+
+def _residual_config(spec: NeuralSpec) -> str:
+    """Cache identity of a model's rows with the residual layer: the model's, aec's version
+    (the encoder picks the base quality) and the residual model's fingerprint (an error
+    here, before any work, if that model is not installed)."""
+    from ..codec.residual_layer import residual_model
+
+    return f"{_neural_config(spec)}|residual|{__version__}|{residual_model().fingerprint}"
+
+
+def _row_line(row: Row, knob: str = "K") -> str:
+    """The progress line of one slow encode (the lossless table's rows, slow aec rows)."""
+    return (f"{row.codec} {row.image} {knob}={row.setting:g}: {row.bpp:.3f} bpp, "
+            f"encode {row.encode_s:.2f} s, decode {row.decode_s:.2f} s")
+
+
+def sweep_residual(spec: NeuralSpec, images: Sequence[SourceImage], max_errors: Sequence[int],
+                   device: str, meter: QualityMeter, cache: RowCache,
+                   log: Callable[[str], None]) -> list[Row]:
+    """A model's rows of the lossless table: every image coded with ``lossless=True`` (K =
+    0) or ``max_error=K``, decoded back and checked against K; each row is cached as soon
+    as it is coded (these encodes are slow) and reported in a line."""
+    from ..codec import Codec
+
+    options = {} if spec.format_version is None else {"format_version": spec.format_version}
+    codec = Codec(model=spec.model, device=device, **options).load()
+    config, label = _residual_config(spec), RESIDUAL_LABEL.format(spec.label)
+    rows: list[Row] = []
+    for im in images:
+        for k in cache.missing(config, im.digest, max_errors):
+            bound: dict[str, Any] = {"lossless": True} if k == 0 else {"max_error": int(k)}
+            t0 = time.perf_counter()
+            data = codec.encode(Image.fromarray(im.pixels), effort=spec.effort, **bound)
+            t1 = time.perf_counter()
+            decoded = np.asarray(codec.decode(data).convert("RGB"))
+            t2 = time.perf_counter()
+            error = check_bound(label, im.pixels, decoded, int(k))
+            coded = Coded(k, len(data), t1 - t0, t2 - t1, decoded, error)
+            rows += _record(im, label, config, [coded], meter, cache)
+            log(_row_line(rows[-1]))
     return rows
 
 
@@ -414,8 +490,7 @@ def _record(image: SourceImage, label: str, config: str, coded: Sequence[Coded],
     """Measure (unless a worker did) and cache one image's rows of one codec."""
     if qualities is None:
         qualities = meter.measure(image.pixels, [c.decoded for c in coded])
-    entries = [(cache.key(config, image.digest, c.setting),
-                _row(image, label, c.setting, c.num_bytes, q, c.encode_s, c.decode_s))
+    entries = [(cache.key(config, image.digest, c.setting), _row(image, label, c, q))
                for c, q in zip(coded, qualities, strict=True)]
     cache.add(entries)
     return [row for _, row in entries]
@@ -436,32 +511,48 @@ def _classical_task(codec: ClassicalCodec, pixels: np.ndarray, settings: Sequenc
 
 
 def _classical_config(codec: ClassicalCodec) -> str:
-    """Cache identity of a Pillow curve: its options and the codec libraries' versions
+    """Cache identity of a classical curve: its options and the codec libraries' versions
     (each row's key adds its own setting, so a longer sweep reuses the shorter one's)."""
     versions = {k: features.version(k) for k in ("jpg", "webp", "avif", "jpg_2000")}
-    description = json.dumps([codec.label, codec.options, codec.knob_name, versions,
-                              _version("pillow-jxl-plugin")], sort_keys=True, default=str)
+    identity = [codec.label, codec.options, codec.knob_name, versions,
+                _version("pillow-jxl-plugin")]
+    # Added only where they matter, so that the other curves keep their cached rows.
+    if codec.library != "pillow":
+        identity += [codec.library, library_versions()]
+    elif codec.pillow_format == "PNG":
+        identity.append(features.version("zlib"))
+    description = json.dumps(identity, sort_keys=True, default=str)
     return f"{codec.label}|{hashlib.sha1(description.encode()).hexdigest()[:12]}"
 
 
 def sweep_classical(codecs: Sequence[ClassicalCodec], images: Sequence[SourceImage],
                     quick: bool, workers: int, meter: QualityMeter, cache: RowCache,
-                    show: ProgressOptions) -> list[Row]:
-    """Every Pillow codec over its sweep, one (image, codec) task per worker call."""
+                    show: ProgressOptions, max_errors: Sequence[int] | None = None
+                    ) -> list[Row]:
+    """Every classical codec over its sweep (only the settings not cached yet), one (image,
+    codec) task per worker call; the slow lossless codecs report each row in a line."""
     tasks = []
     for codec in codecs:
-        settings = codec.quick_settings if quick else codec.settings
         config = _classical_config(codec)
         for im in images:
-            if any(cache.get(cache.key(config, im.digest, s)) is None for s in settings):
+            settings = cache.missing(config, im.digest, codec.sweep(quick, max_errors))
+            if settings:
                 tasks.append((codec, config, im, settings))
     progress = Progress(len(tasks), "classical codecs", *show)
     rows: list[Row] = []
+
+    def record(codec: ClassicalCodec, config: str, im: SourceImage, coded: list[Coded],
+               qualities: list[tuple] | None = None) -> None:
+        new = _record(im, codec.label, config, coded, meter, cache, qualities)
+        if codec.bounded and show.enabled and show.log:
+            for row in new:
+                show.log(_row_line(row))
+        rows.extend(new)
+        progress.advance()
+
     if workers <= 1:  # in-process: simpler to debug, and no start-up cost for tiny runs
         for codec, config, im, settings in tasks:
-            rows += _record(im, codec.label, config, run_classical(codec, im.pixels, settings),
-                            meter, cache)
-            progress.advance()
+            record(codec, config, im, run_classical(codec, im.pixels, settings))
         progress.close()
         return rows
     # On the CPU the workers also measure quality (MS-SSIM costs more than most encoders);
@@ -474,11 +565,14 @@ def sweep_classical(codecs: Sequence[ClassicalCodec], images: Sequence[SourceIma
             workers, mp_context=multiprocessing.get_context(method)) as pool:
         futures = {pool.submit(_classical_task, codec, im.pixels, settings, in_worker):
                    (codec, config, im) for codec, config, im, settings in tasks}
-        for future in concurrent.futures.as_completed(futures):
-            codec, config, im = futures[future]
-            coded, qualities = future.result()
-            rows += _record(im, codec.label, config, coded, meter, cache, qualities)
-            progress.advance()
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                codec, config, im = futures[future]
+                coded, qualities = future.result()
+                record(codec, config, im, coded, qualities)
+        except BaseException:  # a broken bound or Ctrl-C: do not wait for the queue
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     progress.close()
     return rows
 
@@ -500,7 +594,8 @@ def source_revision(root: Path | None = None) -> str | None:
     it), or None outside a checkout: which code produced the results."""
     import subprocess
 
-    root = (root or Path(__file__).parent.parent).resolve()
+    # the checkout holding neuralcodec/bench/harness.py
+    root = (root or Path(__file__).parent.parent.parent).resolve()
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, text=True,
                              capture_output=True, check=True).stdout.strip()
@@ -549,21 +644,27 @@ def run_bench(options: BenchOptions) -> BenchResult:
     for module in ("pytorch_msssim", "matplotlib", "scipy"):  # before hours of work
         if importlib.util.find_spec(module) is None:
             raise AecError(f"aec bench needs {module}: {install_command('bench')}")
-    unknown = set(options.codecs) - set(ALL_FAMILIES)
-    if unknown:
-        raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; "
-                       f"choose from {','.join(ALL_FAMILIES)}")
+    families = expand_families(options.codecs)
+    max_errors = options.max_errors
+    if max_errors is not None and (not max_errors or min(max_errors) < 0):
+        raise AecError("--max-error takes bounds K >= 0, comma-separated")
+    residual = max_errors is not None and NEURAL_FAMILY in families
+    if residual and not residual_supported():
+        raise AecError(NO_RESIDUAL)
     device = torch.device(resolve_device(options.device))
     log = options.log or (lambda message: None)
     folder, out = Path(options.folder), Path(options.out)
     limit = QUICK_IMAGES if options.quick and options.limit is None else options.limit
+    aec_settings = AEC_QUICK_QUALITIES if options.quick else AEC_QUALITIES
     paths = list_images(folder, limit)
-    classical = classical_codecs([c for c in options.codecs if c != NEURAL_FAMILY])
-    specs = (neural_specs(options.models, options.efforts)
-             if NEURAL_FAMILY in options.codecs else [])
+    classical = classical_codecs([c for c in families if c != NEURAL_FAMILY])
+    specs = neural_specs(options.models, options.efforts) if NEURAL_FAMILY in families else []
+    plan = [(_neural_config(s), aec_settings) for s in specs]
+    plan += [(_residual_config(s), max_errors) for s in specs if residual]
+    plan += [(_classical_config(c), c.sweep(options.quick, max_errors)) for c in classical]
     workers = options.workers or min(os.cpu_count() or 1, MAX_POOL_WORKERS)
     out.mkdir(parents=True, exist_ok=True)
-    cache = RowCache(out / CACHE_NAME)
+    cache = RowCache(Path(options.cache) / CACHE_FILE if options.cache else out / CACHE_NAME)
     meter = QualityMeter(device)
 
     images = []
@@ -573,13 +674,15 @@ def run_bench(options: BenchOptions) -> BenchResult:
     log(f"bench: {len(images)} image(s), {len(specs)} model(s), {len(classical)} classical "
         f"curve(s), device {device}, {workers} worker(s)")
 
-    aec_settings = AEC_QUICK_QUALITIES if options.quick else AEC_QUALITIES
     show = ProgressOptions(options.progress, log)
     for spec in specs:
         sweep_neural(spec, images, aec_settings, str(device), meter, cache, show,
                      options.analysis_batch)
-    sweep_classical(classical, images, options.quick, workers, meter, cache, show)
-    rows = _all_rows(cache, specs, classical, images, aec_settings, options.quick)
+        if residual:
+            assert max_errors is not None
+            sweep_residual(spec, images, max_errors, str(device), meter, cache, log)
+    sweep_classical(classical, images, options.quick, workers, meter, cache, show, max_errors)
+    rows = _all_rows(cache, plan, images)
 
     speed = None
     if options.speed and specs:
@@ -594,12 +697,15 @@ def run_bench(options: BenchOptions) -> BenchResult:
         settings={
             "aec_qualities": list(aec_settings),
             "models": {s.label: _neural_config(s) for s in specs},  # name|format|weights
+            "aec_max_errors": list(max_errors) if residual else None,
             "classical": {c.label: {"description": c.description, "knob": c.knob_name,
-                                    "settings": list(c.quick_settings if options.quick
-                                                     else c.settings),
-                                    "options": c.options} for c in classical},
+                                    "settings": list(c.sweep(options.quick, max_errors)),
+                                    "options": c.options, "library": c.library}
+                          for c in classical},
             "quick": options.quick,
         },
+        table_codecs=[c.label for c in classical if c.bounded]
+        + [RESIDUAL_LABEL.format(s.label) for s in specs if residual],
         environment=environment(device, workers, options.note),
         speed=speed,
     )
@@ -607,17 +713,21 @@ def run_bench(options: BenchOptions) -> BenchResult:
     return BenchResult(rows, report, out)
 
 
-def _all_rows(cache: RowCache, specs: Sequence[NeuralSpec], classical: Sequence[ClassicalCodec],
-              images: Sequence[SourceImage], aec_settings: Sequence[float], quick: bool
-              ) -> list[Row]:
+def expand_families(names: Sequence[str]) -> list[str]:
+    """``--codecs`` names as families, groups ("lossless") expanded, order kept."""
+    unknown = set(names) - set(ALL_FAMILIES) - set(FAMILY_GROUPS)
+    if unknown:
+        raise AecError(f"unknown codec(s) {', '.join(sorted(unknown))}; choose from "
+                       f"{','.join(ALL_FAMILIES)} or {','.join(FAMILY_GROUPS)}")
+    families = [f for name in names for f in FAMILY_GROUPS.get(name, (name,))]
+    return list(dict.fromkeys(families))
+
+
+def _all_rows(cache: RowCache, plan: Sequence[tuple[str, Sequence[float]]],
+              images: Sequence[SourceImage]) -> list[Row]:
     """This run's rows in a stable order, fresh or from the cache (a resumed run reports
-    the same rows as an uninterrupted one)."""
-    plan: list[tuple[str, Sequence[float]]] = []
-    for spec in specs:
-        plan.append((_neural_config(spec), aec_settings))
-    for codec in classical:
-        settings = codec.quick_settings if quick else codec.settings
-        plan.append((_classical_config(codec), settings))
+    the same rows as an uninterrupted one); ``plan``: (cache identity, settings) of each
+    codec."""
     rows = []
     for config, settings in plan:
         for im in images:

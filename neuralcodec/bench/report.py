@@ -4,6 +4,8 @@ Curves are aggregated the way published Kodak results are: per codec and setting
 mean over images of bpp, PSNR and MS-SSIM (MS-SSIM in dB, −10·log10(1 − MS-SSIM), is taken
 of the mean). BD-rates use :func:`neuralcodec.metrics.bd_rate` (PCHIP on log-rate over the
 overlapping quality range) for every ordered pair of curves, for PSNR and MS-SSIM (dB).
+The lossless / near-lossless codecs are not curves but a table: mean bpp per codec and
+error bound K.
 """
 
 from __future__ import annotations
@@ -61,6 +63,40 @@ def aggregate(rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
             })
         curves[codec] = points
     return curves
+
+
+def lossless_table(rows: Sequence[Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per codec of the lossless table and per bound K (a string key, as in JSON): the
+    means over images, and the largest error seen (at most K: the harness checked)."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for codec, points in aggregate(rows).items():
+        worst: dict[float, int] = {}
+        for r in rows:
+            if r.codec == codec:
+                worst[r.setting] = max(worst.get(r.setting, 0), r.max_error or 0)
+        table[codec] = {f"{p['setting']:g}": {
+            "images": p["images"], "bpp": p["bpp"], "psnr": p["psnr"],
+            "max_error": worst[p["setting"]], "encode_s": p["encode_s"],
+            "decode_s": p["decode_s"]} for p in points}
+    return table
+
+
+def lossless_markdown(table: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The table as markdown: bpp per codec (rows) and K (columns), then times."""
+    bounds = sorted({k for cells in table.values() for k in cells}, key=float)
+    heads = ["lossless" if k == "0" else f"K = {k}" for k in bounds]
+    lines = ["| codec | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(bounds)]
+    for codec, cells in table.items():
+        values = [f"{cells[k]['bpp']:.3f}" if k in cells else "—" for k in bounds]
+        lines.append(f"| {codec} | " + " | ".join(values) + " |")
+    lines += ["", "| codec | K | bpp | PSNR (dB) | largest error | encode s | decode s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for codec, cells in table.items():
+        for k, c in cells.items():
+            psnr = "∞" if not math.isfinite(c["psnr"]) else f"{c['psnr']:.2f}"
+            lines.append(f"| {codec} | {k} | {c['bpp']:.3f} | {psnr} | {c['max_error']} | "
+                         f"{c['encode_s']:.3f} | {c['decode_s']:.3f} |")
+    return lines
 
 
 def reference_curves() -> dict[str, dict[str, Any]]:
@@ -167,17 +203,25 @@ def summary_markdown(report: dict[str, Any]) -> str:
     if env.get("note"):
         lines += [f"Note: {env['note']}", ""]
     lines += ["Means over images per setting; bpp from the whole encoded file; times are "
-              "seconds per image (single-threaded for the Pillow codecs).", "",
-              "| codec | setting | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | encode s | "
-              "decode s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "seconds per image (single-threaded for the Pillow codecs)."]
+    if curves:
+        lines += ["", "| codec | setting | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | "
+                  "encode s | decode s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for codec, points in curves.items():
         for p in points:
             ssim = "n/a" if p["msssim"] is None else f"{p['msssim']:.4f}"
             ssim_db = "n/a" if p["msssim_db"] is None else f"{p['msssim_db']:.2f}"
             lines.append(f"| {codec} | {p['setting']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | "
                          f"{ssim} | {ssim_db} | {p['encode_s']:.4f} | {p['decode_s']:.4f} |")
+    if report.get("lossless"):
+        n = len(report["images"])
+        lines += ["", f"## Lossless and near-lossless: bits per pixel, mean over {n} "
+                  f"image(s)", "",
+                  "Whole-file bpp; K is the largest error each sample may have (lossless: "
+                  "K = 0); every file was decoded back and checked against its K.", ""]
+        lines += lossless_markdown(report["lossless"])
     names = list(curves)
-    for metric, label in QUALITY_METRICS.items():
+    for metric, label in QUALITY_METRICS.items() if curves else ():
         lines += ["", f"## BD-rate on {label} (row vs column)", "",
                   "PCHIP on log-rate over the overlapping quality range; negative: the row "
                   "codec needs fewer bits than the column codec for equal quality; n/a: the "
@@ -187,7 +231,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
             refs = list(report["references"])
             lines += ["", f"Against CompressAI's published Kodak curves ({label}):", ""]
             lines += _matrix_table(report["bd_reference"][metric], names, refs)
-    if report.get("references"):
+    if report.get("references") and curves:
         lines += ["", "Reference curves (dashed in the plots), from CompressAI's results "
                   "folder:", ""]
         lines += [f"- {name}: <{ref['source']}>" for name, ref in report["references"].items()]
@@ -197,7 +241,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
 
 
 def plot(curves: dict[str, list[dict]], references: dict[str, dict], metric: str, path: Path,
-         title: str) -> None:
+         title: str, table: dict[str, dict[str, dict[str, Any]]] | None = None) -> None:
+    """The curves (and references, dashed) up to 2.5 bpp, the range BD-rates use; with
+    ``table``, the whole range on a log-rate axis instead, the near-lossless points of the
+    table as markers."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: benchmark machines have no display
@@ -213,12 +260,26 @@ def plot(curves: dict[str, list[dict]], references: dict[str, dict], metric: str
     for name, ref in references.items():
         pts = ref["points"]
         ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "--", lw=1.2, label=name)
-    ax.set_xlim(0, min(top, 2.5) * 1.02 if top else None)  # the 0.1-2 bpp range BD uses
+    if table is None:
+        ax.set_xlim(0, min(top, 2.5) * 1.02 if top else None)  # the 0.1-2 bpp range BD uses
+    else:
+        from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+
+        ax.set_xscale("log")  # plain numbers at round rates, not powers of ten
+        ax.xaxis.set_major_locator(FixedLocator([0.1, 0.25, 0.5, 1, 2, 4, 8, 16]))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        for codec, cells in table.items():  # lossless points have no finite PSNR
+            pts = [c for c in cells.values() if math.isfinite(c.get(metric) or math.inf)]
+            if pts:
+                ax.plot([c["bpp"] for c in pts], [c[metric] for c in pts], "s", ms=5,
+                        label=f"{codec} (K > 0)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(QUALITY_METRICS[metric])
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a run of the lossless table alone has none
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -226,9 +287,13 @@ def plot(curves: dict[str, list[dict]], references: dict[str, dict], metric: str
 
 def write_outputs(out: Path, rows: Sequence[Any], folder: Path, images: list[str],
                   settings: dict[str, Any], environment: dict[str, Any],
-                  speed: dict[str, Any] | None) -> dict[str, Any]:
-    """results.json, results.csv, summary.md, rd-psnr.png and rd-msssim.png in ``out``."""
-    curves = aggregate(rows)
+                  speed: dict[str, Any] | None, table_codecs: Sequence[str] = ()
+                  ) -> dict[str, Any]:
+    """results.json, results.csv, summary.md, rd-psnr-full.png (the whole range) and, when
+    there are curves, rd-psnr.png and rd-msssim.png in ``out``; the rows of
+    ``table_codecs`` make the lossless table instead of curves."""
+    curves = aggregate([r for r in rows if r.codec not in table_codecs])
+    table = lossless_table([r for r in rows if r.codec in table_codecs])
     references = reference_curves() if is_kodak(images) else {}
     report: dict[str, Any] = {
         "folder": str(folder),
@@ -236,6 +301,7 @@ def write_outputs(out: Path, rows: Sequence[Any], folder: Path, images: list[str
         "settings": settings,
         "environment": environment,
         "aggregates": curves,
+        "lossless": table,
         "bd": bd_matrix(curves),
         "references": references,
         "bd_reference": bd_matrix(curves, {k: v["points"] for k, v in references.items()})
@@ -247,7 +313,10 @@ def write_outputs(out: Path, rows: Sequence[Any], folder: Path, images: list[str
     write_csv(out / "results.csv", rows)
     (out / "summary.md").write_text(summary_markdown(report))
     n = len(images)
-    plot(curves, references, "psnr", out / "rd-psnr.png", f"RGB PSNR vs rate, {n} image(s)")
-    plot(curves, references, "msssim_db", out / "rd-msssim.png",
-         f"MS-SSIM (dB) vs rate, {n} image(s)")
+    if curves:  # a run of the lossless table alone has no curves to draw
+        plot(curves, references, "psnr", out / "rd-psnr.png", f"RGB PSNR vs rate, {n} image(s)")
+        plot(curves, references, "msssim_db", out / "rd-msssim.png",
+             f"MS-SSIM (dB) vs rate, {n} image(s)")
+    plot(curves, references if curves else {}, "psnr", out / "rd-psnr-full.png",
+         f"RGB PSNR vs rate up to lossless, {n} image(s)", table)
     return report

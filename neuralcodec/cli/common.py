@@ -310,3 +310,20 @@ def tile_progress(src: Path) -> Callable[[int, int], None] | None:
             click.echo(end, err=True, nl=False)
 
     return show
+
+
+def fit_progress(src: Path) -> Callable[[int, int, float], None] | None:
+    """Progress of a per-image fit (the overfitted family's encoder), with its ETA, on
+    an interactive terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, seconds: float) -> None:
+        left = seconds / done * (total - done)
+        eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        click.echo(f"\r{src}: fit {done}/{total} iterations, {seconds:.0f} s, about {eta} "
+                   "left ", err=True, nl=False)
+        if done == total:
+            click.echo("", err=True)
+
+    return show

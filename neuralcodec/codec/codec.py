@@ -44,7 +44,7 @@ from .options import (
     check_effort,
 )
 from .prepare import Analysis, ImageSource, prepare_image
-from .rate_search import encode_to_target
+from .rate_search import encode_to_target, meets
 from .residual_layer import (
     colour_array,
     decode_region,
@@ -56,6 +56,8 @@ from .tiles import analyse_tile, blend_mask, decode_tile, encode_tile, model_inp
 from .workers import TileWorkers, WorkerPools
 
 LOST_TILE_GREY = 128
+# Bisection steps of a rate target's search on short fits (quality to within 100/2**6).
+SHORT_SEARCH_STEPS = 6
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 # A base quality tried for the residual layer: (quality, file bytes, candidates in all).
@@ -433,13 +435,28 @@ class Codec:
             data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
                                         effort=options.effort, strip=options.strip)
             return data, quality
-        def encode(q: float) -> bytes:
-            return self.encode_prepared(prepared, q, effort=options.effort,
-                                        strip=options.strip)
+        coder = self.load().coder()
+        short_fits = getattr(coder, "short_fits", None)
+        if short_fits is None:
+            def encode(q: float) -> bytes:
+                return self.encode_prepared(prepared, q, effort=options.effort,
+                                            strip=options.strip)
 
-        if target[0] != "psnr" or not self._writes_exact(self.load().coder()):
-            return encode_to_target(prepared, encode, self.decode, *target)
-        return self._to_psnr(prepared, encode, target[1], options)
+            if target[0] != "psnr" or not self._writes_exact(coder):
+                return encode_to_target(prepared, encode, self.decode, *target)
+            return self._to_psnr(prepared, encode, target[1], options)
+        # A family whose every encode is a fit (overfitted): the quality is searched on
+        # short fits, to 100/2**SHORT_SEARCH_STEPS, then the image is fitted in full once;
+        # if that file misses the target, the short fit's, which meets it, is kept.
+        with short_fits():
+            found, quality = encode_to_target(
+                prepared, lambda q: self.encode_prepared(prepared, q, cache=False,
+                                                         effort=options.effort,
+                                                         strip=options.strip),
+                self.decode, *target, iterations=SHORT_SEARCH_STEPS)
+        data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
+                                    effort=options.effort, strip=options.strip)
+        return (data if meets(prepared, self.decode, *target, data) else found), quality
 
     def _to_psnr(self, prepared: Analysis, encode: Callable[[float], bytes], value: float,
                  options: EncodeOptions) -> tuple[bytes, float]:

@@ -61,6 +61,15 @@ def lowest_quality_reaching(encode: Encode, reaches: Test, iterations: int = 12
     return _bisect(encode, reaches, ok_high=True, iterations=iterations)
 
 
+def meets(prepared: Analysis, decode: Callable[[bytes], Image.Image], target: str,
+          value: float, data: bytes) -> bool:
+    """Whether a file meets a target as :func:`encode_to_target` means it."""
+    if target == "psnr":
+        return prepared.psnr(decode(data)) >= value
+    pixels = prepared.image.width * prepared.image.height
+    return len(data) <= (value * pixels / 8 if target == "bpp" else float(value))
+
+
 def encode_to_target(prepared: Analysis, encode: Encode, decode: Callable[[bytes], Image.Image],
                      target: str, value: float, iterations: int = 12,
                      beyond: Callable[[], tuple[bytes, float]] | None = None

@@ -45,12 +45,13 @@ def encode_tile(
     effort: int = 1,
 ) -> dict[bytes, bytes]:
     """Chunks of one tile (an image in a native mode) at rate ``point``; ``features`` if
-    already analysed; ``effort`` > 1 refines the tile's latents on its own pixels."""
+    already analysed; an ``effort`` of its family that iterates (above 1; every level of
+    the overfitted family) refines the tile's latents on its own pixels."""
     colour, alpha = split_alpha(tile)
     if features is None:
         features = analyse_tile(coder, colour)
     refinement = None
-    if effort > 1:
+    if coder.family.efforts.get(effort, 0) > 0:  # this level iterates on the tile's pixels
         refinement = Refinement(effort, model_input(coder, colour),
                                 (colour.height, colour.width))
     with stage("entropy coding"):

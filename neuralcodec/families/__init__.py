@@ -8,6 +8,7 @@ lines each, no torch); a family's networks load only when one of its models is u
     hyperprior/  mean-scale hyperprior, checkerboard context, exact integer parameter path
     channel_context/  the hyperprior's transforms, channel groups + checkerboard + LRP (ELIC)
     vq/          VQ-VAE: residual product quantization with a context prior
+    overfitted/  per-image fitted latent pyramid and tiny decoder (aec-of)
 """
 
-from . import channel_context, hyperprior, vq  # noqa: F401  (register the built-in families)
+from . import channel_context, hyperprior, overfitted, vq  # noqa: F401  (register the built-in families)

@@ -10,7 +10,7 @@ model of it into a :class:`ModelCoder` (imported only when such a model is used)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,6 +39,11 @@ class Family:
     # Whether it codes on a CPU without PyTorch (at effort 1, format versions 2 and 3);
     # else every use needs the torch extra.
     runs_on_numpy: bool = False
+    # Whether, where it does not code on NumPy, it still decodes there (its encoder alone
+    # needs torch: the overfitted family fits each image).
+    decodes_on_numpy: bool = False
+    # Family facts of a file for ``aec info``, from its tiles' chunks (no decoding).
+    facts: Callable[[Sequence[Mapping[bytes, bytes]]], dict] | None = None
 
     @property
     def max_effort(self) -> int:

@@ -86,6 +86,8 @@ def latent_checksum(latents) -> str:
             arrays = (tile.z_symbols, tile.y_symbols)
         elif hasattr(tile, "indices"):  # vector-quantized
             arrays = (tile.indices, np.asarray(tile.units))
+        elif hasattr(tile, "grids"):  # overfitted: its own networks' integers, then latents
+            arrays = tuple(q for q, _ in tile.parameters.values()) + tuple(tile.grids)
         else:
             raise TypeError(f"no checksum for latents of type {type(tile).__name__}")
         for a in arrays:

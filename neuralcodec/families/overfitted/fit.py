@@ -69,14 +69,22 @@ def _rounded(model: OverfitModel) -> list[torch.Tensor]:
     return [torch.round(g).detach() for g in model.latents]
 
 
+def _real(x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """The top-left ``size`` (height, width) pixels of (1, C, H, W): a padded image's
+    real ones (None: all)."""
+    return x if size is None else x[..., :size[0], :size[1]]
+
+
 def fit(image: np.ndarray, options: FitOptions, arch: OverfitArchitecture = DEFAULT,
         device: str = "cpu", progress: Progress | None = None,
-        progress_every: int = 50) -> OverfitModel:
-    """Fit the model of one RGB uint8 image (sides multiples of ``arch.pad_multiple``)."""
+        progress_every: int = 50, size: tuple[int, int] | None = None) -> OverfitModel:
+    """Fit the model of one RGB uint8 image (sides multiples of ``arch.pad_multiple``);
+    with ``size``, only its top-left (height, width) pixels count in the distortion
+    (the rest is padding) and the rate is per real pixel."""
     torch.manual_seed(options.seed)
-    target = image_tensor(image, device)
+    target = _real(image_tensor(image, device), size)
     height, width = image.shape[:2]
-    pixels = height * width
+    pixels = target.shape[-2] * target.shape[-1]
     model = OverfitModel(arch, height, width).to(device)
     synthesize = torch.compile(model.synthesize) if options.compile else model.synthesize
     autocast = device.split(":")[0]
@@ -107,7 +115,7 @@ def fit(image: np.ndarray, options: FitOptions, arch: OverfitArchitecture = DEFA
             group["lr"] = lr
         with torch.autocast(autocast, dtype=torch.bfloat16, enabled=options.bf16):
             decoded = synthesize(grids)
-        mse = torch.mean((decoded.float() - target) ** 2)
+        mse = torch.mean((_real(decoded.float(), size) - target) ** 2)
         bits = model.rate_bits(grids)
         loss = mse + options.lmbda * bits / pixels
         optimizer.zero_grad(set_to_none=True)
@@ -123,19 +131,22 @@ def fit(image: np.ndarray, options: FitOptions, arch: OverfitArchitecture = DEFA
 
 @torch.no_grad()
 def evaluate(model: OverfitModel, target: torch.Tensor) -> tuple[float, float]:
-    """(MSE, estimated latent bits) with the rounded latents, float32."""
+    """(MSE, estimated latent bits) with the rounded latents, float32; ``target`` may be
+    the top-left part of the fitted image (its real pixels)."""
     grids = _rounded(model)
-    mse = torch.mean((model.synthesize(grids).clamp(0, 1) - target) ** 2).item()
+    decoded = model.synthesize(grids).clamp(0, 1)[..., :target.shape[-2], :target.shape[-1]]
+    mse = torch.mean((decoded - target) ** 2).item()
     return mse, model.rate_bits(grids).item()
 
 
 @torch.no_grad()
-def quantize_networks(model: OverfitModel, image: np.ndarray, lmbda: float
-                      ) -> dict[str, int]:
+def quantize_networks(model: OverfitModel, image: np.ndarray, lmbda: float,
+                      size: tuple[int, int] | None = None) -> dict[str, int]:
     """Choose each group's step (greedily, in order) by MSE + lmbda * (latent + parameter
-    bits) / pixels; leaves the model's parameters at their quantized values."""
-    target = image_tensor(image, next(model.parameters()).device.type)
-    pixels = image.shape[0] * image.shape[1]
+    bits) / pixels; leaves the model's parameters at their quantized values. ``size``:
+    as :func:`fit`'s."""
+    target = _real(image_tensor(image, next(model.parameters()).device.type), size)
+    pixels = target.shape[-2] * target.shape[-1]
     chosen: dict[str, int] = {}
     for group, params in model.parameter_groups().items():
         originals = [p.detach().clone() for _, p in params]

@@ -48,9 +48,24 @@ def _laplace_cdf(x: np.ndarray, b: float) -> np.ndarray:
                     1 - 0.5 * np.exp(-np.maximum(x, 0) / b))
 
 
-@lru_cache(maxsize=1)
+_stored: list[TableSet] = []  # the model's stored tables, once a coder installed them
+
+
+def install_tables(tables: TableSet) -> None:
+    """Code with ``tables`` (read from the model's weights file) from now on: a decoder
+    then never recomputes them with its own ``exp``. They must equal the formula's."""
+    _stored[:] = [tables]
+
+
 def laplace_tables() -> TableSet:
-    """All SCALE_BUCKETS * MEAN_STEPS tables, in :class:`TableSet`'s layout."""
+    """The tables every coder uses: the stored ones where installed, else the formula's."""
+    return _stored[0] if _stored else computed_tables()
+
+
+@lru_cache(maxsize=1)
+def computed_tables() -> TableSet:
+    """All SCALE_BUCKETS * MEAN_STEPS tables from the formula, in :class:`TableSet`'s
+    layout (what the model's weights file stores)."""
     rows, offsets = [], []
     for b in bucket_scales():
         half = min(MAX_HALF_WIDTH, int(np.ceil(TAIL_SCALES * b)) + 2)
@@ -64,14 +79,37 @@ def laplace_tables() -> TableSet:
     return TableSet.from_rows(rows, offsets)
 
 
-def tables_digest() -> str:
-    """SHA-256 of the tables, pinned by a test: a platform whose ``exp`` rounds otherwise
-    would show here before it decodes a file wrongly."""
-    t = laplace_tables()
+def tables_digest(t: TableSet | None = None) -> str:
+    """SHA-256 of tables (default: the formula's), pinned by a test: a platform whose
+    ``exp`` rounds otherwise would show here before it decodes a file wrongly."""
+    t = computed_tables() if t is None else t
     h = hashlib.sha256()
     for a in (t.cdfs, t.lengths, t.offsets):
         h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
     return h.hexdigest()
+
+
+def pack_tables(t: TableSet) -> dict[str, np.ndarray]:
+    """The tables as the weights file stores them: every table's symbol frequencies (each
+    1..2**16 - 1) concatenated as uint16, and the tables' lengths and offsets (int32)."""
+    freqs = [np.diff(t.cdfs[i, :t.lengths[i]]) for i in range(len(t))]
+    return {"laplace.freqs": np.concatenate(freqs).astype(np.uint16),
+            "laplace.lengths": t.lengths.astype(np.int32),
+            "laplace.offsets": t.offsets.astype(np.int32)}
+
+
+def unpack_tables(stored: dict[str, np.ndarray]) -> TableSet:
+    """:func:`pack_tables`'s arrays back as tables; ValueError if they are not valid."""
+    lengths = stored["laplace.lengths"].astype(np.int64)
+    freqs = stored["laplace.freqs"].astype(np.int64)
+    if lengths.shape != (SCALE_BUCKETS * MEAN_STEPS,) or freqs.size != int((lengths - 1).sum()):
+        raise ValueError("Laplace tables have the wrong shape")
+    bounds = np.concatenate([[0], np.cumsum(lengths - 1)])
+    rows = [np.concatenate([[0], np.cumsum(freqs[a:b])])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if any(r[-1] != 1 << CDF_PRECISION or (np.diff(r) <= 0).any() for r in rows):
+        raise ValueError("Laplace tables are not valid CDFs")
+    return TableSet.from_rows(rows, stored["laplace.offsets"].astype(np.int64).tolist())
 
 
 def floor(x: Any) -> Any:
