@@ -362,3 +362,12 @@ def test_pillow_cross_fades_tiles_in_the_documented_integer_arithmetic():
     a, b, m = under.astype(int), over.astype(int), mask.astype(int)[..., None]
     t = a * (255 - m) + b * m + 128
     assert np.array_equal(np.asarray(pasted), (t + (t >> 8)) >> 8)
+
+
+def test_pillow_converts_to_gray_in_the_documented_integer_arithmetic():
+    """Gray files' exact pixels are the exact synthesis's RGB converted to L by Pillow,
+    whose integer arithmetic docs/bitstream.md gives."""
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    r, g, b = (rgb[..., c].astype(int) for c in range(3))
+    expected = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16
+    assert np.array_equal(np.asarray(Image.fromarray(rgb).convert("L")), expected)
