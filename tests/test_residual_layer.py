@@ -348,3 +348,26 @@ def test_tile_workers_code_the_shipped_model_as_this_process_does(monkeypatch):
         assert largest_error(here.decode(data), im) <= 1
     finally:
         in_workers.close()
+
+
+def test_pillow_cross_fades_tiles_in_the_documented_integer_arithmetic():
+    """The final reconstruction, which the residual layer is coded against, joins tiles
+    with Pillow's paste; docs/bitstream.md gives its integer arithmetic, and a Pillow
+    that computed it otherwise would change exact files' pixels."""
+    rng = np.random.default_rng(0)
+    under, over = (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2))
+    mask = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    pasted = Image.fromarray(under)
+    pasted.paste(Image.fromarray(over), (0, 0), Image.fromarray(mask, "L"))
+    a, b, m = under.astype(int), over.astype(int), mask.astype(int)[..., None]
+    t = a * (255 - m) + b * m + 128
+    assert np.array_equal(np.asarray(pasted), (t + (t >> 8)) >> 8)
+
+
+def test_pillow_converts_to_gray_in_the_documented_integer_arithmetic():
+    """Gray files' exact pixels are the exact synthesis's RGB converted to L by Pillow,
+    whose integer arithmetic docs/bitstream.md gives."""
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    r, g, b = (rgb[..., c].astype(int) for c in range(3))
+    expected = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16
+    assert np.array_equal(np.asarray(Image.fromarray(rgb).convert("L")), expected)

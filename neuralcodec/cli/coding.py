@@ -157,7 +157,8 @@ def encode(inputs, output, verbose, workers, threads, force, quiet, dataset, **f
         if verbose:
             decoded = codec.decode(data)
             row.psnr = prepared.psnr(decoded)
-            row.max_error = prepared.largest_error(decoded)
+            if row.residual is not None:  # the bound the file promises, as measured
+                row.max_error = prepared.largest_error(decoded)
         return row
 
     try:

@@ -297,32 +297,27 @@ class Codec:
         it is returned: one that does not decode within K is never returned."""
         self._check_residual_model()
         qualities = (quality,) if quality is not None else RESIDUAL_BASE_QUALITIES
-        best: tuple[bytes, float] | None = None
+        best: tuple[bytes, float, Image.Image] | None = None
         for q in qualities:
             base = self.encode_prepared(prepared, q, cache=len(qualities) > 1,
                                         progress=progress, effort=effort, strip=strip)
-            data = self._add_residual(prepared, base, max_error)
+            decoded = self._decode(base, salvage=False, progress=None)[0]
+            data = self._add_residual(prepared, base, max_error, decoded)
             if candidates:
                 candidates(q, len(data), len(qualities))
             if best is None or len(data) < len(best[0]):
-                best = data, q
+                best = data, q, decoded
         assert best is not None
-        self._check_decodes_within(prepared, best[0], max_error)
-        return best
-
-    def _base_reconstruction(self, base: bytes) -> np.ndarray:
-        """The colour samples (H, W, C) a decoder reconstructs from a base-layer file."""
-        decoded = self._decode(base, salvage=False, progress=None)[0]
-        return colour_array(split_alpha(decoded)[0])
+        self._check_decodes_within(prepared, best[0], max_error, best[2])
+        return best[:2]
 
     def _add_residual(self, prepared: Analysis, base: bytes, max_error: int,
-                      xhat: np.ndarray | None = None) -> bytes:
+                      decoded: Image.Image) -> bytes:
         """The file ``base`` (an exact one) with the residual layer of K = ``max_error``
-        over its final reconstruction (``xhat``, decoded from it if not given)."""
+        over its final reconstruction (``decoded``, as a decoder gets it from ``base``)."""
         parsed = container.unpack(base)
         header = parsed.header
-        if xhat is None:
-            xhat = self._base_reconstruction(base)
+        xhat = colour_array(split_alpha(decoded)[0])
         image = colour_array(prepared.colour)
         grid = header.grid
         quality = header.quality_value
@@ -344,11 +339,16 @@ class Codec:
         with stage("container"):
             return container.pack(header, tiles, chunks)
 
-    def _check_decodes_within(self, prepared: Analysis, data: bytes, max_error: int
-                              ) -> None:
-        """Decode a residual-layer file once; an AecError unless every sample is within
-        K of the image (alpha exactly)."""
-        decoded = self.decode(data)
+    def _check_decodes_within(self, prepared: Analysis, data: bytes, max_error: int,
+                              base: Image.Image) -> None:
+        """Decode a residual-layer file's residual once, over its base layer ``base`` as
+        decoded from the same base bytes (by this very code, which is exact); an
+        AecError unless every sample is within K of the image (alpha exactly)."""
+        parsed = container.unpack(data)
+        every_tile = list(range(len(parsed.tiles)))
+        decoded = self._decode_residual(base, parsed.header,
+                                        self._residual_chunks(parsed, every_tile), [], [],
+                                        salvage=False)
         colour, alpha = split_alpha(decoded)
         worst = largest_error(colour_array(prepared.colour), colour_array(colour))
         _, alpha_in = split_alpha(prepared.image)
@@ -368,15 +368,16 @@ class Codec:
         bases = []
         for q in RESIDUAL_BASE_QUALITIES:
             base = self.encode_prepared(prepared, q, effort=effort, strip=strip)
-            bases.append((q, base, self._base_reconstruction(base)))
+            decoded = self._decode(base, salvage=False, progress=None)[0]
+            bases.append((q, base, decoded, colour_array(split_alpha(decoded)[0])))
         for max_error in range(MAX_ERROR_RANGE[1], -1, -1):
-            reaching = [b for b in bases if psnr_with(image, b[2], max_error) >= value]
+            reaching = [b for b in bases if psnr_with(image, b[3], max_error) >= value]
             if reaching:
                 break
-        files = [(self._add_residual(prepared, base, max_error, xhat), q)
-                 for q, base, xhat in reaching]
-        data, q = min(files, key=lambda f: len(f[0]))
-        self._check_decodes_within(prepared, data, max_error)
+        files = [(self._add_residual(prepared, base, max_error, decoded), q, decoded)
+                 for q, base, decoded, _ in reaching]
+        data, q, decoded = min(files, key=lambda f: len(f[0]))
+        self._check_decodes_within(prepared, data, max_error, decoded)
         return data, q
 
     def encode(self, image: ImageSource, quality: float | None = None,
@@ -437,15 +438,13 @@ class Codec:
         coder = self.load().coder()
         short_fits = getattr(coder, "short_fits", None)
         if short_fits is None:
-            beyond = None
-            if target[0] == "psnr" and self._writes_exact(coder):
-                def beyond() -> tuple[bytes, float]:
-                    return self._residual_for_psnr(prepared, target[1], options.effort,
-                                                   options.strip)
-            return encode_to_target(
-                prepared, lambda q: self.encode_prepared(prepared, q, effort=options.effort,
-                                                         strip=options.strip),
-                self.decode, *target, beyond=beyond)
+            def encode(q: float) -> bytes:
+                return self.encode_prepared(prepared, q, effort=options.effort,
+                                            strip=options.strip)
+
+            if target[0] != "psnr" or not self._writes_exact(coder):
+                return encode_to_target(prepared, encode, self.decode, *target)
+            return self._to_psnr(prepared, encode, target[1], options)
         # A family whose every encode is a fit (overfitted): the quality is searched on
         # short fits, to 100/2**SHORT_SEARCH_STEPS, then the image is fitted in full once;
         # if that file misses the target, the short fit's, which meets it, is kept.
@@ -458,6 +457,32 @@ class Codec:
         data = self.encode_prepared(prepared, quality, cache=False, progress=progress,
                                     effort=options.effort, strip=options.strip)
         return (data if meets(prepared, self.decode, *target, data) else found), quality
+
+    def _to_psnr(self, prepared: Analysis, encode: Callable[[float], bytes], value: float,
+                 options: EncodeOptions) -> tuple[bytes, float]:
+        """(file, quality) of the smallest file of at least ``value`` dB from a model
+        whose files decode with the exact synthesis: the search measures each try with
+        the float synthesis (2.4 times faster, within a thousandth of a dB), then the
+        file found with the exact one, moving up by 0.01 while it falls short; beyond
+        quality 100's reach, the residual layer."""
+        residual: list[tuple[bytes, float]] = []
+
+        def beyond() -> tuple[bytes, float]:
+            residual.append(self._residual_for_psnr(prepared, value, options.effort,
+                                                    options.strip))
+            return residual[0]
+
+        def decode_float(data: bytes) -> Image.Image:
+            return self._decode(data, salvage=False, progress=None, float_synthesis=True)[0]
+
+        data, q = encode_to_target(prepared, encode, decode_float, "psnr", value,
+                                   beyond=beyond)
+        while not residual and prepared.psnr(self.decode(data)) < value:
+            if q >= 100:
+                return beyond()
+            q = min(100.0, round(q + 0.01, 2))
+            data = encode(q)
+        return data, q
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -520,8 +545,11 @@ class Codec:
         version-1/2 files are decoded strictly."""
         return self._decode(as_bytes(data), salvage=True, progress=progress)
 
-    def _decode(self, data: bytes, salvage: bool, progress: Progress | None
-                ) -> tuple[Image.Image, DecodeReport]:
+    def _decode(self, data: bytes, salvage: bool, progress: Progress | None,
+                float_synthesis: bool = False) -> tuple[Image.Image, DecodeReport]:
+        """The decoded image and what was lost; ``float_synthesis`` decodes a base-layer
+        file that asks for the exact synthesis with the float one (for a search's
+        tries; a residual layer always needs the exact one)."""
         with stage("container"):
             parsed = container.unpack(data, salvage=salvage)
         header = parsed.header
@@ -544,7 +572,8 @@ class Codec:
             problems.append(f"tile {i} ({exc})")
 
         residual = self._residual_chunks(parsed, todo)
-        exact = bool(residual) or wants_exact(parsed.chunks.get(CHUNK_EXACT))
+        exact = bool(residual) or (wants_exact(parsed.chunks.get(CHUNK_EXACT))
+                                   and not float_synthesis)
         if exact and not hasattr(coder, "synthesize_exact"):
             if residual:
                 raise CorruptFileError(f"model '{coder.name}' has no exact synthesis, which "

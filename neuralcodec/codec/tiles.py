@@ -8,7 +8,7 @@ image (padded to its multiple), the alpha band of the tile goes in the tile's ow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -95,7 +95,7 @@ def decode_tile(
     return merge_alpha(colour, alpha)
 
 
-def exact_synthesis(coder: ModelCoder):
+def exact_synthesis(coder: ModelCoder) -> Callable[[Any, RatePoint], np.ndarray]:
     """The model's exact synthesis, ``(latents, point) -> uint8 (H, W, 3)``; an AecError
     for a model whose family has none (only those on the hyperprior's transforms have)."""
     method = getattr(coder, "synthesize_exact", None)
