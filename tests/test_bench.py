@@ -16,7 +16,14 @@ from PIL import Image
 from neuralcodec.bench import harness as bench
 from neuralcodec.bench import report as bench_report
 from neuralcodec.bench.classical import CLASSICAL_CODECS, run_classical
-from neuralcodec.bench.harness import BenchOptions, NeuralSpec, QualityMeter, Row, run_bench
+from neuralcodec.bench.harness import (
+    BenchOptions,
+    NeuralSpec,
+    QualityMeter,
+    Row,
+    neural_specs,
+    run_bench,
+)
 from neuralcodec.bench.stage_timing import speed_markdown, speed_report, stage_seconds
 from neuralcodec.cli import run
 from neuralcodec.errors import AecError
@@ -253,3 +260,11 @@ def test_the_bench_measures_the_image_aec_codes(tmp_path):
     expected = np.round(samples / 257).astype(np.uint8)
     assert np.array_equal(bench.load_rgb(tmp_path / "g16.png"),
                           np.stack([expected] * 3, -1))
+
+
+def test_models_that_fit_each_image_are_benched_only_when_named():
+    # An aec-of encode is a fit of minutes: a default run over every installed model
+    # would spend hours on it.
+    default = {spec.model for spec in neural_specs(None)}
+    assert "aec-hp-ckbd" in default and "aec-of" not in default
+    assert {spec.model for spec in neural_specs(["aec-of"])} == {"aec-of"}

@@ -175,13 +175,15 @@ class NeuralSpec:
 
 def neural_specs(models: Sequence[str] | None, efforts: Sequence[int] = (1,)
                  ) -> list[NeuralSpec]:
-    """Every model (default: every installed one) at every effort level it offers (a
-    level beyond a model's top is skipped; an effort no model offers is an error)."""
+    """Every model (default: every installed one whose encodes are not per-image fits,
+    which take minutes an image: those only when named) at every effort level it offers
+    (a level beyond a model's top is skipped; an effort no model offers is an error)."""
     from ..families.base import get_family
     from ..families.zoo import available_models, find_model
 
     if models is None:
-        names = [m.name for m in available_models()]
+        names = [m.name for m in available_models()
+                 if not getattr(get_family(m.family), "fits_each_image", False)]
         if not names:
             raise AecError("no aec models installed (see 'aec models')")
         specs = [NeuralSpec(n) for n in names]

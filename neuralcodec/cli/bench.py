@@ -16,7 +16,8 @@ from .common import device_option_with, say
                    "curve). Not in the default, as they are slow: 'lossless' (the lossless "
                    "table: png, webp-lossless, jxl-lossless, jpegls, each also by name) "
                    "and jxl-distance (JPEG XL swept by distance).")
-@click.option("--models", default=None, show_default="every installed model",
+@click.option("--models", default=None,
+              show_default="every installed model but aec-of, whose every encode is a fit",
               help="aec models, comma-separated; NAME@v1 uses format version 1.")
 @click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False),
               help="Output folder (results.json/.csv, summary.md, plots; resumes from it).")

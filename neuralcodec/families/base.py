@@ -42,6 +42,9 @@ class Family:
     # Whether, where it does not code on NumPy, it still decodes there (its encoder alone
     # needs torch: the overfitted family fits each image).
     decodes_on_numpy: bool = False
+    # Whether every encode is a fit of its own (minutes per image): such models are left
+    # out of runs over "every installed model" (``aec bench``) unless named.
+    fits_each_image: bool = False
     # Family facts of a file for ``aec info``, from its tiles' chunks (no decoding).
     facts: Callable[[Sequence[Mapping[bytes, bytes]]], dict] | None = None
 
