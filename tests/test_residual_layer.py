@@ -29,6 +29,7 @@ from neuralcodec.residual.layer import MODEL_CHANNELS, ResidualCodec, export_arr
 from neuralcodec.residual.model import PassNet, ResidualModel
 
 from .helpers import photo_like, threads, torch_coder
+from .test_safety import _png16_rgb
 
 RESD = b"RESD"
 
@@ -200,6 +201,12 @@ def test_sixteen_bit_input_is_refused_not_reduced(tmp_path, capsys):
     assert not out.exists()
     with pytest.raises(AecError, match="8 bits"):
         neuralcodec.encode(Image.open(src), max_error=2)
+    rgb = tmp_path / "deep-rgb.png"
+    _png16_rgb(rgb, 40000)
+    assert run(["encode", str(rgb), str(out), "--max-error", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "16-bit RGB" in err and "--max-error" in err
+    assert not out.exists()
 
 
 def _with_tile_chunk(data: bytes, tile: int, tag: bytes, payload: bytes | None) -> bytes:
