@@ -7,7 +7,7 @@ that decodes them (:mod:`neuralcodec.format.requirement`).
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 Version = tuple[int, int, int]
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from neuralcodec.cli import run
 from neuralcodec.format.container import MAGIC
+from neuralcodec.version import __version__
 
 from .helpers import photo_like, save_photo
 
@@ -126,7 +127,7 @@ def _damaged(tmp_path, png, how) -> Path:
     [
         ("truncate", "truncated"),
         ("flip", "CRC mismatch"),
-        ("version", "format version 7 needs a later aec (0.2.0 reads versions 1-3)"),
+        ("version", f"format version 7 needs a later aec ({__version__} reads versions 1-3)"),
         ("model", "needs model 'no-such-mdl' (fingerprint "),
     ],
 )

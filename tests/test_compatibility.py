@@ -52,10 +52,10 @@ def _decode_error(tmp_path: Path, data: bytes, capsys) -> str:
 
 def test_a_model_of_a_later_release_names_the_release(tmp_path, capsys):
     data = _repack((GOLDEN / FILE).read_bytes(), model="aec-hp-ckbd-2",
-                   chunks={b"need": _need(0, 3, 0, shipped=True)})
+                   chunks={b"need": _need(0, 4, 0, shipped=True)})
     assert _decode_error(tmp_path, data, capsys) == (
         f"needs model 'aec-hp-ckbd-2' (fingerprint 3744217b10a0477d), which aec {__version__} "
-        "does not have; it comes with aec 0.3.0 and later (pip install -U neuralcodec)")
+        "does not have; it comes with aec 0.4.0 and later (pip install -U neuralcodec)")
 
 
 def test_a_model_of_ones_own_is_named_as_such(tmp_path, capsys):

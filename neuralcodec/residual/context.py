@@ -91,22 +91,72 @@ def _shifted(padded: np.ndarray, p: Pass, shape: tuple[int, int], di: int, dj: i
                   PAD + cols.start + dj: PAD + shape[1] + dj: g]
 
 
-def _whole(padded: np.ndarray, shape: tuple[int, int], di: int, dj: int) -> np.ndarray:
-    """``padded`` read at every position plus (di, dj)."""
-    return padded[PAD + di: PAD + shape[0] + di, PAD + dj: PAD + shape[1] + dj]
-
-
 # The largest |decoded residual| in levels: |q| (2K + 1) <= 255 + K, K <= 8 (the decoder
 # refuses larger symbols, so the integer networks' bounds hold for damaged files too).
 RESIDUAL_LIMIT = 263
 
 
+@dataclass
+class PassViews:
+    """What one pass reads, as (pass rows, pass columns) views: the same channel's decoded
+    residuals, each earlier channel's (centre first); ``x̂`` of this channel at the centre
+    and over its window, and of each other channel at the centre and over its 3×3 window
+    (with ``x̂`` radius 2)."""
+
+    same: list[np.ndarray]
+    earlier: list[list[np.ndarray]]
+    centre: np.ndarray
+    window: list[np.ndarray]
+    others: list[tuple[np.ndarray, list[np.ndarray]]]
+
+    @property
+    def count(self) -> int:
+        return (2 * len(self.same) + 18 * len(self.earlier) + len(self.window) + 2
+                + sum(1 + len(w) for _, w in self.others))
+
+    def rows(self, block: slice, dtype: type = np.int32) -> np.ndarray:
+        """The (positions, columns) integers of the pass rows ``block``: values then
+        magnitudes of the same channel's residuals, then of each earlier channel's; the
+        differences of ``x̂`` in the window to the centre; for each other channel its
+        centre's difference to this one's, then (radius 2) its window's to its centre; the
+        centre; the activity (the sum of the window's differences' magnitudes). Each
+        position's columns are made in its own pass only: once per channel and image."""
+        centre = self.centre[block]
+        shape = centre.shape
+        out = np.empty((shape[0] * shape[1], self.count), dtype=dtype)
+        columns = iter(range(self.count))
+
+        def column() -> np.ndarray:
+            return out[:, next(columns)].reshape(shape)
+
+        for group in (self.same, *self.earlier):
+            for v in group:
+                column()[...] = v[block]
+            for v in group:
+                np.abs(v[block], out=column(), casting="unsafe")
+        centre = centre.astype(np.int32)
+        activity = np.zeros(shape, np.int32)
+        for v in self.window:
+            d = v[block] - centre
+            column()[...] = d
+            activity += np.abs(d)
+        for other_centre, window in self.others:
+            other = other_centre[block].astype(np.int32)
+            column()[...] = other - centre
+            for v in window:
+                column()[...] = v[block] - other
+        column()[...] = centre
+        column()[...] = activity
+        return out
+
+
 class IntegerFeatures:
     """Each pass's context of one image as integer columns (what the exact networks take):
     the decoded residuals in levels, ``x̂`` differences, the centre, the activity (a sum of
-    magnitudes), then the stored quality (hundredths) and the step. The ``x̂`` columns are
-    computed once per channel and image, not per pass. :meth:`scales` gives each column's
-    fixed real scale, :meth:`bounds` its largest magnitude."""
+    magnitudes), then the stored quality (hundredths) and the step. Each position's
+    columns are made once per channel, in its own pass, block by block of rows if wished
+    (:meth:`pass_views`). :meth:`scales` gives each column's fixed real scale,
+    :meth:`bounds` its largest magnitude."""
 
     def __init__(self, xhat: np.ndarray, xhat_radius: int = 1):
         """``xhat_radius`` 1: ``x̂`` of this channel in a 3×3 window; 2: in a 5×5 window, and
@@ -118,59 +168,33 @@ class IntegerFeatures:
         self.channels = xhat.shape[2]
         self.xhat = np.pad(xhat.astype(np.int16), ((PAD, PAD), (PAD, PAD), (0, 0)),
                            mode="edge")
-        self._xhat_columns: tuple[int, np.ndarray] | None = None  # (channel, columns)
 
     def _window(self) -> tuple[tuple[int, int], ...]:
         return NEIGHBOURS_3x3 if self.xhat_radius == 1 else NEIGHBOURS_5x5
 
-    def xhat_columns(self, c: int) -> np.ndarray:
-        """(H, W, n) int16: every position's ``x̂`` columns with ``c`` as this channel
-        (the last one computed is kept: the passes are channel-major)."""
-        if self._xhat_columns is not None and self._xhat_columns[0] == c:
-            return self._xhat_columns[1]
-        shape, xpad = self.shape, self.xhat
-        centre = _whole(xpad[..., c], shape, 0, 0)
-        diffs = [_whole(xpad[..., c], shape, di, dj) - centre for di, dj in self._window()]
-        cols = list(diffs)
-        for e in range(self.channels):
-            if e == c:
-                continue
-            other = _whole(xpad[..., e], shape, 0, 0)
-            cols.append(other - centre)
-            if self.xhat_radius == 2:
-                cols += [_whole(xpad[..., e], shape, di, dj) - other for di, dj in NEIGHBOURS_3x3]
-        cols.append(centre)
-        cols.append(sum(np.abs(d) for d in diffs))
-        out = np.stack(cols, axis=-1).astype(np.int16)
-        self._xhat_columns = (c, out)
-        return out
-
-    def residual_columns(self, p: Pass, residual: np.ndarray) -> list[np.ndarray]:
-        """The pass's decoded-residual columns, each (positions along rows, along columns)
-        of ``residual`` (H, W, ≥ channel + 1) in levels (anything where not decoded yet:
-        never read)."""
-        rpad = np.pad(residual, ((PAD, PAD), (PAD, PAD), (0, 0)))
-        c = p.channel
-        same = [_shifted(rpad[..., c], p, self.shape, di, dj) for di, dj in p.decoded_offsets()]
-        cols = same + [np.abs(v) for v in same]
-        for e in range(c):  # earlier channels: 3×3 values and magnitudes
-            prev = [_shifted(rpad[..., e], p, self.shape, 0, 0)]
-            prev += [_shifted(rpad[..., e], p, self.shape, di, dj) for di, dj in NEIGHBOURS_3x3]
-            cols += prev + [np.abs(v) for v in prev]
-        return cols
+    def pass_views(self, p: Pass, residual: np.ndarray, padded: bool = False) -> PassViews:
+        """Views of everything pass ``p`` reads, each (pass rows, pass columns):
+        ``residual`` (H, W, ≥ channel + 1) holds the decoded residuals in levels (anything
+        where not decoded yet: never read); ``padded``: it is already padded by ``PAD``
+        on every side (with zeros), as (H + 2·PAD, W + 2·PAD, …)."""
+        rpad = residual if padded else np.pad(residual.astype(np.int32, copy=False),
+                                              ((PAD, PAD), (PAD, PAD), (0, 0)))
+        c, shape, xpad = p.channel, self.shape, self.xhat
+        same = [_shifted(rpad[..., c], p, shape, di, dj) for di, dj in p.decoded_offsets()]
+        earlier = [[_shifted(rpad[..., e], p, shape, di, dj)
+                    for di, dj in ((0, 0), *NEIGHBOURS_3x3)] for e in range(c)]
+        window = [_shifted(xpad[..., c], p, shape, di, dj) for di, dj in self._window()]
+        others = [(_shifted(xpad[..., e], p, shape, 0, 0),
+                   [_shifted(xpad[..., e], p, shape, di, dj) for di, dj in NEIGHBOURS_3x3]
+                   if self.xhat_radius == 2 else [])
+                  for e in range(self.channels) if e != c]
+        return PassViews(same, earlier, _shifted(xpad[..., c], p, shape, 0, 0), window,
+                         others)
 
     def __call__(self, p: Pass, residual: np.ndarray, dtype: type = np.int32) -> np.ndarray:
         """(positions, columns) for pass ``p``, the globals left out: integers, held in
         ``dtype`` (float64 for the exact networks' products)."""
-        rows, cols = p.positions(self.shape)
-        xcols = self.xhat_columns(p.channel)[rows, cols]
-        out = np.empty((xcols.shape[0] * xcols.shape[1],
-                        self.residual_count(p) + xcols.shape[2]), dtype=dtype)
-        r = self.residual_columns(p, residual.astype(np.int32, copy=False))
-        for i, v in enumerate(r):
-            out[:, i] = v.ravel()
-        out[:, len(r):] = xcols.reshape(-1, xcols.shape[2])
-        return out
+        return self.pass_views(p, residual).rows(slice(None), dtype)
 
     def residual_count(self, p: Pass) -> int:
         return 2 * len(p.decoded_offsets()) + 18 * p.channel

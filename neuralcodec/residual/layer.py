@@ -25,6 +25,7 @@ from ..entropy import SymbolDecoder, SymbolEncoder, TableSet, pack_varints, unpa
 from ..errors import AecError, CorruptFileError
 from .context import (
     MAX_ERROR_LIMIT,
+    PAD,
     IntegerFeatures,
     Pass,
     passes,
@@ -32,6 +33,7 @@ from .context import (
     stored_quality,
 )
 from .exact import (
+    BLOCK_ROWS,
     ExactPassNet,
     net_arrays,
     net_from_arrays,
@@ -183,7 +185,9 @@ class ResidualCodec:
             xhat[..., :1], MODEL_CHANNELS, axis=2)
         features = IntegerFeatures(model_xhat, self.xhat_radius)
         symbols = np.zeros(xhat.shape, np.int32)
-        decoded = np.zeros(xhat.shape, np.int32)  # residuals in levels
+        # The residuals in levels, padded once for the contexts' neighbourhoods.
+        padded = np.zeros((shape[0] + 2 * PAD, shape[1] + 2 * PAD, xhat.shape[2]), np.int32)
+        decoded = padded[PAD:PAD + shape[0], PAD:PAD + shape[1]]
         thresholds = self.thresholds[int(max_error)]
         globals_ = (stored_quality(quality), delta)
         for p in passes(xhat.shape[2], self.schedule):
@@ -191,7 +195,14 @@ class ResidualCodec:
             where = p.positions(shape)
             if symbols[where + (p.channel,)].size == 0:  # a 1-pixel row or column
                 continue
-            out = net(features(p, decoded, np.float64), net.bias_with_globals(globals_))
+            views = features.pass_views(p, padded, padded=True)
+            bias0 = net.bias_with_globals(globals_)
+            height, width = views.centre.shape
+            out = np.empty((height * width, 2))
+            step_rows = max(1, BLOCK_ROWS // width)  # pass rows per block: in the cache
+            for top in range(0, height, step_rows):
+                block = slice(top, min(top + step_rows, height))
+                out[top * width:block.stop * width] = net(views.rows(block, np.float64), bias0)
             base, index = table_choice(out, delta, thresholds)
             q = code(p, where, base, index).reshape(symbols[where + (p.channel,)].shape)
             symbols[where + (p.channel,)] = q
