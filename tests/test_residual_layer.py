@@ -380,7 +380,7 @@ def test_pillow_converts_to_gray_in_the_documented_integer_arithmetic():
     assert np.array_equal(np.asarray(Image.fromarray(rgb).convert("L")), expected)
 
 
-def test_mutated_residual_chunks_fail_as_corrupt_or_decode(rcodec):
+def test_mutated_residual_chunks_fail_cleanly_or_decode(rcodec):
     """Bit flips, truncations, insertions and changed fields in RESD (CRCs made valid, so
     the residual decoder meets them): one of aec's errors (a changed fingerprint is other
     weights) or an image, nothing else (300 such mutations on the shipped model: 245
