@@ -149,6 +149,7 @@ def test_base_only_files_ask_for_the_exact_synthesis(rcodec):
     data = rcodec.encode(im, 60)
     parsed = container.unpack(data)
     assert parsed.chunks[b"exsy"] == b"\x01" and describe(data)["synthesis"] == "exact"
+    assert describe(data)["needs"] == "aec 0.1.0"  # older releases decode it (float)
     coder = rcodec.coder()
     _, latents = rcodec.decode_latents(data)
     from neuralcodec.codec.codec import rate_point
