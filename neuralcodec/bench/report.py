@@ -269,11 +269,13 @@ def plot(curves: dict[str, list[dict]], references: dict[str, dict], metric: str
         ax.xaxis.set_major_locator(FixedLocator([0.1, 0.25, 0.5, 1, 2, 4, 8, 16]))
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        for codec, cells in table.items():  # lossless points have no finite PSNR
+        # Black markers, one shape per codec: the curves' colours are taken.
+        for (codec, cells), marker in zip(table.items(), "sD^v<>phH*", strict=False):
+            # lossless points have no finite PSNR
             pts = [c for c in cells.values() if math.isfinite(c.get(metric) or math.inf)]
             if pts:
-                ax.plot([c["bpp"] for c in pts], [c[metric] for c in pts], "s", ms=5,
-                        label=f"{codec} (K > 0)")
+                ax.plot([c["bpp"] for c in pts], [c[metric] for c in pts], marker, ms=6,
+                        color="black", label=f"{codec} (K > 0)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(QUALITY_METRICS[metric])
     ax.set_title(title)
