@@ -39,6 +39,9 @@ PINS = {
     "aec-vq": ("0.1.0", "5a3a3413efb2c7b1",
                "5a3a3413efb2c7b1b7c52705bb0f13dfe30d32827a1fa0119a07144e5e5266bb",
                "323058760706b71488d7ed97814565e18ba2d8715d4cf9082b8e5e0029d42db4"),
+    "aec-residual-1": ("0.3.0", "40e6b45e8d1ccbc9",
+                       "40e6b45e8d1ccbc9bdb31cce46bf6ad05a2273e62ec3f8f2bc4f791d4699e810",
+                       "0fbb19be8976b1cadf884932b30d55758629bcba9e7cd9d308cb628b4973246b"),
     "aec-of": ("0.3.0", "f8a87c92c43f5dc1",
                "f8a87c92c43f5dc1d39495dba7d22ba67214149da3d0e73f9663c3924b7555bf",
                "a8932dc83c31e84c09b76cd90c43e2dca93f29e1b4b86bcbb8ce1c9d9e3b62dc"),
@@ -54,7 +57,7 @@ def test_the_table_holds_the_pins():
 def test_installed_shipped_model_is_byte_for_byte_the_shipped_one(name):
     """Recomputed from the files the codec would load ($AEC_MODEL_PATH first)."""
     since, fingerprint, weights_sha256, card_sha256 = PINS[name]
-    info = find_model(name)
+    info = find_model(name, layers=True)
     assert file_sha256(info.weights) == weights_sha256
     assert weights_fingerprint(info.weights).hex() == fingerprint
     assert card_digest(info.family, info.card) == card_sha256

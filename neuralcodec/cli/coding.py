@@ -314,11 +314,11 @@ def models(as_json) -> None:
     from ..errors import torch_installed
     from ..families.base import get_family
     from ..families.shipped import file_sha256, pins_differ, shipped_model
-    from ..families.zoo import DEFAULT_MODEL, available_models
+    from ..families.zoo import DEFAULT_MODEL, LAYER_FAMILIES, available_models
 
     torch_here = torch_installed()
     rows = []
-    for m in available_models():
+    for m in available_models(layers=True):
         digest = file_sha256(m.weights)
         entry = shipped_model(m.name)
         problems = pins_differ(entry, digest, m.family, m.card) if entry else []
@@ -329,7 +329,8 @@ def models(as_json) -> None:
         else:
             status = f"frozen since {entry.since}"
         family = get_family(m.family)
-        numpy = family is not None and family.runs_on_numpy
+        layer = m.family in LAYER_FAMILIES  # a layer's model: the residual layer's, on NumPy
+        numpy = layer or (family is not None and family.runs_on_numpy)
         decodes = family is not None and family.decodes_on_numpy
         rows.append({
             "name": m.name,
@@ -338,6 +339,7 @@ def models(as_json) -> None:
             "status": status,
             "frozen_since": entry.since if entry and not problems else None,
             "needs": "numpy" if numpy else "torch to encode" if decodes else "torch",
+            "layer": layer,
             "torch_installed": torch_here,
             "steps": m.card.get("training", {}).get("steps"),
             "fingerprint": digest[:16],
@@ -354,8 +356,9 @@ def models(as_json) -> None:
     here = "installed" if torch_here else "not installed"
     for r in rows:
         star = " (default)" if r["default"] else ""
-        needs = {"numpy": f"runs on NumPy (the torch extra, {here}, adds effort above 1 "
-                          "and CUDA)",
+        needs = {"numpy": "the residual layer's model (--lossless, --max-error), runs on NumPy"
+                 if r["layer"] else f"runs on NumPy (the torch extra, {here}, adds effort "
+                                    "above 1 and CUDA)",
                  "torch to encode": f"decodes on NumPy, encodes with the torch extra ({here})",
                  }.get(r["needs"], f"needs the torch extra ({here})")
         trained = "no training" if r["steps"] is None else f"{r['steps']} training steps"

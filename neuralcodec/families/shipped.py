@@ -51,6 +51,10 @@ SHIPPED: tuple[ShippedModel, ...] = (
     ShippedModel("aec-vq", "0.1.0", "5a3a3413efb2c7b1",
                  "5a3a3413efb2c7b1b7c52705bb0f13dfe30d32827a1fa0119a07144e5e5266bb",
                  "323058760706b71488d7ed97814565e18ba2d8715d4cf9082b8e5e0029d42db4"),
+    # The residual layer's model (--lossless, --max-error): not an image model of its own.
+    ShippedModel("aec-residual-1", "0.3.0", "40e6b45e8d1ccbc9",
+                 "40e6b45e8d1ccbc9bdb31cce46bf6ad05a2273e62ec3f8f2bc4f791d4699e810",
+                 "0fbb19be8976b1cadf884932b30d55758629bcba9e7cd9d308cb628b4973246b"),
     # No network: its weights file holds the Laplace tables every aec-of file codes with.
     ShippedModel("aec-of", "0.3.0", "f8a87c92c43f5dc1",
                  "f8a87c92c43f5dc1d39495dba7d22ba67214149da3d0e73f9663c3924b7555bf",

@@ -82,14 +82,14 @@ def is_installed(name: str) -> bool:
     return any(info.name == name for info in available_models())
 
 
-def find_model(name: str) -> ModelInfo:
+def find_model(name: str, layers: bool = False) -> ModelInfo:
     path = Path(name)
     if path.suffix == ".safetensors" and path.exists():
         card_path = path.with_suffix(".json")
         if not card_path.exists():
             raise AecError(f"model config {card_path} is missing beside {path}")
         return ModelInfo(path.stem, path, json.loads(card_path.read_text()))
-    for info in available_models():
+    for info in available_models(layers):
         if info.name == name:
             return info
     entry = shipped_model(name)
