@@ -137,7 +137,6 @@ def _images(folder: Path) -> list[bench.SourceImage]:
 def test_aec_rows_go_through_lossless_and_max_error_and_are_cached(folder, tmp_path,
                                                                    monkeypatch):
     calls = _fake_residual_codec(monkeypatch)
-    assert bench.residual_supported()
     images, meter = _images(folder), QualityMeter(torch.device("cpu"))
     cache, lines = RowCache(tmp_path / "rows.jsonl"), []
     spec = NeuralSpec("aec-hp-ckbd")
@@ -154,15 +153,6 @@ def test_aec_rows_go_through_lossless_and_max_error_and_are_cached(folder, tmp_p
     with pytest.raises(AecError, match="aec-hp-ckbd residual: a decoded sample is 3 levels"):
         bench.sweep_residual(spec, images, [2], "cpu", meter, RowCache(tmp_path / "x"),
                              lines.append)
-
-
-@pytest.mark.skipif(bench.residual_supported(), reason="this aec has the residual layer")
-def test_max_error_rows_are_refused_in_one_line_without_the_residual_layer(folder, tmp_path,
-                                                                          capsys):
-    assert run(["bench", str(folder), "--models", "aec-hp-ckbd", "--max-error", "0,1",
-                "--out", str(tmp_path / "o")]) == 1
-    assert capsys.readouterr().err.strip() == "aec: error: this aec cannot code --max-error yet"
-    assert not (tmp_path / "o").exists()  # refused before any work
 
 
 def test_aec_rows_of_the_residual_layer_in_the_table(folder, tmp_path, monkeypatch, capsys):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import importlib.util
-import inspect
 import json
 import multiprocessing
 import os
@@ -61,7 +60,6 @@ NEURAL_FAMILY = "aec"
 ALL_FAMILIES = (NEURAL_FAMILY, *CLASSICAL_FAMILIES)
 DEFAULT_FAMILIES = (NEURAL_FAMILY, *DEFAULT_CLASSICAL)
 RESIDUAL_LABEL = "{} residual"  # aec's rows in the lossless table (lossless=/max_error=)
-NO_RESIDUAL = "this aec cannot code --max-error yet"
 AEC_QUALITIES = (0, 20, 40, 60, 80, 100)  # the curve is smooth: PCHIP needs no more
 AEC_QUICK_QUALITIES = (0, 50, 100)
 QUICK_IMAGES = 2
@@ -437,13 +435,6 @@ def sweep_neural(spec: NeuralSpec, images: Sequence[SourceImage], settings: Sequ
     return rows
 
 
-def residual_supported() -> bool:
-    """Whether this aec's encoder takes ``lossless=`` / ``max_error=`` (the residual layer)."""
-    from ..codec import Codec
-
-    return "max_error" in inspect.signature(Codec.encode).parameters
-
-
 def _residual_config(spec: NeuralSpec) -> str:
     """Cache identity of a model's rows with the residual layer: the model's, aec's version
     (the encoder picks the base quality) and the residual model's fingerprint (an error
@@ -651,8 +642,6 @@ def run_bench(options: BenchOptions) -> BenchResult:
     if max_errors is not None and (not max_errors or min(max_errors) < 0):
         raise AecError("--max-error takes bounds K >= 0, comma-separated")
     residual = max_errors is not None and NEURAL_FAMILY in families
-    if residual and not residual_supported():
-        raise AecError(NO_RESIDUAL)
     device = torch.device(resolve_device(options.device))
     log = options.log or (lambda message: None)
     folder, out = Path(options.folder), Path(options.out)
