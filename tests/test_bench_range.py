@@ -181,3 +181,10 @@ def test_aec_rows_of_the_residual_layer_in_the_table(folder, tmp_path, monkeypat
     assert cells["2"]["max_error"] <= 2 and cells["2"]["bpp"] < cells["0"]["bpp"]
     assert saved["settings"]["aec_max_errors"] == [0, 2]
     assert set(saved["aggregates"]) == {"aec-hp-ckbd"}  # its RD curve stays a curve
+
+
+def test_every_installed_model_leaves_out_the_models_that_fit_each_image():
+    """aec-of fits its networks to each image (minutes): the default run would take hours."""
+    labels = [s.label for s in bench.neural_specs(None)]
+    assert "aec-hp-ckbd" in labels and "aec-of" not in labels
+    assert [s.label for s in bench.neural_specs(["aec-of"])] == ["aec-of"]  # when named

@@ -180,8 +180,9 @@ def neural_specs(models: Sequence[str] | None, efforts: Sequence[int] = (1,)
     from ..families.base import get_family
     from ..families.zoo import available_models, find_model
 
-    if models is None:
-        names = [m.name for m in available_models()]
+    if models is None:  # those that fit each image take minutes an image: only if named
+        names = [m.name for m in available_models()
+                 if not getattr(get_family(m.family), "fits_per_image", False)]
         if not names:
             raise AecError("no aec models installed (see 'aec models')")
         specs = [NeuralSpec(n) for n in names]

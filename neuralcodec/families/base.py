@@ -42,6 +42,9 @@ class Family:
     # Whether, where it does not code on NumPy, it still decodes there (its encoder alone
     # needs torch: the overfitted family fits each image).
     decodes_on_numpy: bool = False
+    # Whether its encoder fits networks to each image (minutes per image): `aec bench`
+    # then leaves it out of "every installed model" unless named.
+    fits_per_image: bool = False
     # Family facts of a file for ``aec info``, from its tiles' chunks (no decoding).
     facts: Callable[[Sequence[Mapping[bytes, bytes]]], dict] | None = None
 

@@ -48,5 +48,6 @@ FAMILY = register_family(Family(
     efforts=EFFORT_ITERATIONS,
     effort_method=EFFORT_METHOD,
     decodes_on_numpy=True,
+    fits_per_image=True,
     facts=_facts,  # the encoder fits in torch; the decoder is NumPy only
 ))
