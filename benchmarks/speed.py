@@ -6,11 +6,14 @@ included): ``aec --help``, ``aec info``, ``aec encode`` and ``aec decode`` of on
 the median of ``--repeats`` fresh processes each, after one untimed round (as a user's
 installed package, with its bytecode compiled). Then, in this process with the model
 loaded and ``--threads`` threads, the median encode and decode seconds per image
-over the first ``--images`` images of ``--folder`` (after one warm-up). The per-stage
+over the first ``--images`` images of ``--folder`` (after one warm-up); with
+``--max-error K`` those files carry the residual layer (K = 0: lossless; the encoder
+picks the base quality) and every decode is checked against K. The per-stage
 speed of the codec (and frames per second at 1920x1080) is part of ``aec bench``
 (:mod:`neuralcodec.bench.stage_timing`).
 
     python benchmarks/speed.py --image ../shared/datasets/kodak/kodim23.png
+    python benchmarks/speed.py --max-error 0 --out benchmarks/results/speed-lossless.json
 """
 
 from __future__ import annotations
@@ -70,8 +73,11 @@ def cli_wall_time(image_path: Path, quality: float) -> dict[str, float]:
             "cli_decode_s": t_dec}
 
 
-def coding_time(folder: Path, count: int, quality: float, threads: int) -> dict[str, float]:
-    """Median encode and decode seconds per image, model loaded, ``threads`` threads."""
+def coding_time(folder: Path, count: int, quality: float, threads: int,
+                max_error: int | None = None) -> dict[str, float]:
+    """Median encode and decode seconds per image, model loaded, ``threads`` threads
+    (``max_error``: with the residual layer, the base quality the encoder's choice)."""
+    import numpy as np
     from PIL import Image
 
     from neuralcodec import Codec
@@ -80,15 +86,23 @@ def coding_time(folder: Path, count: int, quality: float, threads: int) -> dict[
     set_threads(threads)
     images = [Image.open(p).convert("RGB") for p in sorted(folder.glob("*.png"))[:count]]
     codec = Codec(device="cpu").load()
-    codec.decode(codec.encode(images[0], quality))  # warm-up
+    def encode(im: Image.Image) -> bytes:
+        if max_error is None:
+            return codec.encode(im, quality)
+        return codec.encode(im, None, max_error=max_error)
+
+    codec.decode(encode(images[0]))  # warm-up
     encode_s, decode_s = [], []
     for im in images:
         t0 = time.perf_counter()
-        data = codec.encode(im, quality)
+        data = encode(im)
         t1 = time.perf_counter()
-        codec.decode(data)
-        encode_s.append(t1 - t0)
+        decoded = codec.decode(data)
         decode_s.append(time.perf_counter() - t1)
+        encode_s.append(t1 - t0)
+        if max_error is not None:
+            error = np.abs(np.asarray(decoded, np.int16) - np.asarray(im, np.int16)).max()
+            assert error <= max_error, f"decoded {error} levels off, above K = {max_error}"
     return {"encode_s": statistics.median(encode_s), "decode_s": statistics.median(decode_s)}
 
 
@@ -102,6 +116,8 @@ def main() -> None:
                     help="images for the coding time with the model loaded")
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-error", type=int, default=None,
+                    help="time files with the residual layer (0: lossless)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cli-wall-time.json"))
     args = ap.parse_args()
     image = Path(args.image)
@@ -110,10 +126,11 @@ def main() -> None:
     cli_wall_time(image, args.quality)  # untimed: bytecode written, files cached
     runs = [cli_wall_time(image, args.quality) for _ in range(args.repeats)]
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    median.update(coding_time(Path(args.folder), args.images, args.quality, args.threads))
+    median.update(coding_time(Path(args.folder), args.images, args.quality, args.threads,
+                              args.max_error))
     env = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
            "python": platform.python_version(), "image": image.name, "quality": args.quality,
-           "threads": args.threads, "images": args.images,
+           "threads": args.threads, "images": args.images, "max_error": args.max_error,
            "blas": blas_description()}
     for key, value in median.items():
         print(f"{key:13s} {value:.3f} s (median)")
