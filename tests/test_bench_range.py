@@ -171,3 +171,14 @@ def test_aec_rows_of_the_residual_layer_in_the_table(folder, tmp_path, monkeypat
     assert cells["2"]["max_error"] <= 2 and cells["2"]["bpp"] < cells["0"]["bpp"]
     assert saved["settings"]["aec_max_errors"] == [0, 2]
     assert set(saved["aggregates"]) == {"aec-hp-ckbd"}  # its RD curve stays a curve
+
+
+def test_max_error_rows_only_for_models_that_take_the_residual_layer(folder, tmp_path,
+                                                                     capsys):
+    # aec-vq has no residual layer: refused before any work, not partway through a run.
+    assert run(["bench", str(folder), "--codecs", "aec", "--models", "aec-vq",
+                "--max-error", "0", "--no-speed", "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "aec: error: --max-error: none of the models takes the residual layer "
+        "(aec-hp-ckbd does)")
+    assert not (tmp_path / "o").exists()

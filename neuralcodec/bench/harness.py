@@ -37,6 +37,7 @@ import torch
 from PIL import Image, features
 
 from .. import metrics
+from ..codec.options import RESIDUAL_BASE_MODELS
 from ..errors import AecError, install_command
 from ..io.images import image_suffixes, native_image
 from ..version import __version__
@@ -650,8 +651,14 @@ def run_bench(options: BenchOptions) -> BenchResult:
     paths = list_images(folder, limit)
     classical = classical_codecs([c for c in families if c != NEURAL_FAMILY])
     specs = neural_specs(options.models, options.efforts) if NEURAL_FAMILY in families else []
+    # The residual layer's rows: of the models that take it (the others get a curve only).
+    layered = [s for s in specs if residual and s.model in RESIDUAL_BASE_MODELS
+               and s.format_version is None]
+    if residual and specs and not layered:
+        raise AecError(f"--max-error: none of the models takes the residual layer "
+                       f"({', '.join(RESIDUAL_BASE_MODELS)} does)")
     plan = [(_neural_config(s), aec_settings) for s in specs]
-    plan += [(_residual_config(s), max_errors) for s in specs if residual]
+    plan += [(_residual_config(s), max_errors) for s in layered]
     plan += [(_classical_config(c), c.sweep(options.quick, max_errors)) for c in classical]
     workers = options.workers or min(os.cpu_count() or 1, MAX_POOL_WORKERS)
     out.mkdir(parents=True, exist_ok=True)
@@ -669,7 +676,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
     for spec in specs:
         sweep_neural(spec, images, aec_settings, str(device), meter, cache, show,
                      options.analysis_batch)
-        if residual:
+        if spec in layered:
             assert max_errors is not None
             sweep_residual(spec, images, max_errors, str(device), meter, cache, log)
     sweep_classical(classical, images, options.quick, workers, meter, cache, show, max_errors)
@@ -696,7 +703,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
             "quick": options.quick,
         },
         table_codecs=[c.label for c in classical if c.bounded]
-        + [RESIDUAL_LABEL.format(s.label) for s in specs if residual],
+        + [RESIDUAL_LABEL.format(s.label) for s in layered],
         environment=environment(device, workers, options.note),
         speed=speed,
     )
