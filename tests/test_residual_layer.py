@@ -24,11 +24,10 @@ from neuralcodec.errors import AecError, CorruptFileError
 from neuralcodec.format import container
 from neuralcodec.format.inspect import describe
 from neuralcodec.format.residual import ResidualChunk
-from neuralcodec.residual.context import TWO_BY_TWO, IntegerFeatures, passes
-from neuralcodec.residual.layer import MODEL_CHANNELS, ResidualCodec, export_arrays
-from neuralcodec.residual.model import PassNet, ResidualModel
+from neuralcodec.residual.layer import ResidualCodec, export_arrays
 
 from .helpers import photo_like, threads, torch_coder
+from .test_residual_codec import float_model
 from .test_safety import _png16_rgb
 
 RESD = b"RESD"
@@ -36,19 +35,7 @@ RESD = b"RESD"
 
 def random_residual_model(seed: int = 0, hidden: int = 8) -> ResidualCodec:
     """An exact residual model of the shipped design with small random weights."""
-    rng = np.random.default_rng(seed)
-    probe = IntegerFeatures(np.zeros((1, 1, MODEL_CHANNELS), np.uint8), 2)
-    nets = {}
-    for p in passes(MODEL_CHANNELS):
-        n = len(probe.scales(p))
-
-        def w(*shape: int, s: float = 0.3) -> np.ndarray:
-            return rng.normal(0, s, shape).astype(np.float32)
-
-        nets[p] = PassNet([w(n, hidden), w(hidden, 2)], [w(hidden), np.array([0, 1], np.float32)],
-                          (w(n, 2, s=0.1), np.array([0, 0.5], np.float32)))
-    return ResidualCodec.from_arrays(export_arrays(ResidualModel(TWO_BY_TWO, nets, 2)),
-                                     "test-residual")
+    return ResidualCodec.from_arrays(export_arrays(float_model(seed, hidden)), "test-residual")
 
 
 @pytest.fixture(scope="module")
