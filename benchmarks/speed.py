@@ -74,7 +74,7 @@ def cli_wall_time(image_path: Path, quality: float) -> dict[str, float]:
 
 
 def coding_time(folder: Path, count: int, quality: float, threads: int,
-                max_error: int | None = None) -> dict[str, float]:
+                max_error: int | None = None, model: str | None = None) -> dict[str, float]:
     """Median encode and decode seconds per image, model loaded, ``threads`` threads
     (``max_error``: with the residual layer, the base quality the encoder's choice)."""
     import numpy as np
@@ -85,7 +85,7 @@ def coding_time(folder: Path, count: int, quality: float, threads: int,
 
     set_threads(threads)
     images = [Image.open(p).convert("RGB") for p in sorted(folder.glob("*.png"))[:count]]
-    codec = Codec(device="cpu").load()
+    codec = Codec(device="cpu", model=model).load()
     def encode(im: Image.Image) -> bytes:
         if max_error is None:
             return codec.encode(im, quality)
@@ -116,6 +116,8 @@ def main() -> None:
                     help="images for the coding time with the model loaded")
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None, help="the model of the coding time (default: "
+                    "the default model; aec-of fits for AEC_OF_ITERATIONS iterations)")
     ap.add_argument("--max-error", type=int, default=None,
                     help="time files with the residual layer (0: lossless)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cli-wall-time.json"))
@@ -127,10 +129,11 @@ def main() -> None:
     runs = [cli_wall_time(image, args.quality) for _ in range(args.repeats)]
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     median.update(coding_time(Path(args.folder), args.images, args.quality, args.threads,
-                              args.max_error))
+                              args.max_error, args.model))
     env = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
            "python": platform.python_version(), "image": image.name, "quality": args.quality,
            "threads": args.threads, "images": args.images, "max_error": args.max_error,
+           "model": args.model, "aec_of_iterations": os.environ.get("AEC_OF_ITERATIONS"),
            "blas": blas_description()}
     for key, value in median.items():
         print(f"{key:13s} {value:.3f} s (median)")
