@@ -71,3 +71,13 @@ def test_numpy_2_reads_numpy_1s_files_to_the_same_latents(tmp_path):
     # ... and the exact synthesis's pixels were compared (equal, or the run had failed)
     assert all("exact_pixels" in d for d in [*theirs["files"].values(),
                                              *theirs["golden"].values()])
+    # aec-of's golden files (its encoder is a fit of minutes: only its decoding here)
+    of_mine, of_theirs = tmp_path / "of1.json", tmp_path / "of2.json"
+    subprocess.run([sys.executable, str(DIGESTS), "--model", "aec-of", "--limit", "0",
+                    "--save", str(of_mine)], check=True, capture_output=True)
+    done = subprocess.run([str(python), str(DIGESTS), "--model", "aec-of", "--limit", "0",
+                           "--save", str(of_theirs), "--compare", str(of_mine)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    decoded = json.loads(of_theirs.read_text())["golden"]
+    assert decoded and all(d["latents"] == d["recorded_latents"] for d in decoded.values())
