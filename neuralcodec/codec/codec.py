@@ -299,9 +299,8 @@ class Codec:
         qualities = (quality,) if quality is not None else RESIDUAL_BASE_QUALITIES
         best: tuple[bytes, float, Image.Image] | None = None
         for q in qualities:
-            base = self.encode_prepared(prepared, q, cache=len(qualities) > 1,
-                                        progress=progress, effort=effort, strip=strip)
-            decoded = self._decode(base, salvage=False, progress=None)[0]
+            base, decoded = self._exact_base(prepared, q, effort, strip,
+                                             cache=len(qualities) > 1, progress=progress)
             data = self._add_residual(prepared, base, max_error, decoded)
             if candidates:
                 candidates(q, len(data), len(qualities))
@@ -310,6 +309,15 @@ class Codec:
         assert best is not None
         self._check_decodes_within(prepared, best[0], max_error, best[2])
         return best[:2]
+
+    def _exact_base(self, prepared: Analysis, quality: float, effort: int, strip: bool,
+                    cache: bool = True, progress: Progress | None = None
+                    ) -> tuple[bytes, Image.Image]:
+        """A base-layer file of ``quality`` and its final reconstruction, as a decoder
+        gets it (the residual layer is coded against that)."""
+        base = self.encode_prepared(prepared, quality, cache=cache, progress=progress,
+                                    effort=effort, strip=strip)
+        return base, self._decode(base, salvage=False, progress=None)[0]
 
     def _add_residual(self, prepared: Analysis, base: bytes, max_error: int,
                       decoded: Image.Image) -> bytes:
@@ -367,8 +375,7 @@ class Codec:
         image = colour_array(prepared.colour)
         bases = []
         for q in RESIDUAL_BASE_QUALITIES:
-            base = self.encode_prepared(prepared, q, effort=effort, strip=strip)
-            decoded = self._decode(base, salvage=False, progress=None)[0]
+            base, decoded = self._exact_base(prepared, q, effort, strip)
             bases.append((q, base, decoded, colour_array(split_alpha(decoded)[0])))
         for max_error in range(MAX_ERROR_RANGE[1], -1, -1):
             reaching = [b for b in bases if psnr_with(image, b[3], max_error) >= value]
